@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: venv demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,physics]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m jaxws experiment=quickstart
+
+test: $(STAMP)
+	$(PY) -m ruff check jaxws tests bench experiments
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check jaxws tests bench experiments
+	$(PY) -m ruff format --check jaxws tests bench experiments
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/train_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

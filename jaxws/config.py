@@ -1,0 +1,91 @@
+"""Config sections -> frozen, validated dataclasses.
+
+Hydra composes the config; this module is the single gate through which a section enters the
+library. Unknown keys and values that fail a field's check are refused with a `ConfigError`
+naming the section and the key, so a typo never silently becomes a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config section has an unknown key or a bad value."""
+
+
+def _plain(section: Any) -> Any:
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        return section
+    if isinstance(section, DictConfig | ListConfig):
+        return OmegaConf.to_container(section, resolve=True)
+    return section
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if annotation is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    if annotation is float and not isinstance(value, float):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        args = typing.get_args(annotation)
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    return value
+
+
+def from_section(cls: type[T], section: Mapping[str, Any] | None, name: str = "") -> T:
+    """Build the frozen dataclass `cls` from a config section, refusing unknown keys.
+
+    Args:
+      cls: a dataclass type; its `__post_init__` may raise `ConfigError` for bad values.
+      section: a mapping (DictConfig or dict); None means all defaults.
+      name: the section's name in the config, used in error messages (e.g. "training").
+
+    Returns:
+      An instance of `cls`.
+    """
+    label = name or cls.__name__
+    section = _plain(section) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config section '{label}' must be a mapping, got {type(section)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {unknown} in config section '{label}'; allowed: {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        key: _coerce(value, hints.get(key, Any), f"{label}.{key}") for key, value in section.items()
+    }
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config section '{label}': {error}") from error
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise `ConfigError(message)` unless `condition` holds (for `__post_init__`)."""
+    if not condition:
+        raise ConfigError(message)

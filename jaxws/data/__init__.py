@@ -1,0 +1,1 @@
+"""Event containers, HDF5 shards, splits, pseudo-experiments and jet images."""

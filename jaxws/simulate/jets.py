@@ -1,0 +1,396 @@
+"""Built-in dijet simulator: a stylised toy of QCD dijets and dark-shower (Hidden Valley) jets.
+
+This is the embedded default data source of every jaxws experiment. It imitates, in broad
+shape only, the benchmark of Beauchesne, Chen and Chiang, "Improving the performance of weak
+supervision searches using transfer and meta-learning" (arXiv:2312.06152), section 2:
+pp -> Z'(5.5 TeV) -> q_D q_D-bar showering into dark jets, against QCD dijets, selected in the
+window 4400 <= mjj < 5800 GeV with the signal region SR = [4700, 5500) and the sidebands
+SB = [4400, 4700) U [5500, 5800) GeV. It is not a physics generator (that is Pythia, see
+docs/simulator.md); it is a fast, differentiable-free, pure-JAX sampler whose signal family is
+continuous in two parameters, a stand-in for the dark confinement scale Lambda_D (`scale`,
+GeV-like) and the indirect/direct decay scenario (`direct_decay` in [0, 1]).
+
+Model of one jet (all angles in the (deta, dphi) plane relative to the jet axis):
+  * multiplicity n ~ Poisson(mu * g), g ~ Gamma(k, 1/k) (over-dispersed like real jets);
+  * prongs: 1 + Poisson(lambda_prong) (at most 6); secondary prongs sit at a log-normal
+    distance around `prong_spread` from the first; prong energy shares are log-normal;
+  * each constituent joins a prong with probability equal to its share, carries a
+    log-normal pT weight (width `pt_hierarchy`) and sits at an exponential radial distance
+    `core_width * xi * (w / <w>)^-collinearity` from its prong (hard particles collinear);
+  * positions are clipped to the jet radius 0.8, then translated so the pT-weighted centroid
+    is the jet axis; the jet mass is the exact invariant mass of the massless constituents.
+The jet shape does not depend on mjj or on the jet pT (only pT and mass scale with them): with
+no signal, the SR and the SB hold statistically identical jet substructure, so a CWoLa
+classifier can only separate them through the overall pT scale of the constituents.
+
+Event kinematics: mjj is drawn from its spectrum inside the window (inverse CDF on a grid),
+the rapidity half-difference y* and the boost y_b (|eta| < 2 for both jets), an azimuthal
+kink and a pT imbalance are drawn, and the common jet pT is solved so that the four-vectors of
+the two massive jets reproduce the drawn mjj exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxws.data.events import OUTSIDE, SIDEBAND, SIGNAL_REGION
+
+MJJ_WINDOW = (4400.0, 5800.0)
+SIGNAL_REGION_EDGES = (4700.0, 5500.0)
+JET_RADIUS = 0.8
+MAX_ETA = 2.0
+MAX_PRONGS = 6
+DEFAULT_MAX_CONSTITUENTS = 64
+# Internal constituent slots per jet before truncation to C; multiplicities above are capped
+# (the largest default mean is 47 with over-dispersion, P(n > 128) < 1e-4).
+GENERATED_SLOTS = 128
+_GRID_POINTS = 2048
+_SQRT_S = 13000.0
+
+
+@struct.dataclass
+class BackgroundParams:
+    """QCD dijet background: mjj spectrum, event kinematics and jet shape (all pytree leaves).
+
+    The mjj density is the dijet function f(x) = (1 - x)^p1 / x^(p2 + p3 ln x), x = mjj / 13 TeV.
+    """
+
+    dijet_p1: float | jax.Array = 8.0
+    dijet_p2: float | jax.Array = 3.2
+    dijet_p3: float | jax.Array = 0.0
+    ystar_tilt: float | jax.Array = 1.0
+    mean_multiplicity: float | jax.Array = 30.0
+    multiplicity_shape: float | jax.Array = 5.0
+    extra_prongs: float | jax.Array = 0.35
+    prong_spread: float | jax.Array = 0.25
+    core_width: float | jax.Array = 0.04
+    pt_hierarchy: float | jax.Array = 1.3
+    collinearity: float | jax.Array = 0.3
+
+
+@struct.dataclass
+class SignalParams:
+    """A dark-shower model: Z' resonance in mjj plus jet shapes set by `scale`, `direct_decay`.
+
+    `scale` plays Lambda_D [GeV] (1..50 for the paper's benchmarks; shapes are interpolated in
+    log(scale) and clipped outside [0.5, 100]); `direct_decay` in [0, 1] moves from the
+    indirect-decay (ID, rho_D -> pi_D pi_D) to the direct-decay (DD) scenario. The mjj peak is
+    a Crystal Ball: Gaussian core (`peak_mass`, `peak_width`) with a power-law low tail that
+    starts `tail_start` widths below the peak (out-of-cone radiation), exponent `tail_power`.
+    """
+
+    scale: float | jax.Array = 10.0
+    direct_decay: float | jax.Array = 0.0
+    peak_mass: float | jax.Array = 5400.0
+    peak_width: float | jax.Array = 100.0
+    tail_start: float | jax.Array = 0.5
+    tail_power: float | jax.Array = 2.0
+
+
+_LAMBDAS = (1, 5, 10, 20, 30, 40, 50)
+_BENCHMARKS = {
+    f"{scenario}_lambda{lam}": SignalParams(scale=float(lam), direct_decay=float(dd))
+    for scenario, dd in (("id", 0.0), ("dd", 1.0))
+    for lam in _LAMBDAS
+}
+
+
+def benchmark_names() -> list[str]:
+    """Names of the paper's 14 benchmarks: `id_lambda1` ... `dd_lambda50` (ID first)."""
+    return list(_BENCHMARKS)
+
+
+def benchmark(name: str) -> SignalParams:
+    """The `SignalParams` of a named benchmark (see `benchmark_names`)."""
+    if name not in _BENCHMARKS:
+        raise ValueError(f"unknown signal benchmark {name!r}; known: {', '.join(_BENCHMARKS)}")
+    return _BENCHMARKS[name]
+
+
+@struct.dataclass
+class JetShape:
+    """Per-jet shape numbers (derived from the background or signal parameters)."""
+
+    mean_multiplicity: jax.Array
+    multiplicity_shape: jax.Array
+    extra_prongs: jax.Array
+    prong_spread: jax.Array
+    core_width: jax.Array
+    pt_hierarchy: jax.Array
+    collinearity: jax.Array
+
+
+def background_jet_shape(params: BackgroundParams) -> JetShape:
+    """The QCD jet shape (identical for every event, independent of mjj)."""
+    return JetShape(
+        mean_multiplicity=jnp.asarray(params.mean_multiplicity, jnp.float32),
+        multiplicity_shape=jnp.asarray(params.multiplicity_shape, jnp.float32),
+        extra_prongs=jnp.asarray(params.extra_prongs, jnp.float32),
+        prong_spread=jnp.asarray(params.prong_spread, jnp.float32),
+        core_width=jnp.asarray(params.core_width, jnp.float32),
+        pt_hierarchy=jnp.asarray(params.pt_hierarchy, jnp.float32),
+        collinearity=jnp.asarray(params.collinearity, jnp.float32),
+    )
+
+
+def signal_jet_shape(params: SignalParams) -> JetShape:
+    """The dark-jet shape of a signal model as a smooth function of (scale, direct_decay).
+
+    With t = log(scale) / log(50) (0 at Lambda = 1, 1 at Lambda = 50) and d = direct_decay:
+    a small Lambda gives many light dark hadrons (high multiplicity, narrow, QCD-like prongs);
+    a large Lambda gives fewer, heavier hadrons (more prongs, wider); DD (d = 1) has fewer,
+    harder constituents and more prongs than ID. Relative to the QCD defaults (mean
+    multiplicity 30, core width 0.03, 1.35 prongs) the changes are 0-50 %, never 10x.
+    """
+    t = jnp.clip(jnp.log(jnp.asarray(params.scale, jnp.float32)) / math.log(50.0), -0.18, 1.18)
+    d = jnp.clip(jnp.asarray(params.direct_decay, jnp.float32), 0.0, 1.0)
+    return JetShape(
+        mean_multiplicity=30.0 * (1.5 - 0.35 * t) * (1.0 - 0.12 * d),
+        multiplicity_shape=jnp.float32(5.0),
+        extra_prongs=0.4 + 0.5 * t + 0.3 * d,
+        prong_spread=0.2 + 0.05 * t,
+        core_width=0.04 * (1.05 + 0.3 * t + 0.1 * d),
+        pt_hierarchy=1.1 + 0.15 * d,
+        collinearity=jnp.float32(0.3),
+    )
+
+
+def _inverse_cdf_on_grid(u: jax.Array, log_density, low: float, high: float) -> jax.Array:
+    """Map uniforms u to draws of an unnormalised 1D density on [low, high) (grid inverse CDF)."""
+    grid = jnp.linspace(low, high, _GRID_POINTS)
+    log_p = log_density(grid)
+    p = jnp.exp(log_p - jnp.max(log_p))
+    cdf = jnp.concatenate([jnp.zeros(1), jnp.cumsum(0.5 * (p[1:] + p[:-1]) * jnp.diff(grid))])
+    x = jnp.interp(u * cdf[-1], cdf, grid)
+    return jnp.minimum(x, jnp.nextafter(jnp.float32(high), jnp.float32(low)))
+
+
+def _uniform(z: jax.Array) -> jax.Array:
+    """Uniforms on (0, 1) from standard normals (one normal draw feeds every variable)."""
+    return jax.scipy.special.ndtr(z)
+
+
+def _dijet_log_density(params: BackgroundParams):
+    def log_density(mjj):
+        x = mjj / _SQRT_S
+        log_x = jnp.log(x)
+        return params.dijet_p1 * jnp.log1p(-x) - (params.dijet_p2 + params.dijet_p3 * log_x) * log_x
+
+    return log_density
+
+
+def _crystal_ball_log_density(params: SignalParams):
+    def log_density(mjj):
+        z = (mjj - params.peak_mass) / params.peak_width
+        a, n = params.tail_start, params.tail_power
+        core = -0.5 * z**2
+        # Power-law tail for z < -a, continuous in value and slope at z = -a.
+        tail = -0.5 * a**2 + n * (jnp.log(n / a) - jnp.log(n / a - a - z))
+        return jnp.where(z > -a, core, tail)
+
+    return log_density
+
+
+def _ystar_log_density(tilt):
+    # 1 + cos^2(theta*) in cos(theta*) = tanh(y*), times the Jacobian 1/cosh^2(y*); `tilt`
+    # pushes towards large y* (t-channel QCD is more forward than an s-channel resonance).
+    def log_density(ystar):
+        return jnp.log1p(jnp.tanh(ystar) ** 2) - 2.0 * jnp.log(jnp.cosh(ystar)) + tilt * ystar
+
+    return log_density
+
+
+def _region(mjj: jax.Array) -> jax.Array:
+    low, high = SIGNAL_REGION_EDGES
+    in_window = (mjj >= MJJ_WINDOW[0]) & (mjj < MJJ_WINDOW[1])
+    in_sr = (mjj >= low) & (mjj < high)
+    return jnp.where(in_sr, SIGNAL_REGION, jnp.where(in_window, SIDEBAND, OUTSIDE)).astype(jnp.int8)
+
+
+def _poisson(u: jax.Array, rate: jax.Array, largest: int) -> jax.Array:
+    """A Poisson(rate) draw truncated to [0, largest] from a uniform u, by inverse CDF."""
+    support = jnp.arange(largest + 1, dtype=jnp.float32)
+    log_pmf = support * jnp.log(rate) - rate - jax.lax.lgamma(support + 1.0)
+    cdf = jnp.cumsum(jnp.exp(log_pmf - jnp.max(log_pmf)))
+    return jnp.minimum(jnp.sum(u * cdf[-1] >= cdf), largest).astype(jnp.int32)
+
+
+# Standard normals one jet consumes: per constituent slot 4, per jet 3 + 3 per prong.
+_JET_NORMALS = 4 * GENERATED_SLOTS + 3 + 3 * MAX_PRONGS
+_EVENT_NORMALS = 6
+
+
+def _jet_constituents(z: jax.Array, shape: JetShape, max_constituents: int):
+    """One jet from `_JET_NORMALS` standard normals z.
+
+    Returns:
+        (C, 3) constituents (pT in units of the jet's vector pT, deta, dphi), the multiplicity
+        before truncation and the jet's mass / pT.
+    """
+    slots = GENERATED_SLOTS
+    per_slot = z[: 4 * slots].reshape(slots, 4)
+    z_jet = z[4 * slots : 4 * slots + 3]
+    z_prong = z[4 * slots + 3 :].reshape(3, MAX_PRONGS)
+    # Negative-binomial-like multiplicity: Poisson with a log-normal rate (variance of the
+    # rate factor about 1 / multiplicity_shape, as for a Gamma(k, 1/k)).
+    spread = jax.lax.rsqrt(shape.multiplicity_shape)
+    rate = shape.mean_multiplicity * jnp.exp(spread * z_jet[0] - 0.5 * spread**2)
+    n = jnp.clip(_poisson(_uniform(z_jet[1]), rate, slots), 1, slots)
+    alive = jnp.arange(slots) < n
+
+    n_prongs = 1 + _poisson(_uniform(z_jet[2]), shape.extra_prongs, MAX_PRONGS - 1)
+    prong_alive = jnp.arange(MAX_PRONGS) < n_prongs
+    prong_share = jnp.where(prong_alive, jnp.exp(0.8 * z_prong[0]), 0.0)
+    distance = shape.prong_spread * jnp.exp(0.5 * z_prong[1])
+    distance = distance.at[0].set(0.0)
+    angle = 2 * jnp.pi * _uniform(z_prong[2])
+    prong_x, prong_y = distance * jnp.cos(angle), distance * jnp.sin(angle)
+
+    cumulative_share = jnp.cumsum(prong_share) / jnp.sum(prong_share)
+    u = _uniform(per_slot[:, 3:4])
+    prong = jnp.minimum(jnp.sum(u >= cumulative_share, axis=-1), MAX_PRONGS - 1)
+    weight = jnp.where(alive, jnp.exp(shape.pt_hierarchy * per_slot[:, 0]), 0.0)
+    # Relative to the mean of a log-normal, so `core_width` is the typical radius.
+    relative = weight * jnp.exp(-0.5 * shape.pt_hierarchy**2)
+    # For two standard normals, (z1^2 + z2^2) / 2 ~ Exponential(1), independent of their angle.
+    radius = shape.core_width * 0.5 * (per_slot[:, 1] ** 2 + per_slot[:, 2] ** 2)
+    radius = radius * jnp.maximum(relative, 1e-6) ** (-shape.collinearity)
+    phase = jnp.arctan2(per_slot[:, 1], per_slot[:, 2])
+    x = prong_x[prong] + radius * jnp.cos(phase)
+    y = prong_y[prong] + radius * jnp.sin(phase)
+    shrink = jnp.minimum(1.0, JET_RADIUS / jnp.maximum(jnp.hypot(x, y), 1e-12))
+    x, y = x * shrink, y * shrink
+
+    fraction = weight / jnp.sum(weight)
+    x = x - jnp.sum(fraction * x)
+    y = y - jnp.sum(fraction * y)
+    # Massless constituents with the jet axis at eta = phi = 0 (mass and pT are invariant under
+    # the longitudinal boost and azimuthal rotation to the real axis).
+    px, py = jnp.sum(fraction * jnp.cos(y)), jnp.sum(fraction * jnp.sin(y))
+    pz, energy = jnp.sum(fraction * jnp.sinh(x)), jnp.sum(fraction * jnp.cosh(x))
+    pt = jnp.hypot(px, py)
+    mass = jnp.sqrt(jnp.maximum(energy**2 - pt**2 - pz**2, 0.0))
+
+    top_pt, top_index = jax.lax.top_k(fraction / pt, max_constituents)
+    constituents = jnp.stack([top_pt, x[top_index], y[top_index]], axis=-1)
+    constituents = jnp.where(top_pt[:, None] > 0, constituents, 0.0)
+    return constituents, n, mass / pt
+
+
+def _dijet_kinematics(z: jax.Array, mjj, ystar_tilt, mass_over_pt):
+    """Jets (2, 4) = pT, eta, phi, mass from `_EVENT_NORMALS` normals; their four-vectors
+    give exactly `mjj`."""
+    u = _uniform(z)
+    # y* <= 1.5 keeps both jets above pT ~ 750 GeV at the window's lower edge.
+    ystar = _inverse_cdf_on_grid(u[0], _ystar_log_density(ystar_tilt), 0.0, 1.5)
+    ystar = jnp.where(u[1] < 0.5, ystar, -ystar)
+    # Boost: a normal of width 0.6 truncated so that both |eta| < 2.
+    room = MAX_ETA - jnp.abs(ystar)
+    edge = _uniform(-room / 0.6)
+    boost = 0.6 * jax.scipy.special.ndtri(edge + u[2] * (1.0 - 2.0 * edge))
+    boost = jnp.clip(boost, -room, room)
+    eta = jnp.stack([boost + ystar, boost - ystar])
+    imbalance = jnp.abs(0.04 * z[3])
+    phi0 = jnp.pi * (2.0 * u[4] - 1.0)
+    phi = jnp.stack([phi0, phi0 + jnp.pi + 0.05 * z[5]])
+    phi = jnp.mod(phi + jnp.pi, 2 * jnp.pi) - jnp.pi
+    relative_pt = jnp.stack([1.0 + imbalance, 1.0 - imbalance])
+    # Four-vectors per unit pT; the invariant mass is homogeneous of degree 1 in pT.
+    energy = relative_pt * jnp.sqrt(mass_over_pt**2 + jnp.cosh(eta) ** 2)
+    momentum = relative_pt[:, None] * jnp.stack([jnp.cos(phi), jnp.sin(phi), jnp.sinh(eta)], -1)
+    total = jnp.sum(momentum, axis=0)
+    unit_mass = jnp.sqrt(jnp.sum(energy) ** 2 - jnp.sum(total**2))
+    pt = mjj / unit_mass * relative_pt
+    return jnp.stack([pt, eta, phi, mass_over_pt * pt], axis=-1)
+
+
+def _event(key, log_density, shape: JetShape, ystar_tilt, max_constituents: int):
+    # One normal draw per event: a single threefry call keeps compilation fast.
+    z = jax.random.normal(key, (2 * _JET_NORMALS + _EVENT_NORMALS + 1,))
+    mjj = _inverse_cdf_on_grid(_uniform(z[-1]), log_density, *MJJ_WINDOW)
+    constituents, n, mass_over_pt = jax.vmap(_jet_constituents, in_axes=(0, None, None))(
+        z[: 2 * _JET_NORMALS].reshape(2, _JET_NORMALS), shape, max_constituents
+    )
+    jets = _dijet_kinematics(z[2 * _JET_NORMALS : -1], mjj, ystar_tilt, mass_over_pt)
+    constituents = constituents.at[..., 0].multiply(jets[:, 0:1])
+    return constituents, n, jets, mjj
+
+
+def _assemble(key, n, log_density, shape, ystar_tilt, max_constituents, first_event, label):
+    # fold_in per event: event i is the same whatever n or chunking is used.
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, first_event + jnp.arange(n))
+    constituents, n_constituents, jets, mjj = jax.vmap(
+        lambda k: _event(k, log_density, shape, ystar_tilt, max_constituents)
+    )(keys)
+    mjj = mjj.astype(jnp.float32)
+    return {
+        "constituents": constituents.astype(jnp.float32),
+        "n_constituents": n_constituents.astype(jnp.int32),
+        "jets": jets.astype(jnp.float32),
+        "mjj": mjj,
+        "region": _region(mjj),
+        "label": jnp.full((n,), label, jnp.int8),
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
+def simulate_background(
+    key: jax.Array,
+    n: int,
+    params: BackgroundParams,
+    max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
+    first_event: int | jax.Array = 0,
+) -> dict[str, jax.Array]:
+    """n QCD dijet events in the mjj window (JetEvents fields except model_id).
+
+    Args:
+        key: typed PRNG key (consumed).
+        n: number of events (static).
+        params: background parameters (pytree; vmappable).
+        max_constituents: C, constituents kept per jet (static).
+        first_event: index of the first event; event i uses fold_in(key, i), so chunks of a
+            large sample drawn with increasing `first_event` equal one big draw.
+
+    Returns:
+        dict with constituents (n, 2, C, 3), n_constituents (n, 2) int32, jets (n, 2, 4),
+        mjj (n,), region (n,) int8, label (n,) int8 = 0.
+    """
+    return _assemble(
+        key,
+        n,
+        _dijet_log_density(params),
+        background_jet_shape(params),
+        params.ystar_tilt,
+        max_constituents,
+        first_event,
+        0,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
+def simulate_signal(
+    key: jax.Array,
+    n: int,
+    params: SignalParams,
+    max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
+    first_event: int | jax.Array = 0,
+) -> dict[str, jax.Array]:
+    """n dark-shower signal events in the mjj window; same layout as `simulate_background`.
+
+    The Z' -> q_D q_D-bar decay is s-channel: y* follows 1 + cos^2(theta*) (no tilt).
+    """
+    return _assemble(
+        key,
+        n,
+        _crystal_ball_log_density(params),
+        signal_jet_shape(params),
+        jnp.float32(0.0),
+        max_constituents,
+        first_event,
+        1,
+    )

@@ -1,0 +1,394 @@
+"""A stylised dual-phase xenon TPC: electron- and nuclear-recoil events -> S1, S2, S2 hit pattern.
+
+A *toy*, written for the anomaly-aware search of Scaffidi and Trotta (DARWIN, arXiv:2410.00755),
+whose network input is x = [S1 total, S2 total, S2 pattern]. It keeps the structure that makes
+that search work and nothing more:
+
+* recoil energies: flat for electron recoils (ER, the background) over [E_min, E_max]; a falling
+  exponential dR/dE ~ exp(-E / E_c(m)) for nuclear recoils (NR, the WIMP-like signal), with the
+  standard-halo slope E_c(m) = 2 mu^2 v0^2 / m_N (mu the WIMP-nucleus reduced mass; no form
+  factor, no escape velocity, no detector efficiency beyond the thresholds below);
+* quanta: N_q ~ Poisson(L E / W) with a constant Lindhard-like quenching L (1 for ER), split
+  binomially into electrons (fraction f_e) and photons; NR has a smaller electron fraction, so
+  a lower S2/S1 at equal S1;
+* S1: detected photons ~ Binomial(N_gamma, g1), smeared by the photosensor single-photoelectron
+  resolution (Gaussian, sigma = spe_resolution * sqrt(n));
+* S2: electrons surviving the drift ~ Binomial(N_e, eps_extraction * exp(-z / lambda)), each
+  giving a Gaussian number of photoelectrons (mean g2, sigma g2_resolution * g2);
+* S2 pattern: the interaction position (uniform in a cylinder) is seen by a hexagonal grid of
+  photosensors (1, 7, 19, 37, ... sensors) through a solid-angle-like light response
+  h / (r^2 + h^2)^(3/2); sensor counts ~ Poisson(S2 * share) and the pattern is normalised to
+  sum to one.
+
+Numbers are loosely XENONnT/DARWIN-like (W = 13.7 eV, g1 = 0.12, g2 = 20) but no claim of
+realism is made. Everything is pure JAX: fixed shapes, `jit` and `vmap` friendly; events below
+threshold are kept and flagged in `detected` so shapes stay fixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxws.config import check
+
+# Xenon-131-like target nucleus mass in GeV and the standard-halo circular speed in units of c.
+XENON_NUCLEUS_MASS_GEV = 131.0 * 0.9315
+HALO_V0_OVER_C = 220.0 / 299_792.458
+
+ELECTRON_RECOIL = 0
+NUCLEAR_RECOIL = 1
+
+
+def nr_spectrum_slope(wimp_mass_gev: float | jax.Array) -> jax.Array:
+    """Characteristic NR energy E_c = 2 mu^2 v0^2 / m_N in keV for a WIMP-like mass in GeV.
+
+    dR/dE ~ exp(-E / E_c) (Lewin and Smith without form factor): about 5, 11 and 27 keV for
+    30, 50 and 100 GeV on xenon.
+    """
+    mass = jnp.asarray(wimp_mass_gev, dtype=jnp.float32)
+    reduced = mass * XENON_NUCLEUS_MASS_GEV / (mass + XENON_NUCLEUS_MASS_GEV)
+    return 2.0 * reduced**2 * HALO_V0_OVER_C**2 / XENON_NUCLEUS_MASS_GEV * 1.0e6
+
+
+# Counting fluctuations. jax.random.poisson/binomial compile slowly (seconds per call site), so
+# the toy uses its own sampler: exact inverse-CDF search for small means (where the shape
+# matters), a rounded Gaussian above SMALL_MEAN (where it is accurate to a few per cent).
+SMALL_MEAN = 30.0
+_MAX_SMALL_COUNT = 100
+
+
+def _inverse_cdf_count(uniform, first_pmf, next_ratio):
+    """Smallest k with CDF(k) >= u, for pmf_{k+1} = pmf_k * next_ratio(k) (k < 100)."""
+
+    def body(k, carry):
+        count, pmf, cdf = carry
+        count = count + (uniform > cdf).astype(jnp.float32)
+        pmf = pmf * next_ratio(k)
+        return count, pmf, cdf + pmf
+
+    init = (jnp.zeros_like(uniform), first_pmf, first_pmf)
+    count, _, _ = jax.lax.fori_loop(0, _MAX_SMALL_COUNT, body, init)
+    return count
+
+
+def poisson_counts(key: jax.Array, mean: jax.Array) -> jax.Array:
+    """Poisson counts (float) with the shape of `mean`; exact below SMALL_MEAN."""
+    uniform_key, normal_key = jax.random.split(key)
+    small_mean = jnp.minimum(mean, SMALL_MEAN)
+    exact = _inverse_cdf_count(
+        jax.random.uniform(uniform_key, mean.shape),
+        jnp.exp(-small_mean),
+        lambda k: small_mean / (k + 1.0),
+    )
+    gaussian = jnp.round(mean + jnp.sqrt(mean) * jax.random.normal(normal_key, mean.shape))
+    return jnp.where(mean < SMALL_MEAN, exact, jnp.maximum(gaussian, 0.0))
+
+
+def binomial_counts(key: jax.Array, trials: jax.Array, probability: jax.Array) -> jax.Array:
+    """Binomial counts (float) for float `trials`; exact when min(n p, n (1 - p)) < SMALL_MEAN."""
+    uniform_key, normal_key = jax.random.split(key)
+    trials, probability = jnp.broadcast_arrays(trials, jnp.asarray(probability, jnp.float32))
+    flipped = probability > 0.5
+    p = jnp.where(flipped, 1.0 - probability, probability)
+    small = trials * p < SMALL_MEAN
+    n_small = jnp.where(small, trials, 0.0)
+    exact = _inverse_cdf_count(
+        jax.random.uniform(uniform_key, trials.shape),
+        jnp.exp(n_small * jnp.log1p(-p)),
+        lambda k: jnp.maximum(n_small - k, 0.0) / (k + 1.0) * p / (1.0 - p),
+    )
+    sigma = jnp.sqrt(trials * p * (1.0 - p))
+    gaussian = jnp.round(trials * p + sigma * jax.random.normal(normal_key, trials.shape))
+    count = jnp.where(small, exact, jnp.clip(gaussian, 0.0, trials))
+    return jnp.where(flipped, trials - count, count)
+
+
+@struct.dataclass
+class TPCParams:
+    """Numeric detector response (a pytree: every leaf may be vmapped or swept).
+
+    Energies in keV, lengths in cm, S1/S2 in photoelectrons (PE).
+    """
+
+    energy_min: float = 1.0
+    energy_max: float = 100.0
+    work_function_kev: float = 13.7e-3
+    nr_quenching: float = 0.18
+    er_electron_fraction: float = 0.55
+    nr_electron_fraction: float = 0.30
+    g1: float = 0.12
+    spe_resolution: float = 0.35
+    g2: float = 20.0
+    g2_resolution: float = 0.25
+    extraction_efficiency: float = 0.9
+    electron_lifetime_cm: float = 300.0
+    drift_length_cm: float = 100.0
+    radius_cm: float = 60.0
+    sensor_height_cm: float = 15.0
+    s1_threshold: float = 3.0
+    s2_threshold: float = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TPCConfig:
+    """Config section `data` for the TPC toy (see docs/anomaly.md for every field).
+
+    Besides the detector numbers (copied into `TPCParams`), it fixes the static sensor layout and
+    the sample sizes the anomaly method draws.
+    """
+
+    sensor_rings: int = 2
+    energy_min: float = 1.0
+    energy_max: float = 100.0
+    nr_quenching: float = 0.18
+    er_electron_fraction: float = 0.55
+    nr_electron_fraction: float = 0.30
+    g1: float = 0.12
+    g2: float = 20.0
+    s1_threshold: float = 3.0
+    s2_threshold: float = 100.0
+    neutron_fraction: float = 0.0
+    neutron_slope_kev: float = 30.0
+    n_background_train: int = 20000
+    n_background_null: int = 20000
+    n_background_pool: int = 20000
+    n_signal_pool: int = 10000
+
+    def __post_init__(self) -> None:
+        check(self.sensor_rings >= 1, f"data.sensor_rings must be >= 1, got {self.sensor_rings}")
+        check(
+            0.0 < self.energy_min < self.energy_max,
+            f"data.energy_min/energy_max must satisfy 0 < min < max, got "
+            f"{self.energy_min}, {self.energy_max}",
+        )
+        for name in ("nr_quenching", "er_electron_fraction", "nr_electron_fraction", "g1"):
+            value = getattr(self, name)
+            check(0.0 < value < 1.0, f"data.{name} must lie in (0, 1), got {value}")
+        check(self.g2 > 0, f"data.g2 must be > 0, got {self.g2}")
+        check(
+            0.0 <= self.neutron_fraction < 1.0,
+            f"data.neutron_fraction must lie in [0, 1), got {self.neutron_fraction}",
+        )
+        check(self.neutron_slope_kev > 0, "data.neutron_slope_kev must be > 0")
+        for name in ("n_background_train", "n_background_null", "n_background_pool"):
+            check(getattr(self, name) >= 100, f"data.{name} must be >= 100")
+        check(self.n_signal_pool >= 100, "data.n_signal_pool must be >= 100")
+
+    def params(self) -> TPCParams:
+        """The numeric `TPCParams` of this section (other fields keep their defaults)."""
+        return TPCParams(
+            energy_min=self.energy_min,
+            energy_max=self.energy_max,
+            nr_quenching=self.nr_quenching,
+            er_electron_fraction=self.er_electron_fraction,
+            nr_electron_fraction=self.nr_electron_fraction,
+            g1=self.g1,
+            g2=self.g2,
+            s1_threshold=self.s1_threshold,
+            s2_threshold=self.s2_threshold,
+        )
+
+
+def hexagonal_sensor_grid(rings: int, pitch_cm: float) -> np.ndarray:
+    """Sensor centres (S, 2) of a hexagonal grid with `rings` rings around a central sensor.
+
+    S = 1 + 3 rings (rings + 1): 7, 19, 37 sensors for 1, 2, 3 rings.
+    """
+    if rings < 0:
+        raise ValueError(f"sensor rings must be >= 0, got {rings}")
+    positions = []
+    # Axial hex coordinates (q, r) with |q|, |r|, |q + r| <= rings.
+    for q in range(-rings, rings + 1):
+        for r in range(max(-rings, -q - rings), min(rings, -q + rings) + 1):
+            x = pitch_cm * (q + 0.5 * r)
+            y = pitch_cm * (math.sqrt(3.0) / 2.0) * r
+            positions.append((x, y))
+    return np.asarray(sorted(positions, key=lambda p: (round(p[1], 6), round(p[0], 6))))
+
+
+def sensor_grid_for(params: TPCParams, rings: int) -> np.ndarray:
+    """Hexagonal grid whose outer ring sits at about the TPC radius."""
+    return hexagonal_sensor_grid(rings, pitch_cm=float(params.radius_cm) / max(rings, 1))
+
+
+def light_response(positions: jax.Array, sensors: jax.Array, height: float | jax.Array):
+    """Share of S2 light seen by each sensor (N, S); rows sum to one.
+
+    A solid-angle-like response h / (d^2 + h^2)^(3/2) with d the horizontal distance between
+    the interaction and the sensor and h the gas-gap-to-sensor height.
+    """
+    distance_sq = jnp.sum((positions[:, None, :] - sensors[None, :, :]) ** 2, axis=-1)
+    response = height / (distance_sq + height**2) ** 1.5
+    return response / jnp.sum(response, axis=-1, keepdims=True)
+
+
+def sample_recoil_energy(
+    key: jax.Array,
+    n: int,
+    slope_kev: float | jax.Array | None,
+    params: TPCParams,
+) -> jax.Array:
+    """Recoil energies (n,) in keV on [energy_min, energy_max].
+
+    Args:
+      key: PRNG key (consumed).
+      n: number of events.
+      slope_kev: None for a flat spectrum (ER), else the exponential slope E_c (NR).
+      params: detector numbers.
+
+    Returns:
+      Energies drawn by inverting the (truncated) CDF.
+    """
+    u = jax.random.uniform(key, (n,))
+    low, high = params.energy_min, params.energy_max
+    if slope_kev is None:
+        return low + (high - low) * u
+    # Truncated exponential: E = low - E_c log(1 - u (1 - exp(-(high - low) / E_c))).
+    span = 1.0 - jnp.exp(-(high - low) / slope_kev)
+    return low - slope_kev * jnp.log1p(-u * span)
+
+
+def detector_response(
+    key: jax.Array,
+    energy: jax.Array,
+    recoil_type: jax.Array,
+    sensors: jax.Array,
+    params: TPCParams,
+) -> dict[str, jax.Array]:
+    """Turn recoil energies into S1, S2 and the normalised S2 hit pattern.
+
+    Args:
+      key: PRNG key (consumed).
+      energy: (n,) recoil energies in keV.
+      recoil_type: (n,) 0 for ER, 1 for NR (integer array).
+      sensors: (S, 2) sensor centres in cm.
+      params: detector numbers.
+
+    Returns:
+      dict with energy, recoil_type, position (n, 3) = (x, y, z), s1 (n,), s2 (n,) in PE,
+      pattern (n, S) summing to one (uniform for events without S2 light) and detected (n,)
+      bool (S1 and S2 above threshold).
+    """
+    n = energy.shape[0]
+    keys = jax.random.split(key, 9)
+    is_nr = recoil_type == NUCLEAR_RECOIL
+    quenching = jnp.where(is_nr, params.nr_quenching, 1.0)
+    electron_fraction = jnp.where(is_nr, params.nr_electron_fraction, params.er_electron_fraction)
+
+    quanta = poisson_counts(keys[0], quenching * energy / params.work_function_kev)
+    electrons = binomial_counts(keys[1], quanta, electron_fraction)
+    photons = quanta - electrons
+
+    detected_photons = binomial_counts(keys[2], photons, params.g1)
+    s1 = detected_photons + params.spe_resolution * jnp.sqrt(detected_photons) * jax.random.normal(
+        keys[3], (n,)
+    )
+
+    radius = params.radius_cm * jnp.sqrt(jax.random.uniform(keys[4], (n,)))
+    angle = 2.0 * jnp.pi * jax.random.uniform(keys[5], (n,))
+    depth = params.drift_length_cm * jax.random.uniform(keys[6], (n,))
+    survival = params.extraction_efficiency * jnp.exp(-depth / params.electron_lifetime_cm)
+    extracted = binomial_counts(keys[7], electrons, survival)
+    gain_keys = jax.random.split(keys[8], 2)
+    s2 = params.g2 * extracted + params.g2_resolution * params.g2 * jnp.sqrt(
+        extracted
+    ) * jax.random.normal(gain_keys[0], (n,))
+    s2 = jnp.maximum(s2, 0.0)
+
+    position_xy = jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)], axis=-1)
+    share = light_response(position_xy, sensors, params.sensor_height_cm)
+    counts = poisson_counts(gain_keys[1], s2[:, None] * share)
+    total = jnp.sum(counts, axis=-1, keepdims=True)
+    n_sensors = sensors.shape[0]
+    pattern = jnp.where(total > 0, counts / jnp.maximum(total, 1.0), 1.0 / n_sensors)
+
+    detected = (s1 >= params.s1_threshold) & (s2 >= params.s2_threshold)
+    return {
+        "energy": energy,
+        "recoil_type": recoil_type,
+        "position": jnp.concatenate([position_xy, depth[:, None]], axis=-1),
+        "s1": s1,
+        "s2": s2,
+        "pattern": pattern,
+        "detected": detected,
+    }
+
+
+def simulate_events(
+    key: jax.Array,
+    n: int,
+    recoil_type: int,
+    params: TPCParams,
+    sensors: jax.Array,
+    slope_kev: float | jax.Array | None = None,
+) -> dict[str, jax.Array]:
+    """Simulate n events of one recoil type (below-threshold events flagged, not removed).
+
+    Args:
+      key: PRNG key (consumed).
+      n: number of events (static).
+      recoil_type: ELECTRON_RECOIL or NUCLEAR_RECOIL (static).
+      params: detector numbers.
+      sensors: (S, 2) sensor centres.
+      slope_kev: exponential spectrum slope in keV, None for a flat spectrum.
+
+    Returns:
+      The event dict of `detector_response`.
+    """
+    energy_key, response_key = jax.random.split(key)
+    energy = sample_recoil_energy(energy_key, n, slope_kev, params)
+    types = jnp.full((n,), recoil_type, dtype=jnp.int32)
+    return detector_response(response_key, energy, types, sensors, params)
+
+
+def simulate_background(
+    key: jax.Array,
+    n: int,
+    params: TPCParams,
+    sensors: jax.Array,
+    neutron_fraction: float | jax.Array = 0.0,
+    neutron_slope_kev: float | jax.Array = 30.0,
+) -> dict[str, jax.Array]:
+    """Background: flat ER plus an optional neutron-like NR share with an exponential spectrum.
+
+    Args:
+      key: PRNG key (consumed).
+      n: number of events (static).
+      params: detector numbers.
+      sensors: (S, 2) sensor centres.
+      neutron_fraction: probability that an event is a neutron-like NR.
+      neutron_slope_kev: slope of the neutron NR spectrum.
+
+    Returns:
+      The event dict of `detector_response` (recoil_type 1 marks the neutrons).
+    """
+    type_key, er_key, nr_key, response_key = jax.random.split(key, 4)
+    is_neutron = jax.random.uniform(type_key, (n,)) < neutron_fraction
+    er_energy = sample_recoil_energy(er_key, n, None, params)
+    nr_energy = sample_recoil_energy(nr_key, n, neutron_slope_kev, params)
+    energy = jnp.where(is_neutron, nr_energy, er_energy)
+    types = jnp.where(is_neutron, NUCLEAR_RECOIL, ELECTRON_RECOIL).astype(jnp.int32)
+    return detector_response(response_key, energy, types, sensors, params)
+
+
+def event_features(events: dict[str, jax.Array]) -> jax.Array:
+    """Network input x = [log10 S1, log10 S2, S2 pattern] (n, 2 + S), as in the DARWIN slides.
+
+    Logarithms tame the two-decade range of the totals; S1 and S2 are floored at 1 PE so that
+    below-threshold events (which analyses drop via `detected`) stay finite.
+    """
+    s1 = jnp.log10(jnp.maximum(events["s1"], 1.0))
+    s2 = jnp.log10(jnp.maximum(events["s2"], 1.0))
+    return jnp.concatenate([s1[:, None], s2[:, None], events["pattern"]], axis=-1)
+
+
+def select_detected(events: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+    """Host-side selection of the events above both thresholds (changes the event count)."""
+    mask = np.asarray(events["detected"])
+    return {name: np.asarray(value)[mask] for name, value in events.items()}

@@ -1,0 +1,739 @@
+"""NPLM and symmetrized NPLM two-sample tests: loss, test statistic, toy ensembles, p-values.
+
+Follows D'Agnolo & Wulzer, "Learning New Physics from a Machine" (arXiv:1806.02350), its
+multivariate follow-up (arXiv:1912.12155), and the symmetrized test of Bressler, Savoray &
+Zurgil (arXiv:2401.09530).
+
+Conventions (used throughout jaxws):
+
+* **NPLM.** The *data* sample D (sample A in the slides) is tested against a much larger
+  *reference* sample R (sample B in the slides). ``N_R`` (the slides' N-tilde_B) is the number
+  of reference events; ``N(R)`` (the slides' N_A) is the number of data events *expected* under
+  the reference hypothesis, so the observed data count is Poisson(N(R)) under the null. Each
+  reference event carries the weight ``w = N(R) / N_R``. The alternative is
+  ``n(x|H1) = exp(f(x)) n(x|R)`` with ``f`` a small network, and the loss is
+
+      L[f] = sum_{x in R} w (exp(f(x)) - 1) - sum_{x in D} f(x),      t = -2 min_f L[f].
+
+  Under the null t is asymptotically chi2 with as many degrees of freedom as ``f`` has
+  trainable parameters (13 for the 1-4-1 network), inflated by about ``1 + N(R)/N_R`` when
+  the reference is resampled per toy. Without weight clipping the loss is unbounded below for
+  every data event that is not a reference event (the network can grow a spike there); data
+  outside the range of the reference sample make that divergence reachable by a single
+  monotone step, so :func:`check_nplm_inputs` refuses them.
+
+* **Symmetrized test.** Two observed samples A and B with *observed* counts N_A, N_B; the
+  common reference is the pooled sample A u B and
+
+      t_{A+B}(A) = -2 min_f [ sum_{x in A u B} N_A/(N_A+N_B) (exp(f(x)) - 1) - sum_{x in A} f(x) ]
+
+  (and the same for B with its own network g); the test statistic is
+  ``t_{A+B}(A) + t_{A+B}(B)``. Every tested event is also a reference event, so the loss is
+  bounded below and weight clipping is not needed. Because the weights use observed counts,
+  the overall normalisation is not a free direction: the null is asymptotically chi2 with
+  ``n_params - 1`` degrees of freedom (12 for 1-4-1); the permutation null of
+  :func:`permutation_labels` needs no such assumption.
+
+* **Both tests share one weighted form.** Every event i of a member carries a data weight d_i
+  and a reference weight r_i, and ``L = sum_i r_i (exp(f_i) - 1) - sum_i d_i f_i``. Ragged
+  toys (Poisson-fluctuated sizes) are padded to fixed shapes with d_i = r_i = 0.
+
+* **p-values.** Larger t is more signal-like. Empirical p-value: ``(k + 1) / (n + 1)`` with k
+  the number of null toys with ``t_null >= t_obs`` (never 0). Asymptotic p-value:
+  ``chi2.sf(t_obs, dof)``. Significance: one-sided ``Z = Phi^-1(1 - p)``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from scipy import stats as scipy_stats
+
+_ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+# --------------------------------------------------------------------------------------------
+# The test function f(x)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Static architecture of the test function f.
+
+    Args:
+        n_inputs: input dimension of x.
+        hidden: widths of the hidden layers, (4,) for the paper's 1-4-1 network.
+        activation: hidden activation, one of sigmoid, tanh, relu.
+    """
+
+    n_inputs: int = 1
+    hidden: tuple[int, ...] = (4,)
+    activation: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_inputs, int) or self.n_inputs < 1:
+            raise ValueError(f"NetworkSpec.n_inputs must be a positive int, got {self.n_inputs!r}")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ValueError(f"NetworkSpec.hidden must be positive ints, got {self.hidden!r}")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"NetworkSpec.activation must be one of {sorted(_ACTIVATIONS)}, "
+                f"got {self.activation!r}"
+            )
+
+
+def n_parameters(spec: NetworkSpec) -> int:
+    """Number of trainable parameters of f (the chi2 degrees of freedom of NPLM).
+
+    Args:
+        spec: the architecture.
+
+    Returns:
+        Kernels plus biases of all layers (13 for 1-4-1).
+    """
+    widths = (spec.n_inputs, *spec.hidden, 1)
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+class TestFunction(nn.Module):
+    """Dense network x -> f(x), the log-ratio n(x|H1) / n(x|R).
+
+    Attributes:
+        hidden: widths of the hidden layers.
+        activation: name of the hidden activation.
+    """
+
+    __test__ = False  # not a pytest class, despite the name
+    hidden: tuple[int, ...] = (4,)
+    activation: str = "sigmoid"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = _ACTIVATIONS[self.activation]
+        h = x
+        for i, width in enumerate(self.hidden):
+            h = act(nn.Dense(width, name=f"hidden_{i}")(h))
+        return nn.Dense(1, name="output")(h)[..., 0]
+
+
+def _module(spec: NetworkSpec) -> TestFunction:
+    return TestFunction(hidden=spec.hidden, activation=spec.activation)
+
+
+def _dense(params: dict, h: jax.Array) -> jax.Array:
+    kernel, bias = params["kernel"], params["bias"]
+    if kernel.size <= 64:
+        # Tiny layers (1-4-1): a broadcast multiply-add; XLA's CPU dot is slow for K = 1.
+        return jnp.sum(h[..., :, None] * kernel, axis=-2) + bias
+    return h @ kernel + bias
+
+
+def apply_test_function(params: dict, x: jax.Array, spec: NetworkSpec) -> jax.Array:
+    """f(x) for parameters from :func:`init_test_function` (same numbers as the flax module).
+
+    Args:
+        params: ``{"params": {"hidden_i": ..., "output": ...}}``.
+        x: events, shape (n, n_inputs).
+        spec: the architecture.
+
+    Returns:
+        f at each event, shape (n,).
+    """
+    act = _ACTIVATIONS[spec.activation]
+    layers = params["params"]
+    h = x
+    for i in range(len(spec.hidden)):
+        h = act(_dense(layers[f"hidden_{i}"], h))
+    return _dense(layers["output"], h)[..., 0]
+
+
+def init_test_function(key: jax.Array, spec: NetworkSpec) -> dict:
+    """Initial parameters of f (flax defaults: LeCun-normal kernels, zero biases).
+
+    Args:
+        key: typed PRNG key, consumed.
+        spec: the architecture.
+
+    Returns:
+        The parameter pytree (``{"params": ...}``).
+    """
+    return _module(spec).init(key, jnp.zeros((1, spec.n_inputs)))
+
+
+def clip_kernels(params: Any, clip: jax.Array) -> Any:
+    """Weight clipping: every kernel entry into [-clip, clip]; biases are left free.
+
+    Args:
+        params: parameter pytree of f.
+        clip: clipping value (``inf`` for none).
+
+    Returns:
+        The clipped pytree.
+    """
+
+    def clip_leaf(path, leaf):
+        name = getattr(path[-1], "key", None)
+        return jnp.clip(leaf, -clip, clip) if name == "kernel" else leaf
+
+    return jax.tree_util.tree_map_with_path(clip_leaf, params)
+
+
+# --------------------------------------------------------------------------------------------
+# Loss and training
+# --------------------------------------------------------------------------------------------
+
+
+def nplm_loss_terms(
+    f_values: jax.Array, data_weight: jax.Array, reference_weight: jax.Array
+) -> jax.Array:
+    """Per-event NPLM loss terms ``r_i (exp(f_i) - 1) - d_i f_i``; the caller sums.
+
+    Args:
+        f_values: f at each event, shape (n,).
+        data_weight: d_i, 1 for data events, 0 otherwise (padding, reference).
+        reference_weight: r_i, ``N(R)/N_R`` for reference events, 0 otherwise.
+
+    Returns:
+        Shape (n,) loss terms; their sum is L and ``t = -2 min L``.
+    """
+    return reference_weight * jnp.expm1(f_values) - data_weight * f_values
+
+
+class Hparams(NamedTuple):
+    """Per-member training numbers (pytree leaves: sweeping them does not recompile).
+
+    Attributes:
+        learning_rate: Adam learning rate.
+        clip: weight-clipping value for the kernels; ``inf`` means no clipping.
+    """
+
+    learning_rate: jax.Array
+    clip: jax.Array
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Static training schedule (full batch, Adam).
+
+    Args:
+        epochs: number of full-batch Adam steps.
+        checkpoints: epochs (ascending, the last one equal to ``epochs``) at which t is
+            recorded for the "t against epochs" diagnostic.
+        decay: learning-rate profile over the epochs, multiplying the per-member rate:
+            "constant" (the papers' choice) or "cosine" (cosine decay to ``final_fraction``;
+            lets a large initial rate converge in few epochs).
+        final_fraction: last-epoch learning rate over the initial one for "cosine".
+    """
+
+    epochs: int
+    checkpoints: tuple[int, ...] = ()
+    decay: str = "constant"
+    final_fraction: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"TrainSpec.epochs must be a positive int, got {self.epochs!r}")
+        points = tuple(int(c) for c in self.checkpoints) or (self.epochs,)
+        if points[-1] != self.epochs:
+            points = (*[c for c in points if c < self.epochs], self.epochs)
+        if any(c < 1 for c in points) or list(points) != sorted(set(points)):
+            raise ValueError(
+                f"TrainSpec.checkpoints must be ascending positive epochs <= {self.epochs}, "
+                f"got {self.checkpoints!r}"
+            )
+        object.__setattr__(self, "checkpoints", points)
+        if self.decay not in ("constant", "cosine"):
+            raise ValueError(f"TrainSpec.decay must be constant or cosine, got {self.decay!r}")
+        if not 0.0 < self.final_fraction <= 1.0:
+            raise ValueError(
+                f"TrainSpec.final_fraction must be in (0, 1], got {self.final_fraction!r}"
+            )
+
+    def rate_profile(self, step: jax.Array) -> jax.Array:
+        """Learning-rate multiplier at a (0-based) step."""
+        if self.decay == "constant":
+            return jnp.ones_like(step, jnp.float32)
+        progress = step.astype(jnp.float32) / max(self.epochs - 1, 1)
+        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+        return self.final_fraction + (1.0 - self.final_fraction) * cosine
+
+
+class NPLMFit(NamedTuple):
+    """Result of one fit (or of an ensemble, with a leading member axis).
+
+    Attributes:
+        t: test statistic ``-2 L`` after the last epoch.
+        t_history: t at each of ``TrainSpec.checkpoints``.
+        params: trained parameters of f.
+    """
+
+    t: jax.Array
+    t_history: jax.Array
+    params: Any
+
+
+def fit_test_function(
+    key: jax.Array,
+    x: jax.Array,
+    data_weight: jax.Array,
+    reference_weight: jax.Array,
+    hparams: Hparams,
+    spec: NetworkSpec,
+    train: TrainSpec,
+) -> NPLMFit:
+    """Minimise the weighted NPLM loss for one member (full batch, Adam, clipping per step).
+
+    Args:
+        key: typed PRNG key for the initialisation, consumed.
+        x: events, shape (n, n_inputs).
+        data_weight: d_i, shape (n,).
+        reference_weight: r_i, shape (n,).
+        hparams: learning rate and clip value of this member.
+        spec: the architecture (static).
+        train: the schedule (static).
+
+    Returns:
+        The fit; ``t = -2 L`` at the final parameters.
+    """
+    # Adam scaled by the per-member rate (a leaf) times the static profile of the schedule.
+    optimizer = optax.chain(
+        optax.scale_by_adam(),
+        optax.scale_by_schedule(lambda step: -hparams.learning_rate * train.rate_profile(step)),
+    )
+
+    def loss(params):
+        f = apply_test_function(params, x, spec)
+        return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
+
+    def step(carry, _):
+        params, opt_state = carry
+        grads = jax.grad(loss)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = clip_kernels(optax.apply_updates(params, updates), hparams.clip)
+        return (params, opt_state), None
+
+    params = clip_kernels(init_test_function(key, spec), hparams.clip)
+    carry = (params, optimizer.init(params))
+    history = []
+    done = 0
+    for checkpoint in train.checkpoints:  # few segments, each one compiled scan
+        carry, _ = jax.lax.scan(step, carry, None, length=checkpoint - done)
+        done = checkpoint
+        history.append(-2.0 * loss(carry[0]))
+    t_history = jnp.stack(history)
+    return NPLMFit(t=t_history[-1], t_history=t_history, params=carry[0])
+
+
+def fit_ensemble(
+    keys: jax.Array,
+    x: jax.Array,
+    data_weight: jax.Array,
+    reference_weight: jax.Array,
+    hparams: Hparams,
+    spec: NetworkSpec,
+    train: TrainSpec,
+    chunk_size: int = 16,
+) -> NPLMFit:
+    """Train E members at once: ``jax.vmap`` of :func:`fit_test_function`, in chunks.
+
+    ``x``, ``data_weight`` and ``reference_weight`` either carry a leading member axis or are
+    shared by all members (a permutation null shares the events and varies the weights).
+    Member i equals ``fit_test_function(keys[i], ...)`` with member i's inputs. The last chunk
+    is padded by repeating members so that every chunk has the same shape (one compilation).
+
+    Args:
+        keys: typed keys, shape (E,).
+        x: (E, n, n_inputs) or shared (n, n_inputs).
+        data_weight: (E, n) or shared (n,).
+        reference_weight: (E, n) or shared (n,).
+        hparams: leaves of shape (E,) or scalars (shared).
+        spec: the architecture.
+        train: the schedule.
+        chunk_size: members trained together; memory grows with chunk_size * n.
+
+    Returns:
+        The fits with a leading member axis E (numpy arrays).
+    """
+    n_members = keys.shape[0]
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    x = jnp.asarray(x, jnp.float32)
+    data_weight = jnp.asarray(data_weight, jnp.float32)
+    reference_weight = jnp.asarray(reference_weight, jnp.float32)
+    hparams = Hparams(
+        *(jnp.broadcast_to(jnp.asarray(h, jnp.float32), (n_members,)) for h in hparams)
+    )
+    per_member = (
+        x.ndim == 3,
+        data_weight.ndim == 2,
+        reference_weight.ndim == 2,
+    )
+    in_axes = (0, *(0 if m else None for m in per_member), 0)
+    fit_chunk = _compiled_chunk_fit(spec, train, in_axes)
+
+    chunk = min(chunk_size, n_members)
+    results = []
+    for start in range(0, n_members, chunk):
+        index = np.arange(start, start + chunk)
+        index = np.minimum(index, n_members - 1)  # pad the last chunk by repetition
+        take = lambda a, member: a[index] if member else a  # noqa: E731
+        out = fit_chunk(
+            keys[index],
+            take(x, per_member[0]),
+            take(data_weight, per_member[1]),
+            take(reference_weight, per_member[2]),
+            Hparams(*(h[index] for h in hparams)),
+        )
+        n_real = min(chunk, n_members - start)
+        results.append(jax.tree.map(lambda a, n=n_real: np.asarray(a)[:n], out))
+    return jax.tree.map(lambda *a: np.concatenate(a), *results)
+
+
+_CHUNK_CACHE: dict = {}
+
+
+def _compiled_chunk_fit(spec: NetworkSpec, train: TrainSpec, in_axes: tuple) -> Any:
+    cache_key = (spec, train, in_axes)
+    if cache_key not in _CHUNK_CACHE:
+        fit = lambda k, x, d, r, h: fit_test_function(k, x, d, r, h, spec, train)  # noqa: E731
+        _CHUNK_CACHE[cache_key] = jax.jit(jax.vmap(fit, in_axes=in_axes))
+    return _CHUNK_CACHE[cache_key]
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs of the two tests
+# --------------------------------------------------------------------------------------------
+
+
+def nplm_inputs(
+    data: jax.Array,
+    data_mask: jax.Array,
+    reference: jax.Array,
+    reference_mask: jax.Array,
+    n_expected: jax.Array | float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Events and weights of NPLM for one member (vmappable; padded events have mask 0).
+
+    Args:
+        data: (n_data_max, d) data events D.
+        data_mask: (n_data_max,) 1 for real data events.
+        reference: (n_ref_max, d) reference events R.
+        reference_mask: (n_ref_max,) 1 for real reference events.
+        n_expected: N(R), the data count expected under the reference hypothesis.
+
+    Returns:
+        ``(x, data_weight, reference_weight)`` with reference weight ``N(R) / N_R``.
+    """
+    data_mask = jnp.asarray(data_mask, jnp.float32)
+    reference_mask = jnp.asarray(reference_mask, jnp.float32)
+    n_reference = jnp.sum(reference_mask)
+    x = jnp.concatenate([data, reference], axis=-2)
+    data_weight = jnp.concatenate([data_mask, jnp.zeros_like(reference_mask)], axis=-1)
+    reference_weight = jnp.concatenate(
+        [jnp.zeros_like(data_mask), reference_mask * (n_expected / n_reference)], axis=-1
+    )
+    return x, data_weight, reference_weight
+
+
+def symmetrized_weights(
+    in_a: jax.Array, valid: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Weights of the two fits of the symmetrized test on the pooled sample A u B.
+
+    Args:
+        in_a: (n,) 1 where the pooled event belongs to A.
+        valid: (n,) 1 for real pooled events (0 for padding).
+
+    Returns:
+        ``(data_weight_a, reference_weight_a, data_weight_b, reference_weight_b)``: the fit
+        for A has d = 1[A], r = N_A / (N_A + N_B) on every pooled event; B likewise.
+    """
+    valid = jnp.asarray(valid, jnp.float32)
+    in_a = jnp.asarray(in_a, jnp.float32) * valid
+    in_b = valid - in_a
+    n_a, n_b = jnp.sum(in_a), jnp.sum(in_b)
+    n_total = n_a + n_b
+    return in_a, valid * (n_a / n_total), in_b, valid * (n_b / n_total)
+
+
+def permutation_labels(key: jax.Array, valid: jax.Array, n_a: jax.Array | int) -> jax.Array:
+    """A random relabelling of the pooled sample: n_a valid events become "A" (vmappable).
+
+    Args:
+        key: typed key, consumed.
+        valid: (n,) 1 for real pooled events.
+        n_a: number of events labelled A (the observed N_A).
+
+    Returns:
+        (n,) float 0/1 indicator of the new A sample.
+    """
+    u = jax.random.uniform(key, valid.shape)
+    u = jnp.where(valid > 0, u, 2.0)  # padding sorts last and is never drawn
+    rank = jnp.argsort(jnp.argsort(u))
+    return (rank < n_a).astype(jnp.float32)
+
+
+def symmetrized_test(
+    keys: jax.Array,
+    x: jax.Array,
+    in_a: jax.Array,
+    valid: jax.Array,
+    hparams: Hparams,
+    spec: NetworkSpec,
+    train: TrainSpec,
+    chunk_size: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetrized statistic ``t_{A+B}(A) + t_{A+B}(B)`` for E members (two fits each).
+
+    Args:
+        keys: typed keys (E,); member i uses ``split(keys[i])`` for its two networks.
+        x: pooled events (E, n, d) or shared (n, d).
+        in_a: (E, n) or shared (n,) indicator of A.
+        valid: (E, n) or shared (n,) indicator of real events.
+        hparams: per-member learning rate and clip (clip ``inf``: the test needs none).
+        spec: the architecture.
+        train: the schedule.
+        chunk_size: members per vmapped chunk (each member is two fits).
+
+    Returns:
+        ``(t, t_history)``: shapes (E,) and (E, n_checkpoints); each is the A fit plus the B fit.
+    """
+    n_members = keys.shape[0]
+    da, ra, db, rb = jax.vmap(symmetrized_weights)(
+        *(jnp.broadcast_to(jnp.asarray(a), (n_members, *jnp.shape(a)[-1:])) for a in (in_a, valid))
+    )
+    fit_keys = jax.vmap(jax.random.split)(keys)  # (E, 2): one network for A, one for B
+    x = jnp.asarray(x, jnp.float32)
+    x_both = jnp.concatenate([x, x]) if x.ndim == 3 else x
+    hp = Hparams(
+        *(jnp.tile(jnp.broadcast_to(jnp.asarray(h, jnp.float32), (n_members,)), 2) for h in hparams)
+    )
+    fits = fit_ensemble(
+        jnp.concatenate([fit_keys[:, 0], fit_keys[:, 1]]),
+        x_both,
+        jnp.concatenate([da, db]),
+        jnp.concatenate([ra, rb]),
+        hp,
+        spec,
+        train,
+        chunk_size=2 * chunk_size,
+    )
+    t = fits.t[:n_members] + fits.t[n_members:]
+    history = fits.t_history[:n_members] + fits.t_history[n_members:]
+    return t, history
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+
+
+def _as_events(name: str, events: Any) -> np.ndarray:
+    array = np.asarray(events, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_events, n_features), got {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty (zero events): the test needs N > 0")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"{name} has {int(bad.any(axis=1).sum())} events with NaN or inf values "
+            f"(first at index {int(np.argmax(bad.any(axis=1)))})"
+        )
+    return array
+
+
+def check_samples(
+    first: Any,
+    second: Any,
+    names: tuple[str, str] = ("data", "reference"),
+    support: tuple[float | None, float | None] = (None, None),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two samples: non-empty, finite, same feature dimension, inside the support.
+
+    Args:
+        first: events, (n,) or (n, d).
+        second: events, (m,) or (m, d).
+        names: what to call the samples in error messages.
+        support: (lower, upper) bounds of the reference support, applied to every feature;
+            None means unbounded.
+
+    Returns:
+        Both samples as float64 arrays of shape (n, d).
+
+    Raises:
+        ValueError: naming the sample and the problem.
+    """
+    a = _as_events(names[0], first)
+    b = _as_events(names[1], second)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{names[0]} has {a.shape[1]} features but {names[1]} has {b.shape[1]}: "
+            "the two samples must have the same dimension"
+        )
+    lower, upper = support
+    for name, array in zip(names, (a, b), strict=True):
+        outside = np.zeros(len(array), bool)
+        if lower is not None:
+            outside |= (array < lower).any(axis=1)
+        if upper is not None:
+            outside |= (array > upper).any(axis=1)
+        if outside.any():
+            raise ValueError(
+                f"{name} has {int(outside.sum())} events outside the reference support "
+                f"[{lower}, {upper}] (first: {array[np.argmax(outside)].tolist()})"
+            )
+    return a, b
+
+
+def check_nplm_inputs(
+    data: Any,
+    reference: Any,
+    clip: float | None,
+    support: tuple[float | None, float | None] = (None, None),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate NPLM inputs, and refuse the unclipped loss where it diverges.
+
+    Without weight clipping the NPLM loss is unbounded below: f can grow without limit on any
+    data event that is not a reference event (arXiv:2401.09530). When data events lie outside
+    the range spanned by the reference sample a single sigmoid step reaches that divergence,
+    so this raises; otherwise it warns that t then depends on the number of epochs.
+
+    Args:
+        data: data events D.
+        reference: reference events R.
+        clip: weight-clipping value; None or inf means unclipped.
+        support: bounds of the reference support, see :func:`check_samples`.
+
+    Returns:
+        ``(data, reference)`` as float64 arrays (n, d).
+
+    Raises:
+        ValueError: bad samples, or unclipped loss with data outside the reference range.
+    """
+    d, r = check_samples(data, reference, ("data", "reference"), support)
+    if clip is not None and not math.isfinite(clip):
+        clip = None
+    if clip is not None and clip <= 0:
+        raise ValueError(f"weight clip must be > 0 (or None for no clipping), got {clip}")
+    if clip is None:
+        low, high = r.min(axis=0), r.max(axis=0)
+        outside = ((d < low) | (d > high)).any(axis=1)
+        if outside.any():
+            raise ValueError(
+                f"unbounded NPLM loss: {int(outside.sum())} data events lie outside the range of "
+                f"the reference sample ({low.tolist()} to {high.tolist()}), where exp(f) n_R = 0 "
+                "and the unclipped loss diverges to -inf; use weight clipping or the symmetrized "
+                "test (reference A u B)"
+            )
+        warnings.warn(
+            "NPLM without weight clipping: the loss is unbounded below for every data event "
+            "that is not a reference event, so t grows with the number of epochs",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return d, r
+
+
+# --------------------------------------------------------------------------------------------
+# Null distributions, p-values, significance
+# --------------------------------------------------------------------------------------------
+
+
+def fit_chi2_dof(t: Sequence[float] | np.ndarray) -> float:
+    """Maximum-likelihood number of degrees of freedom of a chi2 (location 0, scale 1).
+
+    Args:
+        t: null toys' test statistics, all > 0.
+
+    Returns:
+        The fitted dof.
+    """
+    t = np.asarray(t, np.float64)
+    if t.size < 2 or not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise ValueError("fit_chi2_dof needs at least 2 finite, positive t values")
+    dof, _, _ = scipy_stats.chi2.fit(t, floc=0.0, fscale=1.0)
+    return float(dof)
+
+
+def compare_with_chi2(t: Sequence[float] | np.ndarray, dof: float) -> dict[str, float]:
+    """Compare toy t values with chi2(dof) and with a chi2 of fitted dof.
+
+    Args:
+        t: null toys' test statistics.
+        dof: the expected degrees of freedom (number of trainable parameters for NPLM).
+
+    Returns:
+        ``ks_statistic``, ``ks_pvalue`` (two-sided KS against chi2(dof)), ``fitted_dof``,
+        ``fitted_ks_pvalue`` (KS against chi2(fitted_dof); optimistic since fitted),
+        ``mean``, ``variance`` and ``n_toys``.
+    """
+    t = np.asarray(t, np.float64)
+    ks = scipy_stats.kstest(t, scipy_stats.chi2(dof).cdf)
+    fitted = fit_chi2_dof(t)
+    ks_fitted = scipy_stats.kstest(t, scipy_stats.chi2(fitted).cdf)
+    return {
+        "dof": float(dof),
+        "ks_statistic": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+        "fitted_dof": fitted,
+        "fitted_ks_pvalue": float(ks_fitted.pvalue),
+        "mean": float(t.mean()),
+        "variance": float(t.var(ddof=1)),
+        "n_toys": int(t.size),
+    }
+
+
+def empirical_p_value(t_observed: float, t_null: Sequence[float] | np.ndarray) -> float:
+    """Empirical p-value ``(k + 1) / (n + 1)``, k = #{t_null >= t_observed}.
+
+    Args:
+        t_observed: the observed statistic.
+        t_null: n null toys.
+
+    Returns:
+        The p-value, at least 1/(n+1).
+    """
+    t_null = np.asarray(t_null, np.float64)
+    if t_null.size == 0:
+        raise ValueError("empirical_p_value needs at least one null toy")
+    k = int(np.sum(t_null >= t_observed))
+    return (k + 1) / (t_null.size + 1)
+
+
+def chi2_p_value(t_observed: float | np.ndarray, dof: float) -> float | np.ndarray:
+    """Asymptotic p-value ``P(chi2_dof >= t_observed)``.
+
+    Args:
+        t_observed: the observed statistic(s).
+        dof: degrees of freedom.
+
+    Returns:
+        The p-value(s).
+    """
+    return scipy_stats.chi2.sf(t_observed, dof)
+
+
+def z_from_p(p: float | np.ndarray) -> float | np.ndarray:
+    """One-sided significance ``Z = Phi^-1(1 - p)`` (p = 0.5 gives Z = 0).
+
+    Args:
+        p: p-value(s) in (0, 1].
+
+    Returns:
+        Z (computed with the survival function, accurate for tiny p).
+    """
+    return scipy_stats.norm.isf(p)

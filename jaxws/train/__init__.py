@@ -1,0 +1,27 @@
+"""Training: per-example losses, the ensemble engine (fit, fit_ensemble), prediction."""
+
+from jaxws.train.engine import (
+    FitResult,
+    Hparams,
+    MemberData,
+    TrainConfig,
+    Trainer,
+    fit,
+    fit_ensemble,
+    predict,
+    predict_ensemble,
+)
+from jaxws.train.losses import sigmoid_binary_cross_entropy
+
+__all__ = [
+    "FitResult",
+    "Hparams",
+    "MemberData",
+    "TrainConfig",
+    "Trainer",
+    "fit",
+    "fit_ensemble",
+    "predict",
+    "predict_ensemble",
+    "sigmoid_binary_cross_entropy",
+]

@@ -1,0 +1,161 @@
+"""The ensemble engine: vmapped members equal solo fits; early stopping; freezing; bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxws.models import partition
+from jaxws.models.cnn import SLIM_CNN, JetCNN
+from jaxws.models.mlp import MLP
+from jaxws.train import Hparams, MemberData, TrainConfig, Trainer, fit, fit_ensemble
+
+CONFIG = TrainConfig(batch_size=64, max_epochs=12, patience=3)
+
+
+def gaussian_pool(n=1200, dim=4, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.5).astype(np.float32)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    x[:, 0] += 1.5 * labels
+    return x, labels
+
+
+def ragged_members(labels, sizes, n_val=200, seed=1):
+    """Members with different training-set sizes, padded to the largest with weight 0."""
+    rng = np.random.default_rng(seed)
+    n_train_pool = len(labels) - n_val
+    width = max(sizes)
+    rows = []
+    for size in sizes:
+        index = np.zeros(width, np.int32)
+        index[:size] = rng.choice(n_train_pool, size, replace=False)
+        weight = (np.arange(width) < size).astype(np.float32)
+        val_index = np.arange(n_train_pool, len(labels))
+        rows.append(
+            MemberData.from_arrays(index, labels[index], val_index, labels[val_index], weight)
+        )
+    return jax.tree.map(lambda *a: np.stack(a), *rows)
+
+
+def take(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def assert_trees_close(a, b, atol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
+
+
+def test_ensemble_member_equals_solo_fit_with_ragged_data_and_per_member_lr():
+    x, labels = gaussian_pool()
+    members = ragged_members(labels, [700, 430, 1000, 250, 600])
+    rates = jnp.array([1e-3, 3e-3, 2e-3, 1e-2, 5e-4])
+    keys = jax.random.split(jax.random.key(7), 5)
+    model = MLP(feature_widths=(16,), head_widths=(8,))
+    trainer = Trainer(model, CONFIG)
+    ensemble = fit_ensemble(
+        keys, model, x, members, Hparams(rates), CONFIG, chunk_size=2, trainer=trainer
+    )
+    assert np.asarray(ensemble.epochs).min() < CONFIG.max_epochs  # some member stopped early
+    for i in range(5):
+        solo = fit(
+            keys[i], model, x, take(members, i), Hparams(rates[i]), CONFIG, trainer=trainer
+        )
+        assert int(solo.epochs) == int(ensemble.epochs[i])
+        assert int(solo.best_epoch) == int(ensemble.best_epoch[i])
+        assert_trees_close(take(ensemble.variables, i), solo.variables, atol=1e-5)
+        np.testing.assert_allclose(ensemble.val_loss[i], solo.val_loss, atol=1e-5)
+
+
+def test_ensemble_of_cnns_equals_solo_fit():
+    rng = np.random.default_rng(3)
+    images = rng.random((300, 2, 12, 12)).astype(np.float32)
+    labels = (rng.random(300) < 0.5).astype(np.float32)
+    images[labels == 1, :, 5:7, 5:7] += 1.0
+    members = ragged_members(labels, [200, 150], n_val=60)
+    keys = jax.random.split(jax.random.key(0), 2)
+    model = JetCNN(**SLIM_CNN)
+    config = TrainConfig(batch_size=50, max_epochs=3, patience=2)
+    trainer = Trainer(model, config)
+    ensemble = fit_ensemble(
+        keys, model, images, members, Hparams(jnp.full(2, 1e-3)), config, trainer=trainer
+    )
+    for i in range(2):
+        solo = fit(
+            keys[i], model, images, take(members, i), Hparams(1e-3), config, trainer=trainer
+        )
+        assert_trees_close(take(ensemble.variables, i), solo.variables, atol=1e-5)
+
+
+def test_early_stopping_keeps_the_best_parameters():
+    x, labels = gaussian_pool(seed=4)
+    member = take(ragged_members(labels, [300]), 0)
+    model = MLP(feature_widths=(32, 32), head_widths=(32,))
+    config = TrainConfig(batch_size=32, max_epochs=40, patience=4)
+    result = fit(jax.random.key(1), model, x, member, Hparams(3e-3), config)
+    history = np.asarray(result.val_loss)
+    run = int(result.epochs)
+    assert run < config.max_epochs, "overfitting 300 events should trigger early stopping"
+    assert np.all(np.isfinite(history[:run])) and np.all(np.isnan(history[run:]))
+    best = int(np.nanargmin(history))
+    assert int(result.best_epoch) == best and run == best + 1 + config.patience
+    trainer = Trainer(model, config)
+    recomputed = trainer.evaluate_loss(
+        result.variables, jnp.asarray(x), member.val_index, member.val_label, member.val_weight
+    )
+    np.testing.assert_allclose(recomputed, history[best], rtol=1e-5)
+
+
+def test_frozen_feature_extractor_is_bit_identical():
+    rng = np.random.default_rng(5)
+    images = rng.random((200, 2, 12, 12)).astype(np.float32)
+    labels = (rng.random(200) < 0.5).astype(np.float32)
+    member = take(ragged_members(labels, [150], n_val=50), 0)
+    model = JetCNN(**SLIM_CNN, frozen_norm=True)
+    start = model.init(jax.random.key(2), images[:1])
+    config = TrainConfig(batch_size=50, max_epochs=3, patience=3)
+    result = fit(
+        jax.random.key(3), model, images, member, Hparams(1e-2), config,
+        trainable=partition.is_head, init_variables=start,
+    )
+    before, _ = partition.split(start["params"], partition.is_feature_extractor)
+    after, _ = partition.split(result.variables["params"], partition.is_feature_extractor)
+    for path in before:
+        np.testing.assert_array_equal(before[path], after[path])
+    assert_trees_close(result.variables["batch_stats"], start["batch_stats"], atol=0)
+    head_before, _ = partition.split(start["params"], partition.is_head)
+    head_after, _ = partition.split(result.variables["params"], partition.is_head)
+    assert any(not np.array_equal(head_before[p], head_after[p]) for p in head_before)
+
+
+def test_epoch_compiles_once():
+    x, labels = gaussian_pool(n=400)
+    members = ragged_members(labels, [150, 200], n_val=100)
+    model = MLP(feature_widths=(8,), head_widths=(4,))
+    trainer = Trainer(model, TrainConfig(batch_size=50, max_epochs=3, patience=3))
+    keys = jax.random.split(jax.random.key(0), 2)
+    for rates in ([1e-3, 2e-3], [5e-3, 1e-4]):
+        fit_ensemble(keys, model, x, members, Hparams(jnp.array(rates)), trainer.config,
+                     trainer=trainer)
+    assert trainer._epoch_vmapped._cache_size() == 1
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    x, labels = gaussian_pool(n=300)
+    member = take(ragged_members(labels, [100], n_val=50), 0)
+    model = MLP(feature_widths=(4,), head_widths=(4,))
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fit(jax.random.key(0), model, bad, member, Hparams(1e-3), CONFIG)
+    empty = member.replace(val_weight=np.zeros_like(member.val_weight))
+    with pytest.raises(ValueError, match="no validation events"):
+        fit(jax.random.key(0), model, x, empty, Hparams(1e-3), CONFIG)
+    outside = member.replace(train_index=member.train_index + 10_000)
+    with pytest.raises(ValueError, match="outside the pool"):
+        fit(jax.random.key(0), model, x, outside, Hparams(1e-3), CONFIG)
+    members = jax.tree.map(lambda a: np.stack([a, a]), member)
+    with pytest.raises(ValueError, match="leading member axis of size 3"):
+        fit_ensemble(jax.random.split(jax.random.key(0), 3), model, x, members,
+                     Hparams(jnp.ones(3)), CONFIG)

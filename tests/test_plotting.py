@@ -1,0 +1,147 @@
+"""Figures build, render, and contain the data they claim to show (Agg backend)."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from jaxws.plotting import (  # noqa: E402
+    SLOPE_ONE_GID,
+    no_signal_control,
+    roc_figure,
+    sic_figure,
+    significance_curve,
+)
+from jaxws.stats.roc import roc_curve  # noqa: E402
+
+
+def renders(fig: Figure) -> bool:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=30)
+    return buffer.getvalue().startswith(b"\x89PNG")
+
+
+def line_labelled(ax, label):
+    (line,) = [line for line in ax.get_lines() if line.get_label() == label]
+    return line
+
+
+def bands(ax):
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+@pytest.fixture(scope="module")
+def runs():
+    rng = np.random.default_rng(0)
+    initial = np.array([3.0, 0.5, 1.0, 2.0, 5.0])  # unsorted on purpose
+    cwola = initial[:, None] * rng.uniform(0.5, 3.0, size=(5, 10))
+    transfer = initial[:, None] * rng.uniform(2.0, 6.0, size=(5, 10))
+    return initial, {"CWoLa": cwola, "transfer": transfer}
+
+
+def test_significance_curve_shows_mean_band_and_slope_one(runs):
+    initial, by_method = runs
+    fig = significance_curve(None, initial, by_method, linestyles={"CWoLa": "--"}, discovery_z=5)
+    (ax,) = fig.axes
+    order = np.argsort(initial)
+    for method, values in by_method.items():
+        line = line_labelled(ax, method)
+        np.testing.assert_allclose(line.get_xdata(), initial[order])
+        np.testing.assert_allclose(line.get_ydata(), values[order].mean(axis=1))
+    assert line_labelled(ax, "CWoLa").get_linestyle() == "--"
+    # One band per method spanning mean -+ sample standard deviation.
+    assert len(bands(ax)) == 2
+    cwola = by_method["CWoLa"][order]
+    vertices = bands(ax)[0].get_paths()[0].vertices
+    mean, std = cwola.mean(axis=1), cwola.std(axis=1, ddof=1)
+    np.testing.assert_allclose(vertices[:, 1].min(), (mean - std).min())
+    np.testing.assert_allclose(vertices[:, 1].max(), (mean + std).max())
+    (slope_one,) = [line for line in ax.get_lines() if line.get_gid() == SLOPE_ONE_GID]
+    np.testing.assert_array_equal(slope_one.get_xdata(), slope_one.get_ydata())
+    assert slope_one.get_xdata()[-1] == initial.max()
+    assert slope_one.get_linestyle() == ":"
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert renders(fig)
+
+
+def test_significance_curve_on_given_axes_linear(runs):
+    initial, by_method = runs
+    ax = Figure().subplots(1, 2)[1]
+    fig = significance_curve(ax, initial, by_method, scale="linear")
+    assert fig is ax.figure and ax.get_xscale() == "linear"
+    (slope_one,) = [line for line in ax.get_lines() if line.get_gid() == SLOPE_ONE_GID]
+    assert slope_one.get_xdata()[0] == 0.0
+
+
+def test_significance_curve_refuses_bad_shapes(runs):
+    initial, by_method = runs
+    with pytest.raises(ValueError, match="CWoLa"):
+        significance_curve(None, initial, {"CWoLa": by_method["CWoLa"][:3]})
+    with pytest.raises(ValueError, match="scale"):
+        significance_curve(None, initial, by_method, scale="symlog")
+
+
+@pytest.fixture(scope="module")
+def curve():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 500)
+    return roc_curve(rng.normal(size=500) + 1.5 * labels, labels)
+
+
+def test_roc_figure(curve):
+    fig = roc_figure(None, {"CNN": curve})
+    ax = fig.axes[0]
+    line = line_labelled(ax, "CNN")
+    keep = curve.background_efficiency > 0
+    np.testing.assert_allclose(line.get_xdata(), curve.signal_efficiency[keep])
+    np.testing.assert_allclose(line.get_ydata(), 1 / curve.background_efficiency[keep])
+    assert ax.get_yscale() == "log"
+    assert renders(fig)
+    fig = roc_figure(None, {"CNN": curve}, rejection=False)
+    random = line_labelled(fig.axes[0], "random")
+    np.testing.assert_array_equal(random.get_xdata(), random.get_ydata())
+
+
+def test_sic_figure_with_references(curve):
+    fig = sic_figure(None, {"CNN": curve}, references={"supervised": 3.0})
+    ax = fig.axes[0]
+    line = line_labelled(ax, "CNN")
+    keep = curve.background_efficiency > 0
+    np.testing.assert_allclose(
+        line.get_ydata(),
+        curve.signal_efficiency[keep] / np.sqrt(curve.background_efficiency[keep]),
+    )
+    np.testing.assert_array_equal(line_labelled(ax, "supervised").get_ydata(), [3.0, 3.0])
+    assert renders(fig)
+
+
+def test_no_signal_control(curve):
+    eps_b = np.array([0.1, 0.01, 0.5])
+    rng = np.random.default_rng(2)
+    eps_s = eps_b[:, None] * rng.uniform(0.8, 1.2, size=(3, 10))
+    fig = no_signal_control(
+        None, eps_b, {"CWoLa": eps_s}, n_test_signal=20_000, n_test_background=20_000
+    )
+    ax = fig.axes[0]
+    order = np.argsort(eps_b)
+    ratio = (eps_s / eps_b[:, None])[order]
+    (errorbar,) = ax.containers
+    data_line = errorbar.lines[0]
+    np.testing.assert_allclose(data_line.get_xdata(), eps_b[order])
+    np.testing.assert_allclose(data_line.get_ydata(), ratio.mean(axis=1))
+    assert line_labelled(ax, "random classifier").get_ydata()[0] == 1.0
+    # Expectation band, widest at the smallest eps_b: 1 + sqrt(eps_b (1 - eps_b) (2 / 20k)) / eps_b.
+    band_top = bands(ax)[0].get_paths()[0].vertices[:, 1].max()
+    np.testing.assert_allclose(band_top, 1 + np.sqrt(0.01 * 0.99 * 1e-4) / 0.01)
+    assert ax.get_xscale() == "log"
+    assert renders(fig)
+    with pytest.raises(ValueError, match="both"):
+        no_signal_control(None, eps_b, {"CWoLa": eps_s}, n_test_signal=100)
+    with pytest.raises(ValueError, match="CWoLa"):
+        no_signal_control(None, eps_b, {"CWoLa": eps_s.T})
