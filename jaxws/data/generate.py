@@ -307,9 +307,7 @@ def main() -> None:
     import hydra
 
     config_dir = str(Path(__file__).resolve().parents[2] / "conf" / "generate")
-    hydra.main(version_base="1.3", config_path=config_dir, config_name="config")(
-        main_from_config
-    )()
+    hydra.main(version_base="1.3", config_path=config_dir, config_name="config")(main_from_config)()
 
 
 if __name__ == "__main__":

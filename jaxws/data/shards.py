@@ -196,7 +196,9 @@ def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise ShardError(f"{path}: not a readable HDF5 file (truncated or corrupted?): {err}") from err
+        raise ShardError(
+            f"{path}: not a readable HDF5 file (truncated or corrupted?): {err}"
+        ) from err
 
 
 def read_attrs(path: str | os.PathLike) -> dict[str, Any]:

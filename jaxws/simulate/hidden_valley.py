@@ -178,7 +178,11 @@ class HiddenValleyPoint:
             channel = (
                 f"1 1.0 0 {_ID_RHO_DAUGHTERS[rho]}" if self.scenario == "id" else f"1 1.0 {_D_DBAR}"
             )
-            s += [f"{rho}:m0 = {_fmt(self.m_rho)}", f"{rho}:mayDecay = on", f"{rho}:oneChannel = {channel}"]
+            s += [
+                f"{rho}:m0 = {_fmt(self.m_rho)}",
+                f"{rho}:mayDecay = on",
+                f"{rho}:oneChannel = {channel}",
+            ]
         return s
 
     def generator_cuts(self) -> str:
@@ -219,7 +223,10 @@ class QCDDijets:
                 "; measured loss against a looser cut: about 5% of SR and 4% of SB events "
                 "(jet mjj can exceed mHat; event-generation.md)"
             )
-        return f"PhaseSpace:mHatMin = {self.m_hat_min:g} GeV, PhaseSpace:pTHatMin = {self.pt_hat_min:g} GeV{loss}"
+        return (
+            f"PhaseSpace:mHatMin = {self.m_hat_min:g} GeV, "
+            f"PhaseSpace:pTHatMin = {self.pt_hat_min:g} GeV{loss}"
+        )
 
 
 Model = HiddenValleyPoint | QCDDijets
@@ -251,7 +258,8 @@ def parse_model(name: str) -> Model:
 
     Grammar: `qcd[_mhat<GeV>][_pthat<GeV>]` or
     `[hv_]<id|dd>_lambda<GeV>[_ratio<m_pi/Lambda>][_mz<GeV>][_width<GeV>][_mzmin<GeV>]`; omitted
-    parts take the paper's values (ratio 1 for ID, 1.8 for DD; Z' 5500 GeV, width 10, mMin 4000).
+    parts take the paper's values (ratio 1 for ID, 1.8 for DD; Z' 5500 GeV, width 10, mMin 4000);
+    with another Z' mass the default mMin keeps the paper's ratio, mMin = (4000/5500) m_Z'.
 
     Raises:
         ValueError: unknown name, or a point that fails HiddenValleyPoint's checks.
@@ -270,13 +278,14 @@ def parse_model(name: str) -> Model:
         )
     try:
         scenario = m["scenario"]
+        mz = float(m["mz"]) if m["mz"] else 5500.0
         return HiddenValleyPoint(
             scenario=scenario,
             lambda_d=float(m["lam"]),
             pion_ratio=float(m["ratio"]) if m["ratio"] else SCENARIO_PION_RATIO[scenario],
-            zprime_mass=float(m["mz"]) if m["mz"] else 5500.0,
+            zprime_mass=mz,
             zprime_width=float(m["width"]) if m["width"] else 10.0,
-            zprime_mass_min=float(m["mzmin"]) if m["mzmin"] else 4000.0,
+            zprime_mass_min=float(m["mzmin"]) if m["mzmin"] else mz * 4000.0 / 5500.0,
         )
     except ValueError as err:
         raise ValueError(f"model {name!r}: {err}") from err

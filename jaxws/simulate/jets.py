@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from jaxws.data.events import OUTSIDE, SIDEBAND, SIGNAL_REGION
+from jaxws.data.events import OUTSIDE, SIDEBAND, SIGNAL_REGION, JetEvents
 
 MJJ_WINDOW = (4400.0, 5800.0)
 SIGNAL_REGION_EDGES = (4700.0, 5500.0)
@@ -153,26 +155,25 @@ def signal_jet_shape(params: SignalParams) -> JetShape:
         mean_multiplicity=30.0 * (1.5 - 0.35 * t) * (1.0 - 0.12 * d),
         multiplicity_shape=jnp.float32(5.0),
         extra_prongs=0.4 + 0.5 * t + 0.3 * d,
-        prong_spread=0.2 + 0.05 * t,
-        core_width=0.04 * (1.05 + 0.3 * t + 0.1 * d),
+        prong_spread=0.2 + 0.03 * t,
+        core_width=0.04 * (1.05 + 0.2 * t + 0.05 * d),
         pt_hierarchy=1.1 + 0.15 * d,
         collinearity=jnp.float32(0.3),
     )
 
 
-def _inverse_cdf_on_grid(u: jax.Array, log_density, low: float, high: float) -> jax.Array:
-    """Map uniforms u to draws of an unnormalised 1D density on [low, high) (grid inverse CDF)."""
-    grid = jnp.linspace(low, high, _GRID_POINTS)
-    log_p = log_density(grid)
+def _inverse_cdf_on_grid(u: jax.Array, grid: jax.Array, log_p: jax.Array) -> jax.Array:
+    """Map a uniform u to a draw of the density exp(log_p) tabulated on an increasing grid
+    (trapezoidal CDF, linear inverse interpolation)."""
     p = jnp.exp(log_p - jnp.max(log_p))
     cdf = jnp.concatenate([jnp.zeros(1), jnp.cumsum(0.5 * (p[1:] + p[:-1]) * jnp.diff(grid))])
-    x = jnp.interp(u * cdf[-1], cdf, grid)
-    return jnp.minimum(x, jnp.nextafter(jnp.float32(high), jnp.float32(low)))
-
-
-def _uniform(z: jax.Array) -> jax.Array:
-    """Uniforms on (0, 1) from standard normals (one normal draw feeds every variable)."""
-    return jax.scipy.special.ndtr(z)
+    target = u * cdf[-1]
+    # A comparison count instead of jnp.interp's search: much cheaper to compile.
+    i = jnp.clip(jnp.sum(cdf <= target) - 1, 0, grid.shape[0] - 2)
+    step = cdf[i + 1] - cdf[i]
+    t = jnp.where(step > 0, (target - cdf[i]) / jnp.where(step > 0, step, 1.0), 0.0)
+    x = grid[i] + jnp.clip(t, 0.0, 1.0) * (grid[i + 1] - grid[i])
+    return jnp.minimum(x, jnp.nextafter(grid[-1], grid[0]))
 
 
 def _dijet_log_density(params: BackgroundParams):
@@ -215,52 +216,56 @@ def _region(mjj: jax.Array) -> jax.Array:
 def _poisson(u: jax.Array, rate: jax.Array, largest: int) -> jax.Array:
     """A Poisson(rate) draw truncated to [0, largest] from a uniform u, by inverse CDF."""
     support = jnp.arange(largest + 1, dtype=jnp.float32)
-    log_pmf = support * jnp.log(rate) - rate - jax.lax.lgamma(support + 1.0)
+    log_factorial = jnp.cumsum(jnp.log(jnp.maximum(support, 1.0)))
+    log_pmf = support * jnp.log(rate) - rate - log_factorial
     cdf = jnp.cumsum(jnp.exp(log_pmf - jnp.max(log_pmf)))
     return jnp.minimum(jnp.sum(u * cdf[-1] >= cdf), largest).astype(jnp.int32)
 
 
-# Standard normals one jet consumes: per constituent slot 4, per jet 3 + 3 per prong.
-_JET_NORMALS = 4 * GENERATED_SLOTS + 3 + 3 * MAX_PRONGS
-_EVENT_NORMALS = 6
+def _logistic(u: jax.Array) -> jax.Array:
+    """Unit-variance logistic variates from uniforms: a cheap, slightly heavy-tailed normal."""
+    return (jnp.log(u) - jnp.log1p(-u)) * (math.sqrt(3.0) / math.pi)
 
 
-def _jet_constituents(z: jax.Array, shape: JetShape, max_constituents: int):
-    """One jet from `_JET_NORMALS` standard normals z.
+# Uniforms one jet consumes: 4 per constituent slot, 3 per jet, 3 per prong; 7 per event.
+_JET_UNIFORMS = 4 * GENERATED_SLOTS + 3 + 3 * MAX_PRONGS
+_EVENT_UNIFORMS = 7
+
+
+def _jet_constituents(u: jax.Array, shape: JetShape, max_constituents: int):
+    """One jet from `_JET_UNIFORMS` uniforms u on (0, 1).
 
     Returns:
         (C, 3) constituents (pT in units of the jet's vector pT, deta, dphi), the multiplicity
         before truncation and the jet's mass / pT.
     """
     slots = GENERATED_SLOTS
-    per_slot = z[: 4 * slots].reshape(slots, 4)
-    z_jet = z[4 * slots : 4 * slots + 3]
-    z_prong = z[4 * slots + 3 :].reshape(3, MAX_PRONGS)
-    # Negative-binomial-like multiplicity: Poisson with a log-normal rate (variance of the
-    # rate factor about 1 / multiplicity_shape, as for a Gamma(k, 1/k)).
+    per_slot = u[: 4 * slots].reshape(4, slots)
+    u_jet = u[4 * slots : 4 * slots + 3]
+    u_prong = u[4 * slots + 3 :].reshape(3, MAX_PRONGS)
+    # Over-dispersed multiplicity: Poisson with a log-logistic rate whose log has variance
+    # 1 / multiplicity_shape (like a Gamma(k, 1/k) rate factor, a negative binomial).
     spread = jax.lax.rsqrt(shape.multiplicity_shape)
-    rate = shape.mean_multiplicity * jnp.exp(spread * z_jet[0] - 0.5 * spread**2)
-    n = jnp.clip(_poisson(_uniform(z_jet[1]), rate, slots), 1, slots)
+    rate = shape.mean_multiplicity * jnp.exp(spread * _logistic(u_jet[0]) - 0.5 * spread**2)
+    n = jnp.clip(_poisson(u_jet[1], rate, slots), 1, slots)
     alive = jnp.arange(slots) < n
 
-    n_prongs = 1 + _poisson(_uniform(z_jet[2]), shape.extra_prongs, MAX_PRONGS - 1)
+    n_prongs = 1 + _poisson(u_jet[2], shape.extra_prongs, MAX_PRONGS - 1)
     prong_alive = jnp.arange(MAX_PRONGS) < n_prongs
-    prong_share = jnp.where(prong_alive, jnp.exp(0.8 * z_prong[0]), 0.0)
-    distance = shape.prong_spread * jnp.exp(0.5 * z_prong[1])
+    prong_share = jnp.where(prong_alive, jnp.exp(0.8 * _logistic(u_prong[0])), 0.0)
+    distance = shape.prong_spread * jnp.exp(0.5 * _logistic(u_prong[1]))
     distance = distance.at[0].set(0.0)
-    angle = 2 * jnp.pi * _uniform(z_prong[2])
+    angle = 2 * jnp.pi * u_prong[2]
     prong_x, prong_y = distance * jnp.cos(angle), distance * jnp.sin(angle)
 
     cumulative_share = jnp.cumsum(prong_share) / jnp.sum(prong_share)
-    u = _uniform(per_slot[:, 3:4])
-    prong = jnp.minimum(jnp.sum(u >= cumulative_share, axis=-1), MAX_PRONGS - 1)
-    weight = jnp.where(alive, jnp.exp(shape.pt_hierarchy * per_slot[:, 0]), 0.0)
-    # Relative to the mean of a log-normal, so `core_width` is the typical radius.
-    relative = weight * jnp.exp(-0.5 * shape.pt_hierarchy**2)
-    # For two standard normals, (z1^2 + z2^2) / 2 ~ Exponential(1), independent of their angle.
-    radius = shape.core_width * 0.5 * (per_slot[:, 1] ** 2 + per_slot[:, 2] ** 2)
-    radius = radius * jnp.maximum(relative, 1e-6) ** (-shape.collinearity)
-    phase = jnp.arctan2(per_slot[:, 1], per_slot[:, 2])
+    prong = jnp.minimum(jnp.sum(per_slot[0][:, None] >= cumulative_share, axis=-1), MAX_PRONGS - 1)
+    log_weight = shape.pt_hierarchy * _logistic(per_slot[1])
+    weight = jnp.where(alive, jnp.exp(log_weight), 0.0)
+    # Radius relative to the typical (median) weight: hard constituents sit closer to the prong.
+    radius = shape.core_width * -jnp.log(per_slot[2])
+    radius = radius * jnp.exp(-shape.collinearity * jnp.maximum(log_weight, -12.0))
+    phase = 2 * jnp.pi * per_slot[3]
     x = prong_x[prong] + radius * jnp.cos(phase)
     y = prong_y[prong] + radius * jnp.sin(phase)
     shrink = jnp.minimum(1.0, JET_RADIUS / jnp.maximum(jnp.hypot(x, y), 1e-12))
@@ -282,22 +287,20 @@ def _jet_constituents(z: jax.Array, shape: JetShape, max_constituents: int):
     return constituents, n, mass / pt
 
 
-def _dijet_kinematics(z: jax.Array, mjj, ystar_tilt, mass_over_pt):
-    """Jets (2, 4) = pT, eta, phi, mass from `_EVENT_NORMALS` normals; their four-vectors
-    give exactly `mjj`."""
-    u = _uniform(z)
+def _dijet_kinematics(u: jax.Array, mjj, ystar_tilt, mass_over_pt):
+    """Jets (2, 4) = pT, eta, phi, mass from `_EVENT_UNIFORMS - 1` uniforms; their
+    four-vectors give exactly `mjj`."""
     # y* <= 1.5 keeps both jets above pT ~ 750 GeV at the window's lower edge.
-    ystar = _inverse_cdf_on_grid(u[0], _ystar_log_density(ystar_tilt), 0.0, 1.5)
+    grid = jnp.linspace(0.0, 1.5, _GRID_POINTS // 4)
+    ystar = _inverse_cdf_on_grid(u[0], grid, _ystar_log_density(ystar_tilt)(grid))
     ystar = jnp.where(u[1] < 0.5, ystar, -ystar)
-    # Boost: a normal of width 0.6 truncated so that both |eta| < 2.
+    # Boost: about 0.6 wide, squashed smoothly into the room that keeps both |eta| < 2.
     room = MAX_ETA - jnp.abs(ystar)
-    edge = _uniform(-room / 0.6)
-    boost = 0.6 * jax.scipy.special.ndtri(edge + u[2] * (1.0 - 2.0 * edge))
-    boost = jnp.clip(boost, -room, room)
+    boost = room * jnp.tanh(0.6 * _logistic(u[2]) / room)
     eta = jnp.stack([boost + ystar, boost - ystar])
-    imbalance = jnp.abs(0.04 * z[3])
+    imbalance = jnp.abs(0.04 * _logistic(u[3]))
     phi0 = jnp.pi * (2.0 * u[4] - 1.0)
-    phi = jnp.stack([phi0, phi0 + jnp.pi + 0.05 * z[5]])
+    phi = jnp.stack([phi0, phi0 + jnp.pi + 0.05 * _logistic(u[5])])
     phi = jnp.mod(phi + jnp.pi, 2 * jnp.pi) - jnp.pi
     relative_pt = jnp.stack([1.0 + imbalance, 1.0 - imbalance])
     # Four-vectors per unit pT; the invariant mass is homogeneous of degree 1 in pT.
@@ -309,23 +312,42 @@ def _dijet_kinematics(z: jax.Array, mjj, ystar_tilt, mass_over_pt):
     return jnp.stack([pt, eta, phi, mass_over_pt * pt], axis=-1)
 
 
-def _event(key, log_density, shape: JetShape, ystar_tilt, max_constituents: int):
-    # One normal draw per event: a single threefry call keeps compilation fast.
-    z = jax.random.normal(key, (2 * _JET_NORMALS + _EVENT_NORMALS + 1,))
-    mjj = _inverse_cdf_on_grid(_uniform(z[-1]), log_density, *MJJ_WINDOW)
-    constituents, n, mass_over_pt = jax.vmap(_jet_constituents, in_axes=(0, None, None))(
-        z[: 2 * _JET_NORMALS].reshape(2, _JET_NORMALS), shape, max_constituents
+def _event(key, mjj_grid, mjj_log_p, shape: JetShape, ystar_tilt, max_constituents: int):
+    # One uniform draw per event feeds every variable: a single threefry call and no
+    # rejection samplers keep the compilation short.
+    u = jax.random.uniform(
+        key, (2 * _JET_UNIFORMS + _EVENT_UNIFORMS,), minval=jnp.finfo(jnp.float32).tiny
     )
-    jets = _dijet_kinematics(z[2 * _JET_NORMALS : -1], mjj, ystar_tilt, mass_over_pt)
+    mjj = _inverse_cdf_on_grid(u[-1], mjj_grid, mjj_log_p)
+    constituents, n, mass_over_pt = jax.vmap(_jet_constituents, in_axes=(0, None, None))(
+        u[: 2 * _JET_UNIFORMS].reshape(2, _JET_UNIFORMS), shape, max_constituents
+    )
+    jets = _dijet_kinematics(u[2 * _JET_UNIFORMS : -1], mjj, ystar_tilt, mass_over_pt)
     constituents = constituents.at[..., 0].multiply(jets[:, 0:1])
     return constituents, n, jets, mjj
 
 
-def _assemble(key, n, log_density, shape, ystar_tilt, max_constituents, first_event, label):
+@functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
+def _simulate(key, n, background, signal, is_signal, max_constituents, first_event):
+    """Background or signal events from one compiled program (selected by `is_signal`), so
+    that both kinds share a single compilation per (n, C)."""
+    grid = jnp.linspace(*MJJ_WINDOW, _GRID_POINTS)
+    log_p_grid = jnp.where(
+        is_signal,
+        _crystal_ball_log_density(signal)(grid),
+        _dijet_log_density(background)(grid),
+    )
+    shape = jax.tree.map(
+        lambda a, b: jnp.where(is_signal, a, b),
+        signal_jet_shape(signal),
+        background_jet_shape(background),
+    )
+    ystar_tilt = jnp.where(is_signal, 0.0, background.ystar_tilt)
+
     # fold_in per event: event i is the same whatever n or chunking is used.
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, first_event + jnp.arange(n))
     constituents, n_constituents, jets, mjj = jax.vmap(
-        lambda k: _event(k, log_density, shape, ystar_tilt, max_constituents)
+        lambda k: _event(k, grid, log_p_grid, shape, ystar_tilt, max_constituents)
     )(keys)
     mjj = mjj.astype(jnp.float32)
     return {
@@ -334,11 +356,10 @@ def _assemble(key, n, log_density, shape, ystar_tilt, max_constituents, first_ev
         "jets": jets.astype(jnp.float32),
         "mjj": mjj,
         "region": _region(mjj),
-        "label": jnp.full((n,), label, jnp.int8),
+        "label": jnp.broadcast_to(jnp.asarray(is_signal, jnp.int8), (n,)),
     }
 
 
-@functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
 def simulate_background(
     key: jax.Array,
     n: int,
@@ -346,33 +367,24 @@ def simulate_background(
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     first_event: int | jax.Array = 0,
 ) -> dict[str, jax.Array]:
-    """n QCD dijet events in the mjj window (JetEvents fields except model_id).
+    """n QCD dijet events in the mjj window (JetEvents fields except model_id); jittable and
+    vmappable over `key` and `params`.
 
     Args:
         key: typed PRNG key (consumed).
         n: number of events (static).
-        params: background parameters (pytree; vmappable).
+        params: background parameters (pytree).
         max_constituents: C, constituents kept per jet (static).
         first_event: index of the first event; event i uses fold_in(key, i), so chunks of a
             large sample drawn with increasing `first_event` equal one big draw.
 
     Returns:
-        dict with constituents (n, 2, C, 3), n_constituents (n, 2) int32, jets (n, 2, 4),
-        mjj (n,), region (n,) int8, label (n,) int8 = 0.
+        dict with constituents (n, 2, C, 3) float32, n_constituents (n, 2) int32, jets
+        (n, 2, 4) float32, mjj (n,) float32, region (n,) int8, label (n,) int8 = 0.
     """
-    return _assemble(
-        key,
-        n,
-        _dijet_log_density(params),
-        background_jet_shape(params),
-        params.ystar_tilt,
-        max_constituents,
-        first_event,
-        0,
-    )
+    return _simulate(key, n, params, SignalParams(), False, max_constituents, first_event)
 
 
-@functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
 def simulate_signal(
     key: jax.Array,
     n: int,
@@ -380,17 +392,97 @@ def simulate_signal(
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     first_event: int | jax.Array = 0,
 ) -> dict[str, jax.Array]:
-    """n dark-shower signal events in the mjj window; same layout as `simulate_background`.
-
-    The Z' -> q_D q_D-bar decay is s-channel: y* follows 1 + cos^2(theta*) (no tilt).
+    """n dark-shower events in the mjj window; same arguments and layout as
+    `simulate_background`, label = 1. The Z' decay is s-channel: y* follows 1 + cos^2(theta*).
     """
-    return _assemble(
-        key,
-        n,
-        _crystal_ball_log_density(params),
-        signal_jet_shape(params),
-        jnp.float32(0.0),
+    return _simulate(key, n, BackgroundParams(), params, True, max_constituents, first_event)
+
+
+def _draw_in_chunks(simulate, key, n: int, params, max_constituents: int, chunk_size: int):
+    chunk = max(1, min(chunk_size, n))
+    parts = []
+    for start in range(0, n, chunk):
+        out = simulate(key, chunk, params, max_constituents, start)
+        size = min(chunk, n - start)
+        parts.append({name: np.asarray(value)[:size] for name, value in out.items()})
+    if not parts:
+        out = jax.eval_shape(lambda: simulate(key, 1, params, max_constituents, 0))
+        return {name: np.zeros((0, *v.shape[1:]), v.dtype) for name, v in out.items()}
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def simulate_events(
+    seed_or_key: int | jax.Array,
+    n_background: int,
+    signals: Mapping[str, int] | None = None,
+    *,
+    background_params: BackgroundParams | None = None,
+    signal_params: Mapping[str, SignalParams] | None = None,
+    model_names: Sequence[str] | None = None,
+    max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
+    chunk_size: int = 16384,
+) -> JetEvents:
+    """Background and signal events as one host-side `JetEvents` (background first, then each
+    signal model in the order of `signals`; not shuffled).
+
+    Args:
+        seed_or_key: integer seed or typed key. The background uses fold_in(key, 0), signal
+            model m uses fold_in(key, 1 + model_id), so a model's events do not depend on
+            which other models are drawn, and event i does not depend on the chunking.
+        n_background: number of QCD events (all in the mjj window, about 49 % in the SR).
+        signals: model name -> number of events. Names are benchmarks (`benchmark_names()`)
+            or keys of `signal_params`.
+        background_params: defaults to `BackgroundParams()`.
+        signal_params: extra named signal models (override benchmarks of the same name).
+        model_names: the list `model_id` indexes; defaults to the benchmarks followed by the
+            names in `signal_params` (so a benchmark's model_id is its position in
+            `benchmark_names()`).
+        max_constituents: C, constituents kept per jet.
+        chunk_size: events per compiled call (bounds memory; does not change the events).
+
+    Returns:
+        JetEvents with numpy fields of the schema's dtypes; model_id is -1 for background.
+    """
+    key = jax.random.key(seed_or_key) if isinstance(seed_or_key, int) else seed_or_key
+    signals = dict(signals or {})
+    known = dict(_BENCHMARKS) | dict(signal_params or {})
+    if model_names is None:
+        model_names = benchmark_names() + [m for m in (signal_params or {}) if m not in _BENCHMARKS]
+    model_names = list(model_names)
+    counts = {"background": n_background} | {f"signals[{k!r}]": v for k, v in signals.items()}
+    for what, count in counts.items():
+        if not isinstance(count, int | np.integer) or count < 0:
+            raise ValueError(f"simulate_events: {what} must be a non-negative integer, got {count}")
+    for name in signals:
+        if name not in known:
+            raise ValueError(
+                f"simulate_events: unknown signal model {name!r}; known: {', '.join(known)}"
+            )
+        if name not in model_names:
+            raise ValueError(f"simulate_events: signal model {name!r} is not in model_names")
+    if max_constituents < 1 or chunk_size < 1:
+        raise ValueError("simulate_events: max_constituents and chunk_size must be positive")
+
+    params = background_params if background_params is not None else BackgroundParams()
+    parts = []
+    fields = _draw_in_chunks(
+        simulate_background,
+        jax.random.fold_in(key, 0),
+        int(n_background),
+        params,
         max_constituents,
-        first_event,
-        1,
+        chunk_size,
     )
+    parts.append(JetEvents(**fields, model_id=np.full(len(fields["mjj"]), -1, np.int16)))
+    for name, count in signals.items():
+        model_id = model_names.index(name)
+        fields = _draw_in_chunks(
+            simulate_signal,
+            jax.random.fold_in(key, 1 + model_id),
+            int(count),
+            known[name],
+            max_constituents,
+            chunk_size,
+        )
+        parts.append(JetEvents(**fields, model_id=np.full(count, model_id, np.int16)))
+    return JetEvents.concatenate(parts).to_numpy()

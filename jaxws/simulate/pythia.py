@@ -83,7 +83,9 @@ class Selection:
         if not 0 < self.jet_radius < 2:
             raise ValueError(f"Selection.jet_radius must be in (0, 2), got {self.jet_radius}")
         if self.max_constituents < 1:
-            raise ValueError(f"Selection.max_constituents must be >= 1, got {self.max_constituents}")
+            raise ValueError(
+                f"Selection.max_constituents must be >= 1, got {self.max_constituents}"
+            )
         for lo, hi in (self.signal_region, *self.sidebands):
             if not lo < hi:
                 raise ValueError(f"Selection: mass window [{lo}, {hi}) is empty")
@@ -292,7 +294,8 @@ def generate_shard(
     )
     width = selection.max_constituents
     rows: dict[str, list] = {
-        k: [] for k in ("constituents", "n_constituents", "pt_truncated", "jets", "mjj", "event_index")
+        k: []
+        for k in ("constituents", "n_constituents", "pt_truncated", "jets", "mjj", "event_index")
     }
     counts = dict(n_generated=0, n_failed=0, n_ge2jets=0, n_pass_jetcuts=0, n_SR=0, n_SB=0)
     pre_pt = 0.7 * selection.lead_pt_min if smearing.enabled else selection.lead_pt_min
@@ -318,7 +321,10 @@ def generate_shard(
         counts["n_ge2jets"] += 1
         p0, p1 = slow_jet.p(0), slow_jet.p(1)
         if not (
-            p0.pT() > pre_pt and p1.pT() > pre_pt and abs(p0.eta()) < pre_eta and abs(p1.eta()) < pre_eta
+            p0.pT() > pre_pt
+            and p1.pT() > pre_pt
+            and abs(p0.eta()) < pre_eta
+            and abs(p1.eta()) < pre_eta
         ):
             continue
         mjj = (p0 + p1).mCalc()
@@ -341,7 +347,10 @@ def generate_shard(
             jets = np.array([_jet_kinematics(v) for v in vectors])
             if jets[1, 0] > jets[0, 0]:
                 jets, parts, vectors = jets[::-1], parts[::-1], vectors[::-1]
-            if not (np.all(jets[:, 0] > selection.lead_pt_min) and np.all(np.abs(jets[:, 1]) < selection.eta_max)):
+            if not (
+                np.all(jets[:, 0] > selection.lead_pt_min)
+                and np.all(np.abs(jets[:, 1]) < selection.eta_max)
+            ):
                 continue
             counts["n_pass_jetcuts"] += 1
             mjj = _jet_kinematics(vectors[0] + vectors[1])[3]

@@ -143,6 +143,7 @@ class TPCConfig:
     the sample sizes the anomaly method draws.
     """
 
+    source: str = "tpc"
     sensor_rings: int = 2
     energy_min: float = 1.0
     energy_max: float = 100.0
@@ -157,10 +158,11 @@ class TPCConfig:
     neutron_slope_kev: float = 30.0
     n_background_train: int = 20000
     n_background_null: int = 20000
-    n_background_pool: int = 20000
-    n_signal_pool: int = 10000
+    n_signal_train: int = 10000
+    n_signal_benchmark: int = 4000
 
     def __post_init__(self) -> None:
+        check(self.source == "tpc", f"data.source must be 'tpc' here, got {self.source!r}")
         check(self.sensor_rings >= 1, f"data.sensor_rings must be >= 1, got {self.sensor_rings}")
         check(
             0.0 < self.energy_min < self.energy_max,
@@ -176,9 +178,13 @@ class TPCConfig:
             f"data.neutron_fraction must lie in [0, 1), got {self.neutron_fraction}",
         )
         check(self.neutron_slope_kev > 0, "data.neutron_slope_kev must be > 0")
-        for name in ("n_background_train", "n_background_null", "n_background_pool"):
+        for name in (
+            "n_background_train",
+            "n_background_null",
+            "n_signal_train",
+            "n_signal_benchmark",
+        ):
             check(getattr(self, name) >= 100, f"data.{name} must be >= 100")
-        check(self.n_signal_pool >= 100, "data.n_signal_pool must be >= 100")
 
     def params(self) -> TPCParams:
         """The numeric `TPCParams` of this section (other fields keep their defaults)."""

@@ -56,6 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 from scipy import stats as scipy_stats
 
 _ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -234,12 +235,20 @@ class TrainSpec:
             "constant" (the papers' choice) or "cosine" (cosine decay to ``final_fraction``;
             lets a large initial rate converge in few epochs).
         final_fraction: last-epoch learning rate over the initial one for "cosine".
+        optimizer: "adam" (full-batch Adam, the papers' choice; kernels clipped after every
+            step) or "newton" (damped saddle-free Newton on all parameters at once, kernels
+            projected onto the clip box after every step, a step kept only if it lowers the
+            loss). Adam needs O(1e5) epochs to converge on the 1-4-1 network; Newton reaches
+            the same minimum in O(100) iterations (each costs about 20 Adam epochs), which is
+            what makes statistical tests of the null affordable. For "newton", ``epochs``
+            counts iterations and the learning rate is unused.
     """
 
     epochs: int
     checkpoints: tuple[int, ...] = ()
     decay: str = "constant"
     final_fraction: float = 0.01
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -253,6 +262,8 @@ class TrainSpec:
                 f"got {self.checkpoints!r}"
             )
         object.__setattr__(self, "checkpoints", points)
+        if self.optimizer not in ("adam", "newton"):
+            raise ValueError(f"TrainSpec.optimizer must be adam or newton, got {self.optimizer!r}")
         if self.decay not in ("constant", "cosine"):
             raise ValueError(f"TrainSpec.decay must be constant or cosine, got {self.decay!r}")
         if not 0.0 < self.final_fraction <= 1.0:
@@ -306,6 +317,8 @@ def fit_test_function(
     Returns:
         The fit; ``t = -2 L`` at the final parameters.
     """
+    if train.optimizer == "newton":
+        return _fit_newton(key, x, data_weight, reference_weight, hparams, spec, train)
     # Adam scaled by the per-member rate (a leaf) times the static profile of the schedule.
     optimizer = optax.chain(
         optax.scale_by_adam(),
@@ -333,6 +346,60 @@ def fit_test_function(
         history.append(-2.0 * loss(carry[0]))
     t_history = jnp.stack(history)
     return NPLMFit(t=t_history[-1], t_history=t_history, params=carry[0])
+
+
+def _fit_newton(
+    key: jax.Array,
+    x: jax.Array,
+    data_weight: jax.Array,
+    reference_weight: jax.Array,
+    hparams: Hparams,
+    spec: NetworkSpec,
+    train: TrainSpec,
+) -> NPLMFit:
+    """Damped saddle-free Newton: step -(|H| + lambda)^-1 g in the Hessian eigenbasis.
+
+    Negative-curvature directions are followed downhill (|eigenvalue|, Dauphin et al. 2014);
+    lambda shrinks after a step that lowers the loss and grows (the step is then rejected)
+    otherwise, so the loss never increases.
+    """
+    params = clip_kernels(init_test_function(key, spec), hparams.clip)
+    flat, unravel = ravel_pytree(params)
+    is_kernel = ravel_pytree(
+        jax.tree_util.tree_map_with_path(
+            lambda path, leaf: jnp.full(leaf.shape, getattr(path[-1], "key", None) == "kernel"),
+            params,
+        )
+    )[0]
+
+    def loss(flat_params):
+        f = apply_test_function(unravel(flat_params), x, spec)
+        return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
+
+    def step(carry, _):
+        flat_params, damping, current = carry
+        grad = jax.grad(loss)(flat_params)
+        eigenvalues, eigenvectors = jnp.linalg.eigh(jax.hessian(loss)(flat_params))
+        scale = jnp.abs(eigenvalues) + damping
+        proposal = flat_params - eigenvectors @ ((eigenvectors.T @ grad) / scale)
+        proposal = jnp.where(is_kernel, jnp.clip(proposal, -hparams.clip, hparams.clip), proposal)
+        proposed = loss(proposal)
+        better = proposed < current
+        return (
+            jnp.where(better, proposal, flat_params),
+            jnp.where(better, jnp.maximum(damping * 0.3, 1e-6), damping * 10.0),
+            jnp.where(better, proposed, current),
+        ), None
+
+    carry = (flat, jnp.float32(1.0), loss(flat))
+    history = []
+    done = 0
+    for checkpoint in train.checkpoints:
+        carry, _ = jax.lax.scan(step, carry, None, length=checkpoint - done)
+        done = checkpoint
+        history.append(-2.0 * carry[2])
+    t_history = jnp.stack(history)
+    return NPLMFit(t=t_history[-1], t_history=t_history, params=unravel(carry[0]))
 
 
 def fit_ensemble(

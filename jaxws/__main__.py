@@ -1,0 +1,3 @@
+from jaxws.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""One interface to the event sources: `data=simulator` or `data=pythia`.
+
+Every method asks a source for background events, the events of a named signal model, and the
+list of signal models (for transfer and meta-learning), so each method runs on either source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+
+import jax
+
+from jaxws.config import check, from_section
+from jaxws.data.events import JetEvents
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatorData:
+    """`data=simulator`: the built-in stylised jet simulator (jaxws.simulate.jets).
+
+    Attributes:
+      signal: the target signal model (a benchmark name such as `id_lambda10`).
+      resolution: jet-image side in pixels.
+      max_constituents: constituents kept per jet.
+      n_background: background events generated in the mjj window (about half land in the SR).
+      n_signal: events generated per signal model.
+      seed: data seed, separate from the training seed, so that a training sweep sees the
+        same events.
+    """
+
+    source: str = "simulator"
+    signal: str = "id_lambda10"
+    resolution: int = 16
+    max_constituents: int = 64
+    n_background: int = 60_000
+    n_signal: int = 12_000
+    seed: int = 1234
+
+    def __post_init__(self):
+        from jaxws.simulate.jets import benchmark_names
+
+        check(self.signal in benchmark_names(),
+              f"data.signal {self.signal!r} is not a simulator benchmark; "
+              f"known: {benchmark_names()}")
+        check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
+        check(self.max_constituents >= 1,
+              f"data.max_constituents must be >= 1, got {self.max_constituents}")
+        check(self.n_background >= 1 and self.n_signal >= 1,
+              "data.n_background and data.n_signal must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class PythiaData:
+    """`data=pythia`: events from HDF5 shards made by `python -m jaxws.data.generate`."""
+
+    source: str = "pythia"
+    paths: tuple[str, ...] = ("data/pythia",)
+    background: str = "qcd"
+    signal: str = "id_lambda10"
+    resolution: int = 25
+    max_events: int | None = None
+    model_list: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
+        check(len(self.paths) >= 1, "data.paths must name at least one shard source")
+
+
+class SimulatorSource:
+    def __init__(self, config: SimulatorData):
+        self.config = config
+
+    @cached_property
+    def _key(self) -> jax.Array:
+        return jax.random.key(self.config.seed)
+
+    def model_names(self) -> list[str]:
+        from jaxws.simulate.jets import benchmark_names
+
+        return benchmark_names()
+
+    def background(self) -> JetEvents:
+        from jaxws.simulate.jets import simulate_events
+
+        return simulate_events(self._key, self.config.n_background, {},
+                               max_constituents=self.config.max_constituents)
+
+    def signal(self, name: str, n_events: int | None = None) -> JetEvents:
+        from jaxws.simulate.jets import simulate_events
+
+        events = simulate_events(self._key, 0, {name: n_events or self.config.n_signal},
+                                 max_constituents=self.config.max_constituents)
+        return events
+
+
+class PythiaSource:
+    def __init__(self, config: PythiaData):
+        self.config = config
+
+    def model_names(self) -> list[str]:
+        from jaxws.simulate.hidden_valley import benchmark_names
+
+        return list(self.config.model_list or benchmark_names())
+
+    def _load(self, name: str, n_events: int | None) -> JetEvents:
+        from jaxws.data.shards import load_events
+
+        return load_events(
+            list(self.config.paths), models=[name],
+            max_events=n_events or self.config.max_events,
+            model_list=list(self.config.model_list) if self.config.model_list else None,
+        )
+
+    def background(self) -> JetEvents:
+        return self._load(self.config.background, None)
+
+    def signal(self, name: str, n_events: int | None = None) -> JetEvents:
+        return self._load(name, n_events)
+
+
+def make_source(section) -> SimulatorSource | PythiaSource:
+    """The event source named by the `data` config section's `source` key."""
+    source = (section or {}).get("source", "simulator")
+    if source == "simulator":
+        return SimulatorSource(from_section(SimulatorData, section, "data"))
+    if source == "pythia":
+        return PythiaSource(from_section(PythiaData, section, "data"))
+    raise ValueError(f"data.source must be 'simulator' or 'pythia', got {source!r}")

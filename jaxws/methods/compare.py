@@ -1,0 +1,36 @@
+"""Several study methods on the same pseudo-experiments, in one figure (paper Figs. 4-5).
+
+`method=compare` with `method.methods: {label: {name: <method>, ...settings}}`: each entry is
+passed to that method's `study` as its `method` section; all share the data, the
+pseudo-experiments, the model and the evaluation.
+"""
+
+from __future__ import annotations
+
+import jax
+from omegaconf import OmegaConf
+
+from jaxws import methods
+from jaxws.methods import study as study_lib
+
+
+def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+    entries = OmegaConf.to_container(cfg.method, resolve=True)
+    unknown = sorted(set(entries) - {"name", "methods"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in config section 'method' (compare)")
+    chosen = entries.get("methods") or {}
+    if not chosen:
+        raise ValueError("method.methods must name at least one method to compare")
+    data_key, train_key = jax.random.split(key)
+    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    results = {}
+    for index, (label, section) in enumerate(chosen.items()):
+        if "name" not in section:
+            raise ValueError(f"method.methods.{label} needs a 'name'")
+        module = methods.load(section["name"])
+        sub_cfg = OmegaConf.merge(cfg, {"method": None})
+        sub_cfg.method = section
+        results[label] = module.study(sub_cfg, inputs, jax.random.fold_in(train_key, index),
+                                      tracker)
+    return study_lib.report(tracker, inputs, results)

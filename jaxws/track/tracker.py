@@ -1,0 +1,134 @@
+"""The run tracker: resolved config, metrics, tables and figures in the run directory, mirrored
+to Weights & Biases.
+
+W&B runs in offline mode by default (no network needed; `wandb sync <run_dir>/wandb/...`
+uploads later). A Hydra multirun sweep shares one W&B group, so a sweep reads as one unit.
+`tracking=none` turns W&B off; the local files are always written.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from jaxws.config import check
+from jaxws.track.files import _to_jsonable, atomic_write_bytes, atomic_write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingConfig:
+    """Attributes:
+    wandb: log to Weights & Biases.
+    mode: W&B mode, "offline" (default, no network), "online" or "disabled".
+    project: W&B project.
+    group: W&B group; empty = the Hydra sweep directory for multiruns, else the run name.
+    tags: W&B tags.
+    """
+
+    wandb: bool = True
+    mode: str = "offline"
+    project: str = "jaxws"
+    group: str = ""
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check(self.mode in ("offline", "online", "disabled"),
+              f"tracking.mode must be offline, online or disabled, got {self.mode!r}")
+
+
+class Tracker:
+    """Writes a run's outputs atomically into `run_dir` and mirrors them to W&B.
+
+    Args:
+      run_dir: the run's output directory (Hydra's run or sweep sub-directory).
+      config: the resolved config (a plain dict), written to `config.json` and given to W&B.
+      tracking: `TrackingConfig`; None means local files only.
+      name: run name.
+    """
+
+    def __init__(self, run_dir: str | Path, config: dict | None = None,
+                 tracking: TrackingConfig | None = None, name: str = "run"):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics: dict[str, Any] = {}
+        self._wandb_run = None
+        if config is not None:
+            atomic_write_json(self.run_dir / "config.json", config)
+        if tracking is not None and tracking.wandb and tracking.mode != "disabled":
+            import wandb
+
+            self._wandb_run = wandb.init(
+                project=tracking.project,
+                group=tracking.group or name,
+                name=name,
+                tags=list(tracking.tags),
+                config=_to_jsonable(config or {}),
+                dir=str(self.run_dir),
+                mode=tracking.mode,
+                reinit="create_new",
+            )
+
+    @property
+    def wandb_run(self):
+        return self._wandb_run
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Record scalar metrics (kept for `metrics.json`, appended to `metrics.jsonl`)."""
+        metrics = _to_jsonable(metrics)
+        self.metrics.update(metrics)
+        line = json.dumps({"step": step, **metrics}, allow_nan=False) + "\n"
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(line)
+        atomic_write_json(self.run_dir / "metrics.json", self.metrics)
+        if self._wandb_run is not None:
+            self._wandb_run.log(metrics, step=step)
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        path = atomic_write_json(self.run_dir / f"{name}.json", obj)
+        if self._wandb_run is not None:
+            self._wandb_run.save(str(path), base_path=str(self.run_dir), policy="now")
+        return path
+
+    def save_table(self, name: str, rows: list[dict[str, Any]]) -> Path:
+        """A list of flat dicts as CSV (and a W&B table)."""
+        if not rows:
+            raise ValueError(f"table {name!r} has no rows")
+        columns = list(rows[0])
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(_to_jsonable(row))
+        path = atomic_write_bytes(self.run_dir / f"{name}.csv", buffer.getvalue().encode())
+        if self._wandb_run is not None:
+            import wandb
+
+            data = [[_to_jsonable(row[c]) for c in columns] for row in rows]
+            self._wandb_run.log({name: wandb.Table(columns=columns, data=data)})
+        return path
+
+    def save_figure(self, name: str, fig) -> Path:
+        """Save a matplotlib figure as PNG (and PDF) into `figures/`; returns the PNG path."""
+        paths = []
+        for suffix in ("png", "pdf"):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
+            paths.append(atomic_write_bytes(self.run_dir / "figures" / f"{name}.{suffix}",
+                                            buffer.getvalue()))
+        if self._wandb_run is not None:
+            import wandb
+
+            self._wandb_run.log({name: wandb.Image(str(paths[0]))})
+        return paths[0]
+
+    def finish(self) -> None:
+        if self._wandb_run is not None:
+            self._wandb_run.finish()
+            self._wandb_run = None
