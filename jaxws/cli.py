@@ -12,8 +12,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-TOP_LEVEL_KEYS = {"data", "model", "method", "training", "study", "tracking", "seed",
-                  "run_name", "stats"}
+TOP_LEVEL_KEYS = {
+    "data",
+    "model",
+    "method",
+    "training",
+    "study",
+    "tracking",
+    "seed",
+    "run_name",
+    "stats",
+}
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
@@ -27,6 +36,19 @@ def _group_name() -> str:
     return ""
 
 
+def enable_compilation_cache() -> None:
+    """Reuse compiled XLA programs across runs (JAX's persistent cache; `JAXWS_JAX_CACHE`
+    overrides the directory, an empty value turns it off)."""
+    import os
+
+    import jax
+
+    directory = os.environ.get("JAXWS_JAX_CACHE", str(Path(".cache") / "jax-compilation"))
+    if directory:
+        jax.config.update("jax_compilation_cache_dir", directory)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
     """Run the configured method into `run_dir`; returns its metrics."""
     import jax
@@ -37,14 +59,16 @@ def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
 
     unknown = sorted(set(cfg) - TOP_LEVEL_KEYS)
     if unknown:
-        raise ConfigError(f"unknown top-level config key(s) {unknown}; allowed: "
-                          f"{sorted(TOP_LEVEL_KEYS)}")
+        raise ConfigError(
+            f"unknown top-level config key(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}"
+        )
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed!r}")
     run_dir = Path(run_dir)
     if (run_dir / "results.json").exists():
-        raise FileExistsError(f"{run_dir} already holds a finished run (results.json); "
-                              "choose a new output directory")
+        raise FileExistsError(
+            f"{run_dir} already holds a finished run (results.json); choose a new output directory"
+        )
     tracking = from_section(TrackingConfig, cfg.tracking, "tracking")
     if group and not tracking.group:
         tracking = TrackingConfig(**{**tracking.__dict__, "group": group})
@@ -66,6 +90,7 @@ def _main(cfg: DictConfig) -> None:
     from jaxws.config import ConfigError
 
     run_dir = HydraConfig.get().runtime.output_dir
+    enable_compilation_cache()
     try:
         metrics = execute(cfg, run_dir, _group_name())
     except (ConfigError, ValueError, FileExistsError, FileNotFoundError, ImportError) as error:

@@ -59,9 +59,7 @@ def test_ensemble_member_equals_solo_fit_with_ragged_data_and_per_member_lr():
     )
     assert np.asarray(ensemble.epochs).min() < CONFIG.max_epochs  # some member stopped early
     for i in range(5):
-        solo = fit(
-            keys[i], model, x, take(members, i), Hparams(rates[i]), CONFIG, trainer=trainer
-        )
+        solo = fit(keys[i], model, x, take(members, i), Hparams(rates[i]), CONFIG, trainer=trainer)
         assert int(solo.epochs) == int(ensemble.epochs[i])
         assert int(solo.best_epoch) == int(ensemble.best_epoch[i])
         assert_trees_close(take(ensemble.variables, i), solo.variables, atol=1e-5)
@@ -82,9 +80,7 @@ def test_ensemble_of_cnns_equals_solo_fit():
         keys, model, images, members, Hparams(jnp.full(2, 1e-3)), config, trainer=trainer
     )
     for i in range(2):
-        solo = fit(
-            keys[i], model, images, take(members, i), Hparams(1e-3), config, trainer=trainer
-        )
+        solo = fit(keys[i], model, images, take(members, i), Hparams(1e-3), config, trainer=trainer)
         assert_trees_close(take(ensemble.variables, i), solo.variables, atol=1e-5)
 
 
@@ -116,8 +112,14 @@ def test_frozen_feature_extractor_is_bit_identical():
     start = model.init(jax.random.key(2), images[:1])
     config = TrainConfig(batch_size=50, max_epochs=3, patience=3)
     result = fit(
-        jax.random.key(3), model, images, member, Hparams(1e-2), config,
-        trainable=partition.is_head, init_variables=start,
+        jax.random.key(3),
+        model,
+        images,
+        member,
+        Hparams(1e-2),
+        config,
+        trainable=partition.is_head,
+        init_variables=start,
     )
     before, _ = partition.split(start["params"], partition.is_feature_extractor)
     after, _ = partition.split(result.variables["params"], partition.is_feature_extractor)
@@ -136,8 +138,9 @@ def test_epoch_compiles_once():
     trainer = Trainer(model, TrainConfig(batch_size=50, max_epochs=3, patience=3))
     keys = jax.random.split(jax.random.key(0), 2)
     for rates in ([1e-3, 2e-3], [5e-3, 1e-4]):
-        fit_ensemble(keys, model, x, members, Hparams(jnp.array(rates)), trainer.config,
-                     trainer=trainer)
+        fit_ensemble(
+            keys, model, x, members, Hparams(jnp.array(rates)), trainer.config, trainer=trainer
+        )
     assert trainer._epoch_vmapped._cache_size() == 1
 
 
@@ -157,5 +160,6 @@ def test_bad_input_is_refused_with_a_clear_message():
         fit(jax.random.key(0), model, x, outside, Hparams(1e-3), CONFIG)
     members = jax.tree.map(lambda a: np.stack([a, a]), member)
     with pytest.raises(ValueError, match="leading member axis of size 3"):
-        fit_ensemble(jax.random.split(jax.random.key(0), 3), model, x, members,
-                     Hparams(jnp.ones(3)), CONFIG)
+        fit_ensemble(
+            jax.random.split(jax.random.key(0), 3), model, x, members, Hparams(jnp.ones(3)), CONFIG
+        )

@@ -10,7 +10,11 @@ from jaxws.models.layers import conv2d_same, max_pool_2x2
 
 def reference_conv(x, kernel, bias):
     out = jax.lax.conv_general_dilated(
-        x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        x,
+        kernel,
+        (1, 1),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=jax.lax.Precision.HIGHEST,
     )
     return out + bias

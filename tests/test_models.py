@@ -42,8 +42,10 @@ def test_event_output_is_product_of_jet_sigmoids():
     features = ConvFeatures(
         SLIM_CNN["conv_features"], SLIM_CNN["kernel_sizes"], SLIM_CNN["pool_after"]
     ).apply(
-        {"params": variables["params"]["features"],
-         "batch_stats": variables["batch_stats"]["features"]},
+        {
+            "params": variables["params"]["features"],
+            "batch_stats": variables["batch_stats"]["features"],
+        },
         images,
         False,
     )

@@ -48,11 +48,14 @@ class JetEvents:
             value = getattr(self, name)
             if len(value) != n:
                 raise ValueError(f"JetEvents.{name} has {len(value)} events, mjj has {n}")
-        if self.constituents.ndim != 4 or self.constituents.shape[1:2] != (2,) or (
-            self.constituents.shape[3] != 3
+        if (
+            self.constituents.ndim != 4
+            or self.constituents.shape[1:2] != (2,)
+            or (self.constituents.shape[3] != 3)
         ):
             raise ValueError(
-                f"JetEvents.constituents must have shape (N, 2, C, 3), got {self.constituents.shape}"
+                "JetEvents.constituents must have shape (N, 2, C, 3), "
+                f"got {self.constituents.shape}"
             )
         if self.jets.shape[1:] != (2, 4):
             raise ValueError(f"JetEvents.jets must have shape (N, 2, 4), got {self.jets.shape}")

@@ -51,17 +51,27 @@ class StudyDesign:
     balance_classes: bool = False
 
     def __post_init__(self):
-        check(self.n_background_sr >= 10,
-              f"study.n_background_sr must be >= 10, got {self.n_background_sr}")
+        check(
+            self.n_background_sr >= 10,
+            f"study.n_background_sr must be >= 10, got {self.n_background_sr}",
+        )
         check(len(self.injections) >= 1, "study.injections must list at least one amount")
-        check(all(i >= 0 for i in self.injections),
-              f"study.injections must be >= 0, got {list(self.injections)}")
-        check(self.n_pseudo_experiments >= 1,
-              f"study.n_pseudo_experiments must be >= 1, got {self.n_pseudo_experiments}")
-        check(0 < self.validation_fraction < 1,
-              f"study.validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        check(self.n_test_signal >= 1 and self.n_test_background >= 1,
-              "study.n_test_signal and study.n_test_background must be >= 1")
+        check(
+            all(i >= 0 for i in self.injections),
+            f"study.injections must be >= 0, got {list(self.injections)}",
+        )
+        check(
+            self.n_pseudo_experiments >= 1,
+            f"study.n_pseudo_experiments must be >= 1, got {self.n_pseudo_experiments}",
+        )
+        check(
+            0 < self.validation_fraction < 1,
+            f"study.validation_fraction must be in (0, 1), got {self.validation_fraction}",
+        )
+        check(
+            self.n_test_signal >= 1 and self.n_test_background >= 1,
+            "study.n_test_signal and study.n_test_background must be >= 1",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,12 +104,15 @@ def pool_events(background: JetEvents, signal: JetEvents) -> JetEvents:
 
 def _region_indices(events: JetEvents, offset: int) -> tuple[np.ndarray, np.ndarray]:
     region = np.asarray(events.region)
-    return (np.flatnonzero(region == SIGNAL_REGION) + offset,
-            np.flatnonzero(region == SIDEBAND) + offset)
+    return (
+        np.flatnonzero(region == SIGNAL_REGION) + offset,
+        np.flatnonzero(region == SIDEBAND) + offset,
+    )
 
 
-def build_pseudo_experiments(seed: int, background: JetEvents, signal: JetEvents,
-                             design: StudyDesign) -> PseudoExperiments:
+def build_pseudo_experiments(
+    seed: int, background: JetEvents, signal: JetEvents, design: StudyDesign
+) -> PseudoExperiments:
     """Draw the study's pseudo-experiments (see module docstring).
 
     Args:
@@ -121,21 +134,25 @@ def build_pseudo_experiments(seed: int, background: JetEvents, signal: JetEvents
     background_ratio = len(bkg_sb) / len(bkg_sr)
     signal_ratio = len(sig_sb) / len(sig_sr)
     bkg_sr, sig_sr = rng.permutation(bkg_sr), rng.permutation(sig_sr)
-    test_background, bkg_sr = bkg_sr[: design.n_test_background], bkg_sr[design.n_test_background:]
-    test_signal, sig_sr = sig_sr[: design.n_test_signal], sig_sr[design.n_test_signal:]
+    test_background, bkg_sr = bkg_sr[: design.n_test_background], bkg_sr[design.n_test_background :]
+    test_signal, sig_sr = sig_sr[: design.n_test_signal], sig_sr[design.n_test_signal :]
     n_bkg_sb = int(round(design.n_background_sr * background_ratio))
     injections = np.asarray(design.injections, np.int64)
     n_sig_sb = np.rint(injections * signal_ratio).astype(np.int64)
     shortfalls = [
         (what, need, have)
         for what, need, have in (
-            ("SR background (test + training)",
-             design.n_test_background + design.n_background_sr,
-             design.n_test_background + len(bkg_sr)),
+            (
+                "SR background (test + training)",
+                design.n_test_background + design.n_background_sr,
+                design.n_test_background + len(bkg_sr),
+            ),
             ("SB background", n_bkg_sb, len(bkg_sb)),
-            ("SR signal (test + largest injection)",
-             design.n_test_signal + int(injections.max()),
-             design.n_test_signal + len(sig_sr)),
+            (
+                "SR signal (test + largest injection)",
+                design.n_test_signal + int(injections.max()),
+                design.n_test_signal + len(sig_sr),
+            ),
             ("SB signal for the largest injection", int(n_sig_sb.max()), len(sig_sb)),
         )
         if need > have
@@ -147,34 +164,48 @@ def build_pseudo_experiments(seed: int, background: JetEvents, signal: JetEvents
     rows, injection_of, experiment_of, sig_sb_of = [], [], [], []
     for injection, n_sb in zip(injections, n_sig_sb, strict=True):
         for experiment in range(design.n_pseudo_experiments):
-            sr = np.concatenate([rng.choice(bkg_sr, design.n_background_sr, replace=False),
-                                 rng.choice(sig_sr, injection, replace=False)])
-            sb = np.concatenate([rng.choice(bkg_sb, n_bkg_sb, replace=False),
-                                 rng.choice(sig_sb, n_sb, replace=False)])
+            sr = np.concatenate(
+                [
+                    rng.choice(bkg_sr, design.n_background_sr, replace=False),
+                    rng.choice(sig_sr, injection, replace=False),
+                ]
+            )
+            sb = np.concatenate(
+                [
+                    rng.choice(bkg_sb, n_bkg_sb, replace=False),
+                    rng.choice(sig_sb, n_sb, replace=False),
+                ]
+            )
             index = np.concatenate([sr, sb])
             label = np.concatenate([np.ones(len(sr)), np.zeros(len(sb))]).astype(np.float32)
             weight = np.ones(len(index), np.float32)
             if design.balance_classes:
-                weight = np.where(label == 1, len(index) / (2 * len(sr)),
-                                  len(index) / (2 * len(sb))).astype(np.float32)
+                weight = np.where(
+                    label == 1, len(index) / (2 * len(sr)), len(index) / (2 * len(sb))
+                ).astype(np.float32)
             order = rng.permutation(len(index))
             n_val = max(1, int(round(design.validation_fraction * len(index))))
             val, train = order[:n_val], order[n_val:]
-            rows.append((index[train], label[train], weight[train],
-                         index[val], label[val], weight[val]))
+            rows.append(
+                (index[train], label[train], weight[train], index[val], label[val], weight[val])
+            )
             injection_of.append(injection)
             experiment_of.append(experiment)
             sig_sb_of.append(n_sb)
 
     def stack(column: int, dtype) -> np.ndarray:
         width = max(len(r[column]) for r in rows)
-        return np.stack([np.pad(np.asarray(r[column], dtype), (0, width - len(r[column])))
-                         for r in rows])
+        return np.stack(
+            [np.pad(np.asarray(r[column], dtype), (0, width - len(r[column]))) for r in rows]
+        )
 
     members = MemberData(
-        train_index=stack(0, np.int32), train_label=stack(1, np.float32),
-        train_weight=stack(2, np.float32), val_index=stack(3, np.int32),
-        val_label=stack(4, np.float32), val_weight=stack(5, np.float32),
+        train_index=stack(0, np.int32),
+        train_label=stack(1, np.float32),
+        train_weight=stack(2, np.float32),
+        val_index=stack(3, np.int32),
+        val_label=stack(4, np.float32),
+        val_weight=stack(5, np.float32),
     )
     test_index = np.concatenate([test_signal, test_background]).astype(np.int32)
     test_label = np.concatenate([np.ones(len(test_signal)), np.zeros(len(test_background))])

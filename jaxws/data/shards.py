@@ -286,9 +286,19 @@ def rebuild_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """Collect all sidecar records under `directory` into `manifest.json` (atomic) and return it.
 
     Records whose shard file is missing are left out (a shard is listed only once its `.h5`
-    exists); checksums are verified when reading, not here.
+    exists); checksums are verified when reading, not here. Concurrent writers (Hydra multirun
+    jobs) serialise on an flock of `<directory>/.manifest.lock`, so the last one lists all.
     """
+    import fcntl
+
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _rebuild_manifest_locked(directory)
+
+
+def _rebuild_manifest_locked(directory: Path) -> dict[str, Any]:
     shards = []
     for rec in sorted(directory.rglob("*.json")):
         if rec.name == MANIFEST or rec.name.startswith(".tmp-"):

@@ -27,6 +27,9 @@ class SimulatorData:
       n_signal: events generated per signal model.
       seed: data seed, separate from the training seed, so that a training sweep sees the
         same events.
+      normalize_images: divide each jet image by its pT sum. Raw-pT pixels (the paper's
+        choice) carry the jet pT scale, i.e. mjj, which a signal-region-vs-sideband classifier
+        can learn without any signal; normalised images keep only the shape (see README).
     """
 
     source: str = "simulator"
@@ -36,18 +39,24 @@ class SimulatorData:
     n_background: int = 60_000
     n_signal: int = 12_000
     seed: int = 1234
+    normalize_images: bool = True
 
     def __post_init__(self):
         from jaxws.simulate.jets import benchmark_names
 
-        check(self.signal in benchmark_names(),
-              f"data.signal {self.signal!r} is not a simulator benchmark; "
-              f"known: {benchmark_names()}")
+        check(
+            self.signal in benchmark_names(),
+            f"data.signal {self.signal!r} is not a simulator benchmark; known: {benchmark_names()}",
+        )
         check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
-        check(self.max_constituents >= 1,
-              f"data.max_constituents must be >= 1, got {self.max_constituents}")
-        check(self.n_background >= 1 and self.n_signal >= 1,
-              "data.n_background and data.n_signal must be >= 1")
+        check(
+            self.max_constituents >= 1,
+            f"data.max_constituents must be >= 1, got {self.max_constituents}",
+        )
+        check(
+            self.n_background >= 1 and self.n_signal >= 1,
+            "data.n_background and data.n_signal must be >= 1",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +70,7 @@ class PythiaData:
     resolution: int = 25
     max_events: int | None = None
     model_list: tuple[str, ...] | None = None
+    normalize_images: bool = True
 
     def __post_init__(self):
         check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
@@ -83,14 +93,19 @@ class SimulatorSource:
     def background(self) -> JetEvents:
         from jaxws.simulate.jets import simulate_events
 
-        return simulate_events(self._key, self.config.n_background, {},
-                               max_constituents=self.config.max_constituents)
+        return simulate_events(
+            self._key, self.config.n_background, {}, max_constituents=self.config.max_constituents
+        )
 
     def signal(self, name: str, n_events: int | None = None) -> JetEvents:
         from jaxws.simulate.jets import simulate_events
 
-        events = simulate_events(self._key, 0, {name: n_events or self.config.n_signal},
-                                 max_constituents=self.config.max_constituents)
+        events = simulate_events(
+            self._key,
+            0,
+            {name: n_events or self.config.n_signal},
+            max_constituents=self.config.max_constituents,
+        )
         return events
 
 
@@ -107,7 +122,8 @@ class PythiaSource:
         from jaxws.data.shards import load_events
 
         return load_events(
-            list(self.config.paths), models=[name],
+            list(self.config.paths),
+            models=[name],
             max_events=n_events or self.config.max_events,
             model_list=list(self.config.model_list) if self.config.model_list else None,
         )

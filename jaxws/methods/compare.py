@@ -31,6 +31,7 @@ def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
         module = methods.load(section["name"])
         sub_cfg = OmegaConf.merge(cfg, {"method": None})
         sub_cfg.method = section
-        results[label] = module.study(sub_cfg, inputs, jax.random.fold_in(train_key, index),
-                                      tracker)
+        results[label] = module.study(
+            sub_cfg, inputs, jax.random.fold_in(train_key, index), tracker
+        )
     return study_lib.report(tracker, inputs, results)

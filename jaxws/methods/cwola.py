@@ -32,8 +32,14 @@ def study(cfg, inputs: study_lib.StudyInputs, key: jax.Array, tracker) -> study_
     keys = jax.random.split(key, n_members)
     rates = jnp.full(n_members, inputs.training.learning_rate)
     result = fit_ensemble(
-        keys, inputs.model, inputs.images, members, Hparams(rates), inputs.training.engine(),
-        chunk_size=inputs.training.chunk_size, progress="CWoLa",
+        keys,
+        inputs.model,
+        inputs.images,
+        members,
+        Hparams(rates),
+        inputs.training.engine(),
+        chunk_size=inputs.training.chunk_size,
+        progress="CWoLa",
     )
     return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs)
 
@@ -69,8 +75,7 @@ class Scorer:
             raise ValueError(
                 f"x has feature shape {x.shape[1:]}, the scorer was trained on {self.feature_shape}"
             )
-        return np.asarray(predict_ensemble(self.model, self.variables, jnp.asarray(x),
-                                           batch_size))
+        return np.asarray(predict_ensemble(self.model, self.variables, jnp.asarray(x), batch_size))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Ensemble score: the mean member probability, shape (N,)."""
@@ -158,7 +163,12 @@ def weak_supervision(
     members = jax.tree.map(lambda *a: np.stack(a), *rows)
     keys = jax.random.split(jax.random.key(seed), n_members)
     result = fit_ensemble(
-        keys, model, pool, members, Hparams(jnp.full(n_members, learning_rate)), config,
+        keys,
+        model,
+        pool,
+        members,
+        Hparams(jnp.full(n_members, learning_rate)),
+        config,
         chunk_size=chunk_size,
     )
     return Scorer(model, result.variables, feature_shape, result)

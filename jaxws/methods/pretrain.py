@@ -50,7 +50,9 @@ class PretrainConfig:
     n_background: int = 250_000
 
     def __post_init__(self):
-        check(self.learning_rate > 0, f"pretrain.learning_rate must be > 0, got {self.learning_rate}")
+        check(
+            self.learning_rate > 0, f"pretrain.learning_rate must be > 0, got {self.learning_rate}"
+        )
         check(self.patience >= 1, f"pretrain.patience must be >= 1, got {self.patience}")
         check(self.max_epochs >= 1, f"pretrain.max_epochs must be >= 1, got {self.max_epochs}")
         check(self.batch_size >= 1, f"pretrain.batch_size must be >= 1, got {self.batch_size}")

@@ -57,13 +57,15 @@ class TrainingSection:
     min_delta: float = 0.0
 
     def __post_init__(self):
-        check(self.learning_rate > 0,
-              f"training.learning_rate must be > 0, got {self.learning_rate}")
+        check(
+            self.learning_rate > 0, f"training.learning_rate must be > 0, got {self.learning_rate}"
+        )
         check(self.chunk_size >= 1, f"training.chunk_size must be >= 1, got {self.chunk_size}")
 
     def engine(self) -> TrainConfig:
-        return TrainConfig(self.batch_size, self.max_epochs, self.patience,
-                           self.eval_batch_size, self.min_delta)
+        return TrainConfig(
+            self.batch_size, self.max_epochs, self.patience, self.eval_batch_size, self.min_delta
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +82,14 @@ class StudySection(StudyDesign):
 
     def __post_init__(self):
         super().__post_init__()
-        check(all(0 < e <= 1 for e in self.background_efficiencies),
-              "study.background_efficiencies must lie in (0, 1]")
-        check(self.relative_uncertainty >= 0,
-              f"study.relative_uncertainty must be >= 0, got {self.relative_uncertainty}")
+        check(
+            all(0 < e <= 1 for e in self.background_efficiencies),
+            "study.background_efficiencies must lie in (0, 1]",
+        )
+        check(
+            self.relative_uncertainty >= 0,
+            f"study.relative_uncertainty must be >= 0, got {self.relative_uncertainty}",
+        )
 
     def design(self) -> StudyDesign:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(StudyDesign)}
@@ -103,11 +109,13 @@ class StudyInputs:
     signal_name: str
 
 
-def event_pool_images(events, resolution: int) -> np.ndarray:
+def event_pool_images(events, resolution: int, normalize: bool = True) -> np.ndarray:
     """Jet images (N, 2, R, R) float32 of an event pool, made on the device."""
     from jaxws.data.images import event_images
 
-    return np.asarray(event_images(jnp.asarray(events.constituents), resolution), np.float32)
+    return np.asarray(
+        event_images(jnp.asarray(events.constituents), resolution, normalize), np.float32
+    )
 
 
 def prepare(cfg, seed: int) -> StudyInputs:
@@ -119,9 +127,10 @@ def prepare(cfg, seed: int) -> StudyInputs:
     background = source.background()
     signal = source.signal(source.config.signal)
     experiments = build_pseudo_experiments(seed, background, signal, study.design())
-    images = event_pool_images(pool_events(background, signal), source.config.resolution)
-    return StudyInputs(images, experiments, study, training, model, source,
-                       source.config.signal)
+    images = event_pool_images(
+        pool_events(background, signal), source.config.resolution, source.config.normalize_images
+    )
+    return StudyInputs(images, experiments, study, training, model, source, source.config.signal)
 
 
 @dataclasses.dataclass
@@ -152,12 +161,19 @@ def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
     test_images = jnp.asarray(inputs.images[experiments.test_index])
     n_members = len(experiments.injection)
     chunk = inputs.training.chunk_size
-    scores = np.concatenate([
-        np.asarray(predict_ensemble(
-            model, jax.tree.map(lambda a, s=start: a[s: s + chunk], variables), test_images,
-            inputs.training.eval_batch_size))
-        for start in range(0, n_members, chunk)
-    ])
+    scores = np.concatenate(
+        [
+            np.asarray(
+                predict_ensemble(
+                    model,
+                    jax.tree.map(lambda a, s=start: a[s : s + chunk], variables),
+                    test_images,
+                    inputs.training.eval_batch_size,
+                )
+            )
+            for start in range(0, n_members, chunk)
+        ]
+    )
     labels = experiments.test_label
     eps_b = np.asarray(study.background_efficiencies, float)
     eps_s = np.empty((n_members, len(eps_b)))
@@ -168,11 +184,15 @@ def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
         eps_s[member] = [roc.signal_efficiency_at(curve, e) for e in eps_b]
     injection = experiments.injection.astype(float)
     working = significance.significance_at_working_points(
-        injection, float(experiments.n_background_sr), eps_s, eps_b,
+        injection,
+        float(experiments.n_background_sr),
+        eps_s,
+        eps_b,
         relative_uncertainty=study.relative_uncertainty,
     )
     initial = significance.initial_significance(
-        injection, float(experiments.n_background_sr),
+        injection,
+        float(experiments.n_background_sr),
         relative_uncertainty=study.relative_uncertainty,
     )
     return StudyResult(
@@ -229,21 +249,24 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
         _, auc = _by_injection(result, result.auc)
         _, initial = _by_injection(result, result.initial_z)
         for k, injection in enumerate(injections):
-            rows.append({
-                "method": method,
-                "injection": int(injection),
-                "initial_z": float(initial[k, 0]),
-                "final_z_mean": float(best[k].mean()),
-                "final_z_std": float(best[k].std(ddof=1)) if best.shape[1] > 1 else 0.0,
-                "auc_mean": float(auc[k].mean()),
-                "auc_std": float(auc[k].std(ddof=1)) if auc.shape[1] > 1 else 0.0,
-            })
+            rows.append(
+                {
+                    "method": method,
+                    "injection": int(injection),
+                    "initial_z": float(initial[k, 0]),
+                    "final_z_mean": float(best[k].mean()),
+                    "final_z_std": float(best[k].std(ddof=1)) if best.shape[1] > 1 else 0.0,
+                    "auc_mean": float(auc[k].mean()),
+                    "auc_std": float(auc[k].std(ddof=1)) if auc.shape[1] > 1 else 0.0,
+                }
+            )
         mean_signal, per_run = signal_for_discovery(injections, initial[:, 0], best)
         key = method.lower().replace(" ", "_").replace("-", "_")
         metrics[f"{key}/signal_for_5sigma"] = mean_signal
         finite = per_run[np.isfinite(per_run)]
-        metrics[f"{key}/signal_for_5sigma_std"] = float(finite.std(ddof=1)) if len(
-            finite) > 1 else float("nan")
+        metrics[f"{key}/signal_for_5sigma_std"] = (
+            float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+        )
         metrics[f"{key}/runs_reaching_5sigma"] = int(len(finite))
         zero = result.injection == 0
         if zero.any():
@@ -255,8 +278,9 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
     return metrics, rows
 
 
-def report(tracker, inputs: StudyInputs, results: dict[str, StudyResult],
-           figure_name: str = "significance") -> dict[str, Any]:
+def report(
+    tracker, inputs: StudyInputs, results: dict[str, StudyResult], figure_name: str = "significance"
+) -> dict[str, Any]:
     """Write tables and figures for one or more methods; returns the scalar metrics."""
     from jaxws import plotting
 
@@ -266,20 +290,27 @@ def report(tracker, inputs: StudyInputs, results: dict[str, StudyResult],
     for method, result in results.items():
         for m in range(len(result.injection)):
             for k, e in enumerate(result.background_efficiencies):
-                working_rows.append({
-                    "method": method, "injection": int(result.injection[m]),
-                    "experiment": int(result.experiment[m]), "background_efficiency": float(e),
-                    "signal_efficiency": float(result.signal_efficiencies[m, k]),
-                    "final_z": float(result.final_z[m, k]), "auc": float(result.auc[m]),
-                    "epochs": int(result.epochs[m]),
-                })
+                working_rows.append(
+                    {
+                        "method": method,
+                        "injection": int(result.injection[m]),
+                        "experiment": int(result.experiment[m]),
+                        "background_efficiency": float(e),
+                        "signal_efficiency": float(result.signal_efficiencies[m, k]),
+                        "final_z": float(result.final_z[m, k]),
+                        "auc": float(result.auc[m]),
+                        "epochs": int(result.epochs[m]),
+                    }
+                )
     tracker.save_table("working_points", working_rows)
     first = next(iter(results.values()))
     injections, initial = _by_injection(first, first.initial_z)
     curves = {method: _by_injection(r, r.best_z)[1] for method, r in results.items()}
     mask = injections > 0
     fig = plotting.significance_curve(
-        None, initial[mask, 0], {m: c[mask] for m, c in curves.items()},
+        None,
+        initial[mask, 0],
+        {m: c[mask] for m, c in curves.items()},
         title=f"{inputs.signal_name}, {inputs.images.shape[-1]}x{inputs.images.shape[-1]}",
     )
     path = tracker.save_figure(figure_name, fig)
@@ -288,7 +319,9 @@ def report(tracker, inputs: StudyInputs, results: dict[str, StudyResult],
     if zero.any():
         control = {m: (r.signal_efficiencies[r.injection == 0]).T for m, r in results.items()}
         fig = plotting.no_signal_control(
-            None, first.background_efficiencies, control,
+            None,
+            first.background_efficiencies,
+            control,
             n_test_signal=inputs.study.n_test_signal,
             n_test_background=inputs.study.n_test_background,
         )

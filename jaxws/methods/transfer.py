@@ -50,7 +50,9 @@ class TransferConfig:
     chunk_size: int = 0
 
     def __post_init__(self):
-        check(self.learning_rate > 0, f"transfer.learning_rate must be > 0, got {self.learning_rate}")
+        check(
+            self.learning_rate > 0, f"transfer.learning_rate must be > 0, got {self.learning_rate}"
+        )
         check(self.patience >= 1, f"transfer.patience must be >= 1, got {self.patience}")
         check(self.max_epochs >= 1, f"transfer.max_epochs must be >= 1, got {self.max_epochs}")
         check(self.batch_size >= 1, f"transfer.batch_size must be >= 1, got {self.batch_size}")
@@ -113,8 +115,9 @@ def member_initial_variables(
     `jax.random.split(key)`), so a re-initialised head equals the head of a fresh member.
     """
     n = keys.shape[0]
-    broadcast = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n, *np.shape(a))),
-                             base_variables)
+    broadcast = jax.tree.map(
+        lambda a: jnp.broadcast_to(jnp.asarray(a), (n, *np.shape(a))), base_variables
+    )
     if reinit is None:
         return broadcast
     init_keys = jax.vmap(jax.random.split)(keys)[:, 0]
@@ -167,7 +170,8 @@ def fine_tune(
     trainable = config.trainable if trainable is None else trainable
     reinit = config.reinit if isinstance(reinit, str) else reinit
     frozen_features = not any(
-        trainable(path) for path in _flat_keys(base_variables["params"])
+        trainable(path)
+        for path in _flat_keys(base_variables["params"])
         if partition.is_feature_extractor(path)
     )
     model = with_frozen_norm(model, frozen_features)

@@ -39,9 +39,7 @@ def im2col(x: jnp.ndarray, kernel_size: tuple[int, int]) -> jnp.ndarray:
     kh, kw = kernel_size
     _, height, width, _ = x.shape
     padded = jnp.pad(x, ((0, 0), same_padding(kh), same_padding(kw), (0, 0)))
-    shifted = [
-        padded[:, i : i + height, j : j + width, :] for i in range(kh) for j in range(kw)
-    ]
+    shifted = [padded[:, i : i + height, j : j + width, :] for i in range(kh) for j in range(kw)]
     return jnp.concatenate(shifted, axis=-1)
 
 
@@ -94,9 +92,7 @@ class Conv2D(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         cin = x.shape[-1]
         k = self.kernel_size
-        kernel = self.param(
-            "kernel", nn.initializers.glorot_uniform(), (k, k, cin, self.features)
-        )
+        kernel = self.param("kernel", nn.initializers.glorot_uniform(), (k, k, cin, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         if self.meta:
             scale = self.param("mtl_scale", nn.initializers.ones, (cin, self.features))

@@ -35,14 +35,26 @@ class ModelSection:
     meta: bool = False
 
     def __post_init__(self):
-        check(self.kind in ("jet_cnn", "mlp"), f"model.kind must be jet_cnn or mlp, got "
-              f"{self.kind!r}")
-        check(len(self.conv_features) == len(self.kernel_sizes) == len(self.pool_after),
-              "model.conv_features, model.kernel_sizes and model.pool_after need equal lengths")
-        check(all(v >= 1 for v in (*self.conv_features, *self.kernel_sizes,
-                                   *self.dense_features, *self.feature_widths,
-                                   *self.head_widths)),
-              "model layer sizes must be >= 1")
+        check(
+            self.kind in ("jet_cnn", "mlp"), f"model.kind must be jet_cnn or mlp, got {self.kind!r}"
+        )
+        check(
+            len(self.conv_features) == len(self.kernel_sizes) == len(self.pool_after),
+            "model.conv_features, model.kernel_sizes and model.pool_after need equal lengths",
+        )
+        check(
+            all(
+                v >= 1
+                for v in (
+                    *self.conv_features,
+                    *self.kernel_sizes,
+                    *self.dense_features,
+                    *self.feature_widths,
+                    *self.head_widths,
+                )
+            ),
+            "model layer sizes must be >= 1",
+        )
 
 
 def build_model(section, **overrides) -> nn.Module:
@@ -50,5 +62,11 @@ def build_model(section, **overrides) -> nn.Module:
     config = from_section(ModelSection, section, "model")
     if config.kind == "mlp":
         return MLP(config.feature_widths, config.head_widths, config.standardise, **overrides)
-    return JetCNN(config.conv_features, config.kernel_sizes, config.pool_after,
-                  config.dense_features, meta=config.meta, **overrides)
+    return JetCNN(
+        config.conv_features,
+        config.kernel_sizes,
+        config.pool_after,
+        config.dense_features,
+        meta=config.meta,
+        **overrides,
+    )

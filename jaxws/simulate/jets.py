@@ -6,19 +6,22 @@ supervision searches using transfer and meta-learning" (arXiv:2312.06152), secti
 pp -> Z'(5.5 TeV) -> q_D q_D-bar showering into dark jets, against QCD dijets, selected in the
 window 4400 <= mjj < 5800 GeV with the signal region SR = [4700, 5500) and the sidebands
 SB = [4400, 4700) U [5500, 5800) GeV. It is not a physics generator (that is Pythia, see
-docs/simulator.md); it is a fast, differentiable-free, pure-JAX sampler whose signal family is
-continuous in two parameters, a stand-in for the dark confinement scale Lambda_D (`scale`,
-GeV-like) and the indirect/direct decay scenario (`direct_decay` in [0, 1]).
+docs/simulator.md); it is a fast pure-JAX sampler whose signal family is continuous in two
+parameters, a stand-in for the dark confinement scale Lambda_D (`scale`, GeV-like) and the
+indirect/direct decay scenario (`direct_decay` in [0, 1]).
 
 Model of one jet (all angles in the (deta, dphi) plane relative to the jet axis):
-  * multiplicity n ~ Poisson(mu * g), g ~ Gamma(k, 1/k) (over-dispersed like real jets);
-  * prongs: 1 + Poisson(lambda_prong) (at most 6); secondary prongs sit at a log-normal
-    distance around `prong_spread` from the first; prong energy shares are log-normal;
+  * multiplicity n ~ Poisson(mu * g), g a log-logistic factor with log-variance 1/k
+    (over-dispersed like real jets), at most 128;
+  * prongs: 1 + Poisson(lambda_prong) (at most 6); secondary prongs sit at a log-logistic
+    distance around `prong_spread` from the first; prong energy shares are log-logistic;
   * each constituent joins a prong with probability equal to its share, carries a
-    log-normal pT weight (width `pt_hierarchy`) and sits at an exponential radial distance
-    `core_width * xi * (w / <w>)^-collinearity` from its prong (hard particles collinear);
+    log-logistic pT weight w (width `pt_hierarchy`) and sits at an exponential radial distance
+    `core_width * Exp(1) * w^-collinearity` from its prong (hard constituents collinear);
   * positions are clipped to the jet radius 0.8, then translated so the pT-weighted centroid
     is the jet axis; the jet mass is the exact invariant mass of the massless constituents.
+Only uniform variates are drawn (one threefry call per event, no rejection samplers), which
+keeps compilation short; "log-logistic" stands in for log-normal.
 The jet shape does not depend on mjj or on the jet pT (only pT and mass scale with them): with
 no signal, the SR and the SB hold statistically identical jet substructure, so a CWoLa
 classifier can only separate them through the overall pT scale of the constituents.
@@ -443,7 +446,8 @@ def simulate_events(
     Returns:
         JetEvents with numpy fields of the schema's dtypes; model_id is -1 for background.
     """
-    key = jax.random.key(seed_or_key) if isinstance(seed_or_key, int) else seed_or_key
+    is_seed = isinstance(seed_or_key, int | np.integer)
+    key = jax.random.key(int(seed_or_key)) if is_seed else seed_or_key
     signals = dict(signals or {})
     known = dict(_BENCHMARKS) | dict(signal_params or {})
     if model_names is None:

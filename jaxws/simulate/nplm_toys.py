@@ -167,9 +167,7 @@ def sample_flavour_toy(
     return FlavourToy(events, in_a, valid, a.overflow | b.overflow)
 
 
-def pad_arrays(
-    first: np.ndarray, second: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pad_arrays(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pool two user samples (already validated, shape (n, d)) for the symmetrized test.
 
     Args:

@@ -237,7 +237,7 @@ def light_response(positions: jax.Array, sensors: jax.Array, height: float | jax
 def sample_recoil_energy(
     key: jax.Array,
     n: int,
-    slope_kev: float | jax.Array | None,
+    slope_kev: float | jax.Array,
     params: TPCParams,
 ) -> jax.Array:
     """Recoil energies (n,) in keV on [energy_min, energy_max].
@@ -245,7 +245,8 @@ def sample_recoil_energy(
     Args:
       key: PRNG key (consumed).
       n: number of events.
-      slope_kev: None for a flat spectrum (ER), else the exponential slope E_c (NR).
+      slope_kev: exponential slope E_c of dR/dE ~ exp(-E / E_c) (NR); `inf` (or <= 0) gives
+        the flat spectrum (ER). A traced value, so one compiled program serves every spectrum.
       params: detector numbers.
 
     Returns:
@@ -253,11 +254,13 @@ def sample_recoil_energy(
     """
     u = jax.random.uniform(key, (n,))
     low, high = params.energy_min, params.energy_max
-    if slope_kev is None:
-        return low + (high - low) * u
+    slope = jnp.asarray(slope_kev, jnp.float32)
+    flat = ~jnp.isfinite(slope) | (slope <= 0)
+    safe_slope = jnp.where(flat, 1.0, slope)
     # Truncated exponential: E = low - E_c log(1 - u (1 - exp(-(high - low) / E_c))).
-    span = 1.0 - jnp.exp(-(high - low) / slope_kev)
-    return low - slope_kev * jnp.log1p(-u * span)
+    span = -jnp.expm1(-(high - low) / safe_slope)
+    exponential = low - safe_slope * jnp.log1p(-u * span)
+    return jnp.where(flat, low + (high - low) * u, exponential)
 
 
 def detector_response(
@@ -329,58 +332,67 @@ def detector_response(
 def simulate_events(
     key: jax.Array,
     n: int,
-    recoil_type: int,
     params: TPCParams,
     sensors: jax.Array,
-    slope_kev: float | jax.Array | None = None,
+    nr_fraction: float | jax.Array = 0.0,
+    nr_slope_kev: float | jax.Array = jnp.inf,
 ) -> dict[str, jax.Array]:
-    """Simulate n events of one recoil type (below-threshold events flagged, not removed).
+    """n events: flat-spectrum ER, each replaced with probability `nr_fraction` by an NR.
+
+    nr_fraction = 0 gives the ER background; 1 gives pure NR (slope `inf`: flat spectrum, as
+    for training the classifier; `nr_spectrum_slope(m)`: a WIMP-like signal); in between, a
+    background with neutron-like NR. Below-threshold events are flagged, not removed.
 
     Args:
       key: PRNG key (consumed).
       n: number of events (static).
-      recoil_type: ELECTRON_RECOIL or NUCLEAR_RECOIL (static).
       params: detector numbers.
       sensors: (S, 2) sensor centres.
-      slope_kev: exponential spectrum slope in keV, None for a flat spectrum.
+      nr_fraction: probability that an event is an NR.
+      nr_slope_kev: NR spectrum slope in keV (`inf`: flat).
 
     Returns:
-      The event dict of `detector_response`.
+      The event dict of `detector_response` (recoil_type 1 marks the NR).
     """
-    energy_key, response_key = jax.random.split(key)
-    energy = sample_recoil_energy(energy_key, n, slope_kev, params)
-    types = jnp.full((n,), recoil_type, dtype=jnp.int32)
+    type_key, er_key, nr_key, response_key = jax.random.split(key, 4)
+    is_nr = jax.random.uniform(type_key, (n,)) < nr_fraction
+    er_energy = sample_recoil_energy(er_key, n, jnp.inf, params)
+    nr_energy = sample_recoil_energy(nr_key, n, nr_slope_kev, params)
+    energy = jnp.where(is_nr, nr_energy, er_energy)
+    types = jnp.where(is_nr, NUCLEAR_RECOIL, ELECTRON_RECOIL).astype(jnp.int32)
     return detector_response(response_key, energy, types, sensors, params)
 
 
-def simulate_background(
+simulate_events_jit = jax.jit(simulate_events, static_argnums=1)
+
+
+def simulate_detected(
     key: jax.Array,
     n: int,
     params: TPCParams,
     sensors: jax.Array,
-    neutron_fraction: float | jax.Array = 0.0,
-    neutron_slope_kev: float | jax.Array = 30.0,
-) -> dict[str, jax.Array]:
-    """Background: flat ER plus an optional neutron-like NR share with an exponential spectrum.
+    nr_fraction: float = 0.0,
+    nr_slope_kev: float = math.inf,
+    chunk_size: int = 4096,
+) -> dict[str, np.ndarray]:
+    """Simulate n events in fixed-size chunks (one compilation) and keep the detected ones.
 
-    Args:
-      key: PRNG key (consumed).
-      n: number of events (static).
-      params: detector numbers.
-      sensors: (S, 2) sensor centres.
-      neutron_fraction: probability that an event is a neutron-like NR.
-      neutron_slope_kev: slope of the neutron NR spectrum.
-
-    Returns:
-      The event dict of `detector_response` (recoil_type 1 marks the neutrons).
+    Chunk c uses `fold_in(key, c)`; the result has at most n events (thresholds remove some).
     """
-    type_key, er_key, nr_key, response_key = jax.random.split(key, 4)
-    is_neutron = jax.random.uniform(type_key, (n,)) < neutron_fraction
-    er_energy = sample_recoil_energy(er_key, n, None, params)
-    nr_energy = sample_recoil_energy(nr_key, n, neutron_slope_kev, params)
-    energy = jnp.where(is_neutron, nr_energy, er_energy)
-    types = jnp.where(is_neutron, NUCLEAR_RECOIL, ELECTRON_RECOIL).astype(jnp.int32)
-    return detector_response(response_key, energy, types, sensors, params)
+    n_chunks = max(1, math.ceil(n / chunk_size))
+    chunks = [
+        simulate_events_jit(
+            jax.random.fold_in(key, c),
+            chunk_size,
+            params,
+            jnp.asarray(sensors, jnp.float32),
+            jnp.float32(nr_fraction),
+            jnp.float32(nr_slope_kev),
+        )
+        for c in range(n_chunks)
+    ]
+    events = {name: np.concatenate([np.asarray(c[name]) for c in chunks])[:n] for name in chunks[0]}
+    return select_detected(events)
 
 
 def event_features(events: dict[str, jax.Array]) -> jax.Array:

@@ -148,6 +148,7 @@ def silverman_bandwidth(samples: jax.Array, weights: jax.Array | None = None) ->
     return 0.9 * spread * total ** (-0.2)
 
 
+@jax.jit
 def fit_score_density(samples: jax.Array, weights: jax.Array | None = None) -> ScoreDensity:
     """Binned Gaussian KDE with Silverman's bandwidth (pure; see `score_density` for checks).
 
@@ -496,11 +497,15 @@ def _median_sensitivity(
     n_signal_toys,
     max_events,
 ):
-    null_key, signal_key = jax.random.split(key)
+    # One toy program for all hypotheses (rate 0 first), to compile the toy code once.
+    n_toys = max(n_null_toys, n_signal_toys)
+    rates = jnp.concatenate([jnp.zeros(1, jnp.float32), signal_rates])
+    rate_keys = jax.random.split(key, rates.shape[0])
 
-    def toys(toy_key, n_toys, rate):
+    def at_rate(args):
+        rate, rate_key = args
         return toy_statistics(
-            jax.random.split(toy_key, n_toys),
+            jax.random.split(rate_key, n_toys),
             null_reference,
             signal_pool,
             null,
@@ -511,15 +516,12 @@ def _median_sensitivity(
             null.bandwidth,
         )
 
-    null_stats = toys(null_key, n_null_toys, 0.0)
-
-    def at_rate(args):
-        rate, rate_key = args
-        stats = toys(rate_key, n_signal_toys, rate)
-        return jnp.median(stats["q0"]), jnp.median(stats["s_hat"]), jnp.any(stats["overflow"])
-
-    rate_keys = jax.random.split(signal_key, signal_rates.shape[0])
-    median_q0, median_s_hat, overflow = jax.lax.map(at_rate, (signal_rates, rate_keys))
+    stats = jax.lax.map(at_rate, (rates, rate_keys))
+    null_stats = jax.tree.map(lambda a: a[0, :n_null_toys], stats)
+    signal_stats = jax.tree.map(lambda a: a[1:, :n_signal_toys], stats)
+    median_q0 = jnp.median(signal_stats["q0"], axis=1)
+    median_s_hat = jnp.median(signal_stats["s_hat"], axis=1)
+    overflow = jnp.any(signal_stats["overflow"], axis=1)
     median_p = toy_p_values(median_q0, null_stats["q0"])
     return {
         "signal_rates": signal_rates,
@@ -600,9 +602,10 @@ def _scan_score_weight(
             template_nelbo, template_logit, pool_nelbo, pool_logit, benchmark_key = args
             template = fit_score_density(anomaly_score(template_nelbo, template_logit, r))
             signal = anomaly_score(pool_nelbo, pool_logit, r)
-            null_key, signal_key = jax.random.split(benchmark_key)
+            n_toys = max(n_null_toys, n_signal_toys)
 
-            def toys(toy_key, n_toys, rate):
+            def toys(args):
+                rate, toy_key = args
                 return toy_statistics(
                     jax.random.split(toy_key, n_toys),
                     reference,
@@ -615,8 +618,11 @@ def _scan_score_weight(
                     null.bandwidth,
                 )
 
-            null_stats = toys(null_key, n_null_toys, 0.0)
-            signal_stats = toys(signal_key, n_signal_toys, expected_signal)
+            # Null (rate 0) and signal toys through one program, to compile the toy code once.
+            rates = jnp.stack([jnp.float32(0.0), expected_signal])
+            stats = jax.lax.map(toys, (rates, jax.random.split(benchmark_key, 2)))
+            null_stats = jax.tree.map(lambda a: a[0, :n_null_toys], stats)
+            signal_stats = jax.tree.map(lambda a: a[1, :n_signal_toys], stats)
             median_q0 = jnp.median(signal_stats["q0"])
             overflow = jnp.any(null_stats["overflow"]) | jnp.any(signal_stats["overflow"])
             return median_q0, toy_p_values(median_q0, null_stats["q0"]), overflow

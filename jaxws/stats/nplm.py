@@ -376,10 +376,17 @@ def _fit_newton(
         f = apply_test_function(unravel(flat_params), x, spec)
         return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
 
+    if len(spec.hidden) == 1:
+        derivatives = lambda p: _one_hidden_layer_derivatives(  # noqa: E731
+            unravel(p), x, data_weight, reference_weight, spec
+        )
+    else:
+        derivatives = lambda p: (jax.grad(loss)(p), jax.hessian(loss)(p))  # noqa: E731
+
     def step(carry, _):
         flat_params, damping, current = carry
-        grad = jax.grad(loss)(flat_params)
-        eigenvalues, eigenvectors = jnp.linalg.eigh(jax.hessian(loss)(flat_params))
+        grad, hessian = derivatives(flat_params)
+        eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
         scale = jnp.abs(eigenvalues) + damping
         proposal = flat_params - eigenvectors @ ((eigenvectors.T @ grad) / scale)
         proposal = jnp.where(is_kernel, jnp.clip(proposal, -hparams.clip, hparams.clip), proposal)
@@ -400,6 +407,67 @@ def _fit_newton(
         history.append(-2.0 * carry[2])
     t_history = jnp.stack(history)
     return NPLMFit(t=t_history[-1], t_history=t_history, params=unravel(carry[0]))
+
+
+_ACTIVATION_DERIVATIVES = {
+    # (value, first, second derivative) from the activation's output or input
+    "sigmoid": lambda z: (
+        (a := jax.nn.sigmoid(z)),
+        (d1 := a * (1.0 - a)),
+        d1 * (1.0 - 2.0 * a),
+    ),
+    "tanh": lambda z: ((a := jnp.tanh(z)), (d1 := 1.0 - a * a), -2.0 * a * d1),
+    "relu": lambda z: (jax.nn.relu(z), (z > 0).astype(z.dtype), jnp.zeros_like(z)),
+}
+
+
+def _one_hidden_layer_derivatives(
+    params: dict,
+    x: jax.Array,
+    data_weight: jax.Array,
+    reference_weight: jax.Array,
+    spec: NetworkSpec,
+) -> tuple[jax.Array, jax.Array]:
+    """Gradient and Hessian of the NPLM loss for f = a . act(x W + b) + c, in closed form.
+
+    The loss is sum_i l_i(f_i) with l' = r e^f - d and l'' = r e^f, so
+    H = J^T diag(l'') J + sum_i l'_i Hess(f_i); Hess(f_i) only couples parameters of the same
+    hidden unit. Costs a few forward passes instead of one per parameter (jax.hessian). The
+    ordering is that of ``ravel_pytree``: hidden bias, hidden kernel (row-major), output bias,
+    output kernel.
+    """
+    n_inputs, width = spec.n_inputs, spec.hidden[0]
+    kernel = params["params"]["hidden_0"]["kernel"]
+    a = params["params"]["output"]["kernel"][:, 0]
+    z = (
+        x @ kernel + params["params"]["hidden_0"]["bias"]
+        if n_inputs > 1
+        else (x * kernel[0] + params["params"]["hidden_0"]["bias"])
+    )
+    s0, s1, s2 = _ACTIVATION_DERIVATIVES[spec.activation](z)
+    f = s0 @ a + params["params"]["output"]["bias"][0]
+    exp_term = reference_weight * jnp.exp(f)
+    first = exp_term - data_weight  # dl/df
+    u = jnp.concatenate([jnp.ones_like(x[:, :1]), x], axis=1)  # (n, 1 + d): d z / d(b, W)
+    # Jacobian of f: columns [b_j (H), W_kj (d*H), c, a_j (H)]
+    jac_zb = (s1 * a)[:, None, :] * u[:, :, None]  # (n, 1 + d, H)
+    jac = jnp.concatenate(
+        [jac_zb.reshape(len(x), -1), jnp.ones_like(f)[:, None], s0], axis=1
+    )  # (b, W) flatten row-major over (1 + d, H) is exactly [b_j, W_kj]
+    grad = first @ jac
+    hessian = (jac * exp_term[:, None]).T @ jac
+    # sum_i l'_i Hess(f_i): per hidden unit j, a (1+d)x(1+d) block over (b_j, W_.j) and
+    # a cross term between a_j and (b_j, W_.j).
+    block = jnp.einsum("nj,nk,nl->jkl", first[:, None] * s2, u, u) * a[:, None, None]
+    cross = jnp.einsum("nj,nk->jk", first[:, None] * s1, u)  # (H, 1 + d)
+    zb_index = np.arange((1 + n_inputs) * width).reshape(1 + n_inputs, width)  # [k, j]
+    a_index = (1 + n_inputs) * width + 1 + np.arange(width)
+    rows = zb_index.T[:, :, None]  # (H, 1 + d, 1)
+    cols = zb_index.T[:, None, :]  # (H, 1, 1 + d)
+    hessian = hessian.at[rows, cols].add(block)
+    hessian = hessian.at[zb_index.T, a_index[:, None]].add(cross)
+    hessian = hessian.at[a_index[:, None], zb_index.T].add(cross)
+    return grad, hessian
 
 
 def fit_ensemble(

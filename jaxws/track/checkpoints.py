@@ -151,10 +151,14 @@ def load_variables(path: str | Path, expected: dict | None = None, template: Any
 
 
 def _check_layout(path: Path, variables: Any, template: Any) -> None:
-    got = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(
-        variables)}
-    want = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(
-        template)}
+    got = {
+        jax.tree_util.keystr(k): np.shape(v)
+        for k, v in jax.tree_util.tree_leaves_with_path(variables)
+    }
+    want = {
+        jax.tree_util.keystr(k): np.shape(v)
+        for k, v in jax.tree_util.tree_leaves_with_path(template)
+    }
     if got != want:
         missing = sorted(set(want) - set(got))
         extra = sorted(set(got) - set(want))

@@ -36,8 +36,10 @@ class TrackingConfig:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self):
-        check(self.mode in ("offline", "online", "disabled"),
-              f"tracking.mode must be offline, online or disabled, got {self.mode!r}")
+        check(
+            self.mode in ("offline", "online", "disabled"),
+            f"tracking.mode must be offline, online or disabled, got {self.mode!r}",
+        )
 
 
 class Tracker:
@@ -50,8 +52,13 @@ class Tracker:
       name: run name.
     """
 
-    def __init__(self, run_dir: str | Path, config: dict | None = None,
-                 tracking: TrackingConfig | None = None, name: str = "run"):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: dict | None = None,
+        tracking: TrackingConfig | None = None,
+        name: str = "run",
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics: dict[str, Any] = {}
@@ -120,8 +127,9 @@ class Tracker:
         for suffix in ("png", "pdf"):
             buffer = io.BytesIO()
             fig.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
-            paths.append(atomic_write_bytes(self.run_dir / "figures" / f"{name}.{suffix}",
-                                            buffer.getvalue()))
+            paths.append(
+                atomic_write_bytes(self.run_dir / "figures" / f"{name}.{suffix}", buffer.getvalue())
+            )
         if self._wandb_run is not None:
             import wandb
 

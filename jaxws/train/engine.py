@@ -93,8 +93,9 @@ class MemberData:
     val_weight: jax.Array
 
     @staticmethod
-    def from_arrays(train_index, train_label, val_index, val_label, train_weight=None,
-                    val_weight=None) -> MemberData:
+    def from_arrays(
+        train_index, train_label, val_index, val_label, train_weight=None, val_weight=None
+    ) -> MemberData:
         """MemberData with unit weights where none are given."""
         train_index = np.asarray(train_index, np.int32)
         val_index = np.asarray(val_index, np.int32)
@@ -241,9 +242,7 @@ class Trainer:
 
         (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
         updates, new_opt_state = _adam().update(grads, opt_state, trainable)
-        new_trainable = jax.tree.map(
-            lambda p, u: p - hparams.learning_rate * u, trainable, updates
-        )
+        new_trainable = jax.tree.map(lambda p, u: p - hparams.learning_rate * u, trainable, updates)
         new = (partition.merge(new_trainable, frozen), new_state, new_opt_state)
         has_events = jnp.sum(weights) > 0
         return _select(has_events, new, carry), (loss, jnp.sum(weights))
@@ -265,8 +264,9 @@ class Trainer:
         total = jax.lax.map(chunk_loss, (index, labels, weights)).sum()
         return total / jnp.maximum(jnp.sum(weights), 1e-12)
 
-    def epoch(self, state: FitState, key: jax.Array, pool, member: MemberData,
-              hparams: Hparams) -> FitState:
+    def epoch(
+        self, state: FitState, key: jax.Array, pool, member: MemberData, hparams: Hparams
+    ) -> FitState:
         """One epoch for one member: shuffle, scan over minibatches, validate, early-stop.
 
         `key` is this member's training key; the epoch's randomness is `fold_in(key, epoch)`
@@ -337,13 +337,22 @@ class Trainer:
         )
 
     # -- host drivers ---------------------------------------------------------------------
-    def run(self, states: FitState, keys, pool, members, hparams, vmapped: bool,
-            progress: bool | str = False) -> FitState:
+    def run(
+        self,
+        states: FitState,
+        keys,
+        pool,
+        members,
+        hparams,
+        vmapped: bool,
+        progress: bool | str = False,
+    ) -> FitState:
         """Run epochs until every member is done (host loop over a jitted epoch)."""
         epoch_fn = self._epoch_vmapped if vmapped else self._epoch_single
         desc = progress if isinstance(progress, str) else "training"
-        with tqdm(total=self.config.max_epochs, desc=desc, disable=not progress,
-                  leave=False) as bar:
+        with tqdm(
+            total=self.config.max_epochs, desc=desc, disable=not progress, leave=False
+        ) as bar:
             while not bool(np.all(jax.device_get(states.done))):
                 states = epoch_fn(states, keys, pool, members, hparams)
                 active = int(np.sum(~np.asarray(jax.device_get(states.done))))
@@ -473,8 +482,11 @@ def fit_ensemble(
     members = jax.tree.map(jnp.asarray, members)
     hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), hparams)
     n_members = keys.shape[0]
-    for name, tree in (("members", members), ("hparams", hparams), ("init_variables",
-                                                                     init_variables)):
+    for name, tree in (
+        ("members", members),
+        ("hparams", hparams),
+        ("init_variables", init_variables),
+    ):
         for leaf in jax.tree.leaves(tree):
             if leaf.shape[:1] != (n_members,):
                 raise ValueError(

@@ -1,0 +1,20 @@
+"""Test-session settings shared by every test module.
+
+Many tests build fresh `Trainer`s whose epochs compile to identical XLA programs; JAX's
+persistent compilation cache lets the second and later compilations of the same program load
+from disk instead of recompiling (seconds each on a 2-core CPU).
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "jax-compilation"
+jax.config.update("jax_compilation_cache_dir", str(_CACHE))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -1,0 +1,98 @@
+"""Config composition and validation, the entry point, and the run directory's outputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from jaxws.cli import CONFIG_DIR, execute
+from jaxws.config import ConfigError, from_section
+from jaxws.methods.study import StudySection, TrainingSection
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY = [
+    "tracking=none",
+    "data.n_background=3000",
+    "data.n_signal=1500",
+    "data.resolution=8",
+    "study.n_background_sr=600",
+    "study.injections=[0,150]",
+    "study.n_pseudo_experiments=2",
+    "study.n_test_signal=300",
+    "study.n_test_background=300",
+    "training.max_epochs=2",
+    "training.batch_size=128",
+]
+
+
+def config(overrides=()):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_unknown_keys_and_bad_values_are_named():
+    cfg = config()
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key\(s\) \['learning_rat'\] in config "
+        "section 'training'",
+    ):
+        from_section(TrainingSection, {**cfg.training, "learning_rat": 1.0}, "training")
+    with pytest.raises(ConfigError, match="training.learning_rate must be > 0"):
+        from_section(TrainingSection, {**cfg.training, "learning_rate": -1.0}, "training")
+    with pytest.raises(ConfigError, match="study.injections must be >= 0"):
+        from_section(StudySection, {**cfg.study, "injections": [10, -5]}, "study")
+    with pytest.raises(ConfigError, match="training.batch_size must be an integer"):
+        from_section(TrainingSection, {**cfg.training, "batch_size": "big"}, "training")
+
+
+def test_experiment_runs_end_to_end_and_refuses_to_overwrite(tmp_path):
+    cfg = config(TINY)
+    metrics = execute(cfg, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["cwola/runs_reaching_5sigma"] == metrics["cwola/runs_reaching_5sigma"]
+    for name in (
+        "config.json",
+        "metrics.json",
+        "study.csv",
+        "working_points.csv",
+        "figures/significance.png",
+        "figures/significance_no_signal_control.png",
+    ):
+        assert (tmp_path / name).is_file(), name
+    before = (tmp_path / "results.json").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a finished run"):
+        execute(cfg, tmp_path)
+    assert (tmp_path / "results.json").read_bytes() == before
+
+
+def test_command_line_exits_nonzero_naming_the_bad_value(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxws",
+            *TINY,
+            "training.learning_rate=-0.1",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "training.learning_rate must be > 0" in result.stderr
+    assert not (tmp_path / "results.json").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxws", "trainng.patience=3", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode != 0 and "trainng" in result.stderr
