@@ -44,8 +44,8 @@ MODELS = ("slim", "paper")
 # Defaults (steps per timed call, timed calls); a paper-CNN step takes seconds on 2 cores.
 DEFAULT_STEPS = {"slim": 20, "paper": 2}
 DEFAULT_REPEATS = {"slim": 3, "paper": 2}
-# Beyond this the case is not run (the machine is shared); reported as skipped.
-MAX_PROGRAM_GB = 9.0
+# Beyond this (XLA's program size) a case is not run: the machine is shared; reported as skipped.
+MAX_PROGRAM_GB = 10.0
 
 
 # -- analytic FLOPs -----------------------------------------------------------------------
@@ -111,9 +111,7 @@ def _patch_convolution(conv: str) -> None:
         def conv2d(x, kernel, bias):
             kh, kw, _, _ = kernel.shape
             _, height, width, _ = x.shape
-            padded = jnp.pad(
-                x, ((0, 0), layers.same_padding(kh), layers.same_padding(kw), (0, 0))
-            )
+            padded = jnp.pad(x, ((0, 0), layers.same_padding(kh), layers.same_padding(kw), (0, 0)))
             out = bias
             for i in range(kh):
                 for j in range(kw):
@@ -125,14 +123,21 @@ def _patch_convolution(conv: str) -> None:
     layers.conv2d_same = conv2d
 
 
-def jax_case(model: str, members: int, steps: int, repeats: int, conv: str = "im2col") -> dict:
+def jax_case(
+    model: str,
+    members: int,
+    steps: int,
+    repeats: int,
+    conv: str = "im2col",
+    max_gb: float = MAX_PROGRAM_GB,
+) -> dict:
     """Time `steps` scanned engine train steps of `members` members (vmapped if > 1)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     from jaxws.models.cnn import JetCNN
-    from jaxws.train.engine import Hparams, Trainer, TrainConfig
+    from jaxws.train.engine import Hparams, TrainConfig, Trainer
 
     _patch_convolution(conv)
     rss_before = _rss_bytes()
@@ -172,7 +177,9 @@ def jax_case(model: str, members: int, steps: int, repeats: int, conv: str = "im
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     program_bytes = (
-        memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+        memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        + memory.temp_size_in_bytes
         - memory.alias_size_in_bytes
     )
     result = {
@@ -180,8 +187,8 @@ def jax_case(model: str, members: int, steps: int, repeats: int, conv: str = "im
         "xla_bytes_per_member": program_bytes / members,
         "xla_temp_bytes_per_member": memory.temp_size_in_bytes / members,
     }
-    if program_bytes > MAX_PROGRAM_GB * 1e9:
-        result["skipped"] = f"program needs {program_bytes / 1e9:.1f} GB > {MAX_PROGRAM_GB} GB"
+    if program_bytes > max_gb * 1e9:
+        result["skipped"] = f"program needs {program_bytes / 1e9:.1f} GB > {max_gb} GB"
         return result
     jax.block_until_ready(compiled(*args))  # warm-up
     best = float("inf")
@@ -212,12 +219,16 @@ def _run_child(case: dict) -> dict:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     if case.get("xla_flags"):
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + case["xla_flags"]).strip()
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--case", json.dumps(case)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--case", json.dumps(case)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=case.get("timeout_s"),
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"not finished within {case['timeout_s']:.0f} s"}
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:120]}
@@ -229,7 +240,12 @@ def _child_main(case: dict) -> None:
         result = torch_case(case["model"], case["steps"], case["repeats"])
     else:
         result = jax_case(
-            case["model"], case["members"], case["steps"], case["repeats"], case["conv"]
+            case["model"],
+            case["members"],
+            case["steps"],
+            case["repeats"],
+            case["conv"],
+            case.get("max_gb", MAX_PROGRAM_GB),
         )
     print(json.dumps(result))
 
@@ -273,10 +289,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls (best kept)")
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--no-conv-variants", action="store_true",
-                        help="skip the E=4 lax.conv / shift-matmul comparison rows")
-    parser.add_argument("--xla-variants", action="store_true",
-                        help="add E=4 rows with XLA CPU flags changed")
+    parser.add_argument(
+        "--case-timeout",
+        type=float,
+        default=600.0,
+        help="seconds before a case is given up (reported as such)",
+    )
+    parser.add_argument(
+        "--max-gb",
+        type=float,
+        default=MAX_PROGRAM_GB,
+        help="skip JAX cases whose compiled program needs more memory",
+    )
+    parser.add_argument(
+        "--no-conv-variants",
+        action="store_true",
+        help="skip the E=1, 4 lax.conv / shift-matmul comparison rows",
+    )
+    parser.add_argument(
+        "--xla-variants", action="store_true", help="add E=4 rows with XLA CPU flags changed"
+    )
     args = parser.parse_args(argv)
     if args.case:
         _child_main(json.loads(args.case))
@@ -298,21 +330,43 @@ def main(argv: list[str] | None = None) -> None:
 
     cases = []
     for m in models:
-        base = {"model": m, "steps": steps_of(m), "repeats": repeats_of(m)}
+        base = {
+            "model": m,
+            "steps": steps_of(m),
+            "repeats": repeats_of(m),
+            "max_gb": args.max_gb,
+            "timeout_s": args.case_timeout,
+        }
         if not args.no_torch:
             cases.append({**base, "framework": "torch", "members": 1, "label": "torch serial"})
         for e in members:
-            cases.append({**base, "framework": "jax", "members": e, "conv": "im2col",
-                          "label": "jax im2col"})
+            cases.append(
+                {**base, "framework": "jax", "members": e, "conv": "im2col", "label": "jax im2col"}
+            )
         if not args.no_conv_variants:
             for conv in ("lax", "shift"):
-                cases.append({**base, "framework": "jax", "members": 4, "conv": conv,
-                              "label": f"jax {conv}"})
+                for e in sorted({1, 4}):
+                    cases.append(
+                        {
+                            **base,
+                            "framework": "jax",
+                            "members": e,
+                            "conv": conv,
+                            "label": f"jax {conv}",
+                        }
+                    )
         if args.xla_variants:
-            for flag in ("--xla_cpu_multi_thread_eigen=false",
-                         "--xla_cpu_use_thunk_runtime=false"):
-                cases.append({**base, "framework": "jax", "members": 4, "conv": "im2col",
-                              "xla_flags": flag, "label": f"jax im2col {flag}"})
+            for flag in ("--xla_cpu_multi_thread_eigen=false", "--xla_cpu_use_thunk_runtime=false"):
+                cases.append(
+                    {
+                        **base,
+                        "framework": "jax",
+                        "members": 4,
+                        "conv": "im2col",
+                        "xla_flags": flag,
+                        "label": f"jax im2col {flag}",
+                    }
+                )
 
     print("\n".join(machine_lines()))
     print(
@@ -331,8 +385,11 @@ def main(argv: list[str] | None = None) -> None:
         if "error" in result or "skipped" in result:
             note = result.get("error") or result["skipped"]
             row += [f"({note})"] + ["-"] * 6
-            row += [_fmt(result.get("compile_s"), 1),
-                    _fmt(result.get("xla_bytes_per_member", 0) / 1e6 or None), "-"]
+            row += [
+                _fmt(result.get("compile_s"), 1),
+                _fmt(result.get("xla_bytes_per_member", 0) / 1e6 or None),
+                "-",
+            ]
             print("| " + " | ".join(row) + " |", flush=True)
             continue
         per_member = BATCH_SIZE / result["step_s"]  # each member trains B events per step
@@ -341,10 +398,16 @@ def main(argv: list[str] | None = None) -> None:
             peer[case["model"]] = per_member
         elif case["conv"] == "im2col" and e == 1 and not case.get("xla_flags"):
             solo[case["model"]] = per_member
-        vs_solo = per_member / solo[case["model"]] if case["model"] in solo and \
-            case["framework"] == "jax" else None
-        vs_peer = per_member / peer[case["model"]] if case["model"] in peer and \
-            case["framework"] == "jax" else None
+        vs_solo = (
+            per_member / solo[case["model"]]
+            if case["model"] in solo and case["framework"] == "jax"
+            else None
+        )
+        vs_peer = (
+            per_member / peer[case["model"]]
+            if case["model"] in peer and case["framework"] == "jax"
+            else None
+        )
         gflops = total * training_flops_per_event(spec) / 1e9
         row += [
             _fmt(total),
@@ -354,8 +417,7 @@ def main(argv: list[str] | None = None) -> None:
             _fmt(gflops, 1),
             _fmt(result["step_s"] * 1e3 / e, 1),
             _fmt(result["compile_s"], 1),
-            _fmt(result["xla_bytes_per_member"] / 1e6) if "xla_bytes_per_member" in result
-            else "-",
+            _fmt(result["xla_bytes_per_member"] / 1e6) if "xla_bytes_per_member" in result else "-",
             _fmt(result["rss_bytes_per_member"] / 1e6),
         ]
         print("| " + " | ".join(row) + " |", flush=True)

@@ -27,9 +27,7 @@ def test_epoch_memory_predicts_a_larger_ensemble():
     assert memory.shared >= pool.nbytes
     members = jax.tree.map(lambda a: np.stack([a] * 4), member)
     keys = jax.random.split(jax.random.key(0), 4)
-    states = jax.vmap(
-        lambda k: trainer.init_state(trainer.init_variables(k, pool))
-    )(keys)
+    states = jax.vmap(lambda k: trainer.init_state(trainer.init_variables(k, pool)))(keys)
     compiled = trainer._epoch_vmapped.lower(
         states, keys, pool, members, Hparams(learning_rate=np.full(4, 1e-3, np.float32))
     ).compile()

@@ -74,8 +74,12 @@ def sinusoid_family(seed, n_tasks, n_train, n_val, n_pool=4000):
         return (amplitude[:, None] * np.sin(x[index, 0] - phase[:, None])).astype(np.float32)
 
     return x, MemberData(
-        train.astype(np.int32), target(train), np.ones((n_tasks, n_train), np.float32),
-        val.astype(np.int32), target(val), np.ones((n_tasks, n_val), np.float32),
+        train.astype(np.int32),
+        target(train),
+        np.ones((n_tasks, n_train), np.float32),
+        val.astype(np.int32),
+        target(val),
+        np.ones((n_tasks, n_val), np.float32),
     )
 
 
@@ -113,15 +117,21 @@ def test_registry_holds_every_variant():
 def test_meta_training_adapts_better_than_no_meta_training(family, name):
     model, params, x, tasks, x_test, test = family
     config = meta.MetaConfig(
-        inner_epochs=3, inner_batch_size=100, meta_batch_size=16, max_episodes=30, patience=30,
-        early_stopping_on="adapted", hard_tasks=4 if name == "mtl" else 0,
+        inner_epochs=3,
+        inner_batch_size=100,
+        meta_batch_size=16,
+        max_episodes=30,
+        patience=30,
+        early_stopping_on="adapted",
+        hard_tasks=4 if name == "mtl" else 0,
     )
     learner = meta.get(name)(make_apply(model), config, loss_fn=squared_error)
     hparams = meta.MetaHparams(inner_lr=0.01, outer_lr=0.005)
     result = meta.meta_train(learner, jax.random.key(1), params, {}, x, tasks, hparams)
     assert int(result.episodes) >= 1 and np.isfinite(float(np.nanmin(result.history)))
-    before = held_out_losses(learner, learner.init(jax.random.key(0), params, hparams), hparams,
-                             x_test, test)
+    before = held_out_losses(
+        learner, learner.init(jax.random.key(0), params, hparams), hparams, x_test, test
+    )
     after = held_out_losses(learner, result.state, hparams, x_test, test)
     wins = int(np.sum(after < before))
     p_value = stats.binomtest(wins, len(before), 0.5, alternative="greater").pvalue
@@ -144,31 +154,46 @@ def test_second_order_meta_gradient_matches_finite_differences():
         )
         params = jax.tree.map(lambda a: a + 0.1, params)  # S != 1, S-bar != 0: generic point
         rows = tasks.train_index[0]
-        batch = lambda r: (x[rows[r]], jnp.asarray(tasks.train_label[0][r], jnp.float64),
-                           jnp.ones(len(r), jnp.float64))
-        task = meta.Task(support=batch(np.arange(6)), query=batch(np.arange(6, 12)),
-                         validation=batch(np.arange(6, 12)))
+        batch = lambda r: (
+            x[rows[r]],
+            jnp.asarray(tasks.train_label[0][r], jnp.float64),
+            jnp.ones(len(r), jnp.float64),
+        )
+        task = meta.Task(
+            support=batch(np.arange(6)),
+            query=batch(np.arange(6, 12)),
+            validation=batch(np.arange(6, 12)),
+        )
         hparams = meta.MetaHparams(inner_lr=jnp.float64(0.05), outer_lr=jnp.float64(1e-3))
         key = jax.random.key(0)
         base = dict(inner_epochs=2, inner_batch_size=3)
         exact = meta.get("mtl")(make_apply(model), meta.MetaConfig(**base), loss_fn=squared_error)
-        first = meta.get("mtl")(make_apply(model), meta.MetaConfig(**base, first_order=True),
-                                loss_fn=squared_error)
+        first = meta.get("mtl")(
+            make_apply(model), meta.MetaConfig(**base, first_order=True), loss_fn=squared_error
+        )
         state = exact.init(key, params, hparams)
         (grads, _), _ = exact.meta_gradient(state, {}, task, hparams, key)
         (grads_fo, _), _ = first.meta_gradient(state, {}, task, hparams, key)
         flat = partition.split(params, partition.everything)[0]
+        meta_loss = jax.jit(
+            lambda p: exact.meta_loss(meta.MetaState(params=p, extra={}), {}, task, hparams, key)
+        )
         eps = 1e-6
         worst_exact, worst_first = 0.0, 0.0
-        for path in [("features", "l1", "mtl_scale"), ("features", "l0", "mtl_shift"),
-                     ("head", "kernel")]:
-            for index in [(0,) * flat[path].ndim, (flat[path].shape[0] - 1,) + (0,) * (
-                    flat[path].ndim - 1)]:
+        for path in [
+            ("features", "l1", "mtl_scale"),
+            ("features", "l0", "mtl_shift"),
+            ("head", "kernel"),
+        ]:
+            for index in [
+                (0,) * flat[path].ndim,
+                (flat[path].shape[0] - 1,) + (0,) * (flat[path].ndim - 1),
+            ]:
+
                 def shifted(delta, path=path, index=index):
                     moved = dict(flat)
                     moved[path] = flat[path].at[index].add(delta)
-                    new_state = meta.MetaState(params=partition.merge(moved), extra={})
-                    return float(exact.meta_loss(new_state, {}, task, hparams, key))
+                    return float(meta_loss(partition.merge(moved)))
 
                 numeric = (shifted(eps) - shifted(-eps)) / (2 * eps)
                 scale = max(abs(numeric), 1e-3)
@@ -180,15 +205,18 @@ def test_second_order_meta_gradient_matches_finite_differences():
 
 def test_bad_input_is_refused(family):
     model, params, x, tasks, _, _ = family
-    learner = meta.get("maml")(make_apply(model), meta.MetaConfig(max_episodes=1),
-                               loss_fn=squared_error)
+    learner = meta.get("maml")(
+        make_apply(model), meta.MetaConfig(max_episodes=1), loss_fn=squared_error
+    )
     one_task = jax.tree.map(lambda a: a[:1], tasks)
     with pytest.raises(ValueError, match="at least 2 tasks"):
-        meta.meta_train(learner, jax.random.key(0), params, {}, x, one_task,
-                        meta.MetaHparams(0.01, 0.01))
+        meta.meta_train(
+            learner, jax.random.key(0), params, {}, x, one_task, meta.MetaHparams(0.01, 0.01)
+        )
     for inner, outer in [(0.0, 0.01), (0.01, -1e-4), (float("nan"), 0.01)]:
         with pytest.raises(ValueError, match="must be finite and > 0"):
-            meta.meta_train(learner, jax.random.key(0), params, {}, x, tasks,
-                            meta.MetaHparams(inner, outer))
+            meta.meta_train(
+                learner, jax.random.key(0), params, {}, x, tasks, meta.MetaHparams(inner, outer)
+            )
     with pytest.raises(ValueError, match="outer_optimizer"):
         meta.MetaConfig(outer_optimizer="rmsprop")

@@ -31,8 +31,11 @@ def members(labels, n_members=3, seed=1):
     rows = []
     for _ in range(n_members):
         index = rng.permutation(len(labels))
-        rows.append(MemberData.from_arrays(index[:300], labels[index[:300]], index[300:],
-                                           labels[index[300:]]))
+        rows.append(
+            MemberData.from_arrays(
+                index[:300], labels[index[:300]], index[300:], labels[index[300:]]
+            )
+        )
     return jax.tree.map(lambda *a: np.stack(a), *rows)
 
 
@@ -59,25 +62,44 @@ def test_unknown_target_benchmark_is_refused():
 
 def test_pretraining_artifact_is_reused_not_retrained(tmp_path, monkeypatch):
     x, labels = pool()
-    spec = {"architecture": {"name": "mlp", "feature_widths": [8], "head_widths": [4]},
-            "resolution": 0, "sources": ["a", "b"], "seed": 3}
-    first, loaded = pretrain(jax.random.key(3), MODEL, x, labels, PRETRAIN,
-                             artifact_root=tmp_path, artifact_config=spec)
+    spec = {
+        "architecture": {"name": "mlp", "feature_widths": [8], "head_widths": [4]},
+        "resolution": 0,
+        "sources": ["a", "b"],
+        "seed": 3,
+    }
+    first, loaded = pretrain(
+        jax.random.key(3), MODEL, x, labels, PRETRAIN, artifact_root=tmp_path, artifact_config=spec
+    )
     assert not loaded
 
     def no_training(*args, **kwargs):
         raise AssertionError("pretraining ran again although its artifact exists")
 
     monkeypatch.setattr(pretrain_module, "fit", no_training)
-    second, loaded = pretrain(jax.random.key(3), MODEL, x, labels, PRETRAIN,
-                              artifact_root=tmp_path, artifact_config=dict(reversed(spec.items())))
+    second, loaded = pretrain(
+        jax.random.key(3),
+        MODEL,
+        x,
+        labels,
+        PRETRAIN,
+        artifact_root=tmp_path,
+        artifact_config=dict(reversed(spec.items())),
+    )
     assert loaded
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
         np.testing.assert_array_equal(a, b)
     # Any change of the config is another artifact, which would be trained.
     with pytest.raises(AssertionError, match="ran again"):
-        pretrain(jax.random.key(3), MODEL, x, labels, PRETRAIN, artifact_root=tmp_path,
-                 artifact_config={**spec, "seed": 4})
+        pretrain(
+            jax.random.key(3),
+            MODEL,
+            x,
+            labels,
+            PRETRAIN,
+            artifact_root=tmp_path,
+            artifact_config={**spec, "seed": 4},
+        )
 
 
 def test_artifact_for_another_architecture_or_resolution_is_refused(tmp_path):
@@ -107,8 +129,11 @@ def test_fine_tuning_freezes_theta_and_reinitialises_theta_head():
         for k, v in flat(pretrained["params"], partition.is_feature_extractor).items():
             np.testing.assert_array_equal(np.asarray(flat(tuned["params"], lambda p: True)[k]), v)
         # Frozen Theta includes the input batch norm's running statistics.
-        for a, b in zip(jax.tree.leaves(tuned["batch_stats"]),
-                        jax.tree.leaves(pretrained["batch_stats"]), strict=True):
+        for a, b in zip(
+            jax.tree.leaves(tuned["batch_stats"]),
+            jax.tree.leaves(pretrained["batch_stats"]),
+            strict=True,
+        ):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
         assert int(result.epochs[i]) >= 1
 

@@ -85,7 +85,11 @@ def test_negative_elbo_bounds_negative_log_likelihood_for_any_parameters(seed):
     leaves, tree = jax.tree.flatten(variables)
     keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
     variables = jax.tree.unflatten(
-        tree, [leaf + 0.5 * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
+        tree,
+        [
+            leaf + 0.5 * jax.random.normal(k, leaf.shape)
+            for leaf, k in zip(leaves, keys, strict=True)
+        ],
     )
     exact_nelbo, nll = closed_forms(variables, x)
     assert np.all(exact_nelbo - nll >= -1e-6)  # per event

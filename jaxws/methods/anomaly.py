@@ -512,21 +512,28 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker) ->
     }
     tracker.save_figure("score_distributions", score_figure(ts_null, ts_signal, test.r))
 
-    # Median sensitivity versus signal rate: the VAE alone (R = 0) and the configured R.
+    # Held-out background: the first half builds f_0, the second half feeds the toys (disjoint,
+    # so that the toys follow the background law, not f_0's kernels).
+    half_null = nelbo_null.shape[0] // 2
+    reference, pool = slice(0, half_null), slice(half_null, None)
     half = nelbo_signal.shape[1] // 2
+
+    # Median sensitivity versus signal rate: the VAE alone (R = 0) and the configured R.
     j_sens = masses.index(test.sensitivity_mass)
     curves = {}
     for label, r in (("R = 0 (VAE only)", 0.0), (f"R = {test.r:g}", test.r)):
-        reference = np.asarray(anomaly_test.checked_anomaly_score(nelbo_null, logit_null, r))
+        background_scores = np.asarray(
+            anomaly_test.checked_anomaly_score(nelbo_null, logit_null, r)
+        )
         signal_scores = np.asarray(
             anomaly_test.checked_anomaly_score(nelbo_signal[j_sens], logit_signal[j_sens], r)
         )
-        null = anomaly_test.score_density(reference, "background (null) scores")
+        null = anomaly_test.score_density(background_scores[reference], "background (null) scores")
         template = anomaly_test.score_density(signal_scores[:half], "signal template scores")
         anomaly_test.check_template_support(null, template)
         curves[label] = anomaly_test.median_sensitivity(
             jax.random.fold_in(key, 4),
-            reference,
+            background_scores[pool],
             signal_scores[half:],
             null,
             template,
@@ -540,7 +547,8 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker) ->
     scan = anomaly_test.scan_score_weight(
         jax.random.fold_in(key, 5),
         np.asarray(test.r_scan),
-        (nelbo_null, logit_null),
+        (nelbo_null[reference], logit_null[reference]),
+        (nelbo_null[pool], logit_null[pool]),
         (nelbo_signal[:, :half], logit_signal[:, :half]),
         (nelbo_signal[:, half:], logit_signal[:, half:]),
         test.expected_background,

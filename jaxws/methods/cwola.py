@@ -40,6 +40,7 @@ def study(cfg, inputs: study_lib.StudyInputs, key: jax.Array, tracker) -> study_
         inputs.training.engine(),
         chunk_size=inputs.training.chunk_size,
         progress="CWoLa",
+        checkpoint_dir=tracker.path("checkpoints/cwola"),
     )
     return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs)
 

@@ -225,9 +225,13 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker) ->
             "background_efficiency": sic.background_efficiency[thin].tolist(),
             "sic": sic.sic[thin].tolist(),
         }
-    references = {f"{k} (CATHODE paper, peak)": v for k, v in PUBLISHED_MAX_SIC.items()}
-    fig = plotting.sic_figure(None, curves, references=references)
-    fig.axes[0].set_title("LHCO R&D, signal region, 4 features; test: sr_test")
+    fig = plotting.sic_figure(None, curves)
+    ax = fig.axes[0]
+    for (label, value), color in zip(PUBLISHED_MAX_SIC.items(), ("C0", "C1", "grey"), strict=True):
+        ax.axhline(value, linestyle="--", color=color, linewidth=1, label=f"{label}: CATHODE peak")
+    ax.set_ylim(0, 1.25 * max(PUBLISHED_MAX_SIC.values()))
+    ax.legend(fontsize="x-small", loc="upper right")
+    ax.set_title("LHCO R&D signal region, 4 features, test on sr_test", fontsize="small")
     tracker.save_figure("lhco_sic", fig)
     tracker.save_json("lhco_sic_curves", {"curves": saved, "published_max_sic": PUBLISHED_MAX_SIC})
     tracker.log_metrics(metrics)

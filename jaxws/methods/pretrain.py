@@ -178,3 +178,102 @@ def pretrain(
     if path is not None:
         checkpoints.save_variables(path, variables, full)
     return variables, False
+
+
+@dataclasses.dataclass
+class SourceSample:
+    """Pure signal-region source events for pretraining and meta-learning tasks.
+
+    Attributes:
+      images: (N, 2, R, R) jet images: background first, then each source model's signal.
+      labels: (N,) 0 background / 1 signal.
+      model_index: (N,) -1 background, k for `sources[k]`.
+      sources: the source models (never the target).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    model_index: np.ndarray
+    sources: list[str]
+
+    def pretraining_subset(self, n_signal: int, n_background: int) -> np.ndarray:
+        """Pool indices of a pure mixture: `n_background` background events and `n_signal`
+        signal events shared equally among the source models (the first events of each)."""
+        background = np.flatnonzero(self.model_index == -1)
+        if len(background) < n_background:
+            raise ValueError(f"source sample holds {len(background)} background events, "
+                             f"pretraining needs {n_background}")
+        parts = [background[:n_background]]
+        for k, count in enumerate(split_signal_counts(n_signal, len(self.sources))):
+            events = np.flatnonzero(self.model_index == k)
+            if len(events) < count:
+                raise ValueError(f"source model {self.sources[k]!r} has {len(events)} events, "
+                                 f"pretraining needs {count}")
+            parts.append(events[:count])
+        return np.concatenate(parts)
+
+
+def _signal_region(events, n: int, what: str):
+    from jaxws.data.events import SIGNAL_REGION
+
+    index = np.flatnonzero(np.asarray(events.region) == SIGNAL_REGION)
+    if len(index) < n:
+        raise ValueError(f"{what}: {len(index)} signal-region events available, {n} needed")
+    return events.take(index[:n])
+
+
+def source_sample(
+    source,
+    target: str,
+    n_background: int,
+    n_signal_per_model: int,
+    images_fn,
+    *,
+    exclude_background: np.ndarray | None = None,
+) -> SourceSample:
+    """Leave-one-out source events in the signal region, as jet images.
+
+    Background: for the built-in simulator a fresh draw with data seed + 1 (independent of the
+    CWoLa study's events); for other sources the background events the study does not use
+    (`exclude_background`: indices into `source.background()`).
+
+    Args:
+      source: a `jaxws.data.sources` source (model_names, background, signal).
+      target: the benchmark under study (left out).
+      n_background: SR background events wanted.
+      n_signal_per_model: SR events wanted per source model.
+      images_fn: events -> (N, 2, R, R) images.
+      exclude_background: background indices already used by the study.
+
+    Returns:
+      `SourceSample`.
+    """
+    from jaxws.data.events import JetEvents
+
+    sources = source_models(source.model_names(), target)
+    config = source.config
+    if hasattr(config, "seed") and hasattr(config, "n_background"):
+        # About 49 % of simulated background falls in the SR; draw with margin.
+        fresh = type(source)(dataclasses.replace(
+            config, seed=config.seed + 1, n_background=int(2.3 * n_background) + 100))
+        background = fresh.background()
+    else:
+        background = source.background()
+        if exclude_background is not None:
+            keep = np.setdiff1d(np.arange(len(background)), exclude_background)
+            background = background.take(keep)
+    parts = [_signal_region(background, n_background, "source background")]
+    model_index = [np.full(n_background, -1)]
+    for k, name in enumerate(sources):
+        # Most signal falls in the SR; draw 2x and keep the first SR events.
+        events = source.signal(name, 2 * n_signal_per_model + 100)
+        parts.append(_signal_region(events, n_signal_per_model, f"source model {name}"))
+        model_index.append(np.full(n_signal_per_model, k))
+    events = JetEvents.concatenate(parts)
+    model_index = np.concatenate(model_index)
+    return SourceSample(
+        images=np.asarray(images_fn(events), np.float32),
+        labels=(model_index >= 0).astype(np.float32),
+        model_index=model_index,
+        sources=sources,
+    )

@@ -8,20 +8,24 @@ norm stays in inference mode (`frozen_norm`), as a non-trainable Keras BatchNorm
 Options: unfreeze Theta, keep the pretrained theta instead of re-initialising it.
 
 The same fine-tuning runs phase 3 of meta-transfer learning (sec. 5) and the CWoLa evaluation
-of every meta-learning variant (`jaxws.methods.meta`). The study entry point `run` lives in
-`jaxws.methods.transfer_study` so that this module stays a small library.
+of every meta-learning variant (`jaxws.methods.meta`). `study` / `run` are the CWoLa study with
+transfer learning (`method=transfer`): the same pseudo-experiments and evaluation as CWoLa
+(`jaxws.methods.study`), the fine-tuning settings taken from the `training` section (the paper
+uses the same learning rate and patience for CWoLa and fine-tuning).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxws.config import check
+from jaxws.config import ConfigError, check, from_section
+from jaxws.methods.pretrain import PretrainConfig, SourceSample, pretrain, source_sample
 from jaxws.models import partition
 from jaxws.train import FitResult, Hparams, MemberData, TrainConfig, Trainer, fit_ensemble
 
@@ -192,3 +196,157 @@ def fine_tune(
         trainer=trainer,
         progress=progress,
     )
+
+
+# -- the study (method=transfer) ---------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SourceSection:
+    """`method.source`: the leave-one-out source sample (pure SR events).
+
+    Attributes:
+      n_background: background events (pretraining uses them all; meta tasks draw from them).
+      n_signal_per_model: events per source model.
+    """
+
+    n_background: int = 4000
+    n_signal_per_model: int = 400
+
+    def __post_init__(self):
+        check(self.n_background >= 2, "method.source.n_background must be >= 2")
+        check(self.n_signal_per_model >= 2, "method.source.n_signal_per_model must be >= 2")
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneSection:
+    """`method.fine_tune`: what is frozen and re-initialised; training numbers come from the
+    `training` section unless set here."""
+
+    freeze_features: bool = True
+    reinit_head: bool = True
+    learning_rate: float | None = None
+    patience: int | None = None
+    max_epochs: int | None = None
+
+    def config(self, training) -> TransferConfig:
+        return TransferConfig(
+            learning_rate=self.learning_rate or training.learning_rate,
+            patience=self.patience or training.patience,
+            max_epochs=self.max_epochs or training.max_epochs,
+            batch_size=training.batch_size,
+            freeze_features=self.freeze_features,
+            reinit_head=self.reinit_head,
+            chunk_size=training.chunk_size,
+        )
+
+
+def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Split a transfer-like `method` section into validated parts (unknown keys refused)."""
+    from jaxws.config import _plain
+
+    section = dict(_plain(method_cfg) or {})
+    known = {"name", "artifact_dir", "pretrain_seed", "source", "pretrain", "fine_tune",
+             *allowed_extra}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in config section 'method'; "
+                          f"allowed: {sorted(known)}")
+    return {
+        "name": section.get("name", "transfer"),
+        "artifact_dir": section.get("artifact_dir", "artifacts"),
+        "pretrain_seed": section.get("pretrain_seed"),
+        "source": from_section(SourceSection, section.get("source"), "method.source"),
+        "pretrain": from_section(PretrainConfig, section.get("pretrain"), "method.pretrain"),
+        "fine_tune": from_section(FineTuneSection, section.get("fine_tune"), "method.fine_tune"),
+        **{k: section.get(k) for k in allowed_extra},
+    }
+
+
+def _used_background(inputs) -> np.ndarray:
+    experiments = inputs.experiments
+    used = [np.asarray(experiments.members.train_index).ravel(),
+            np.asarray(experiments.members.val_index).ravel(),
+            np.asarray(experiments.test_index).ravel()]
+    return np.unique(np.concatenate(used))
+
+
+def pretrained_for_study(cfg, inputs, sections: dict, progress: bool | str = "pretraining"
+                         ) -> tuple[dict, SourceSample, bool]:
+    """The leave-one-out source sample and the pretrained plain network (cached artifact).
+
+    The pretraining key comes from `method.pretrain_seed` (default: the run's `seed`), not from
+    the method's training key, so transfer, MTL and every variant share one artifact.
+    """
+    from jaxws.config import _plain
+    from jaxws.methods import study as study_lib
+
+    source_cfg = sections["source"]
+    pre = sections["pretrain"]
+    if pre.n_background > source_cfg.n_background:
+        raise ConfigError("method.pretrain.n_background exceeds method.source.n_background")
+    if pre.n_signal > source_cfg.n_signal_per_model * (len(inputs.source.model_names()) - 1):
+        raise ConfigError("method.pretrain.n_signal exceeds the source signal events "
+                          "(method.source.n_signal_per_model x source models)")
+    resolution = inputs.source.config.resolution
+    normalize = inputs.source.config.normalize_images
+    sample = source_sample(
+        inputs.source,
+        inputs.signal_name,
+        source_cfg.n_background,
+        source_cfg.n_signal_per_model,
+        lambda events: study_lib.event_pool_images(events, resolution, normalize),
+        exclude_background=_used_background(inputs),
+    )
+    seed = sections["pretrain_seed"]
+    seed = int(cfg.seed) if seed is None else int(seed)
+    artifact = {
+        "architecture": _plain(cfg.model),
+        "resolution": resolution,
+        "data": {k: v for k, v in dataclasses.asdict(inputs.source.config).items()
+                 if k not in ("signal",)},
+        "sources": sample.sources,
+        "source_sizes": dataclasses.asdict(source_cfg),
+        "seed": seed,
+    }
+    index = sample.pretraining_subset(pre.n_signal, pre.n_background)
+    variables, loaded = pretrain(
+        jax.random.key(seed),
+        inputs.model,
+        sample.images[index],
+        sample.labels[index],
+        pre,
+        artifact_root=sections["artifact_dir"],
+        artifact_config=artifact,
+        progress=progress,
+    )
+    return variables, sample, loaded
+
+
+def study(cfg, inputs, key: jax.Array, tracker):
+    """Transfer learning on every pseudo-experiment of the study; evaluated like CWoLa."""
+    from jaxws.methods import study as study_lib
+
+    sections = method_sections(cfg.method)
+    variables, _, loaded = pretrained_for_study(cfg, inputs, sections)
+    tracker.log_metrics({"transfer/pretrain_loaded_from_artifact": int(loaded)})
+    members = inputs.experiments.members
+    n = len(inputs.experiments.injection)
+    result = fine_tune(
+        jax.random.split(key, n),
+        inputs.model,
+        inputs.images,
+        members,
+        variables,
+        sections["fine_tune"].config(inputs.training),
+        progress="transfer",
+    )
+    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs)
+
+
+def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+    """The transfer-learning study: final-vs-initial significance (paper Fig. 4)."""
+    from jaxws.methods import study as study_lib
+
+    data_key, train_key = jax.random.split(key)
+    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    result = study(cfg, inputs, train_key, tracker)
+    return study_lib.report(tracker, inputs, {"Transfer": result})

@@ -17,7 +17,8 @@ Follows the anomaly-aware search of Scaffidi and Trotta (DARWIN, arXiv:2410.0075
   one-sided discovery statistic q0 = -2 log [L(0) / L(s_hat)] for s_hat > 0, q0 = 0 otherwise;
   Z = sqrt(q0) asymptotically (Wilks with the half-chi2 boundary term; Cowan et al. 2011);
 * p-values from toys: pseudo-data sets with N_B ~ Poisson(B) background scores (drawn with
-  replacement from a held-out pool that was not used for f_0) plus N_S ~ Poisson(s) signal
+  replacement from a held-out pool that was not used for f_0: validity comes from the toys
+  following the background law, f_0 only sets the power) plus N_S ~ Poisson(s) signal
   scores, padded to a fixed size with a mask; p = P(stat_null >= stat_obs), Z = Phi^-1(1 - p)
   (one-sided). `toy_p_values` can randomise ties (q0 = 0 is an atom) so p is exactly uniform
   under H0.
@@ -439,7 +440,7 @@ def asymptotic_p_value(q0: jax.Array) -> jax.Array:
 
 def median_sensitivity(
     key: jax.Array,
-    null_reference: jax.Array,
+    background_pool: jax.Array,
     signal_pool: jax.Array,
     null: ScoreDensity,
     template: ScoreDensity,
@@ -447,21 +448,26 @@ def median_sensitivity(
     signal_rates,
     n_null_toys: int,
     n_signal_toys: int,
+    background_smoothing: float = 0.0,
 ) -> dict[str, jax.Array]:
     """Median discovery sensitivity versus expected signal count (toys, vmapped over rates).
 
-    Background in every toy is drawn from f_0 (smoothed bootstrap of `null_reference`, the
-    sample f_0 was built from); signal scores are drawn with replacement from `signal_pool`
-    (held out from the template's sample).
+    Background scores in every toy are drawn with replacement from `background_pool`, held-out
+    background that was *not* used to build f_0: the toys then follow the background law itself
+    (up to the finite pool), so the p-values are valid whatever the quality of f_0, which only
+    affects the power. (Drawing from f_0's own sample would place toy events on the kernel
+    centres and make real data look more anomalous than the toys.) Signal scores are drawn
+    from `signal_pool`, held out from the template's sample.
 
     Args:
       key: PRNG key (split for null and signal toys).
-      null_reference: (n,) background scores that define f_0.
+      background_pool: (n,) held-out background scores, disjoint from f_0's sample.
       signal_pool: (m,) signal scores to inject.
       null, template: densities f_0 and f_s.
       expected_background: B.
       signal_rates: (K,) expected signal counts s.
       n_null_toys, n_signal_toys: toys per hypothesis (static).
+      background_smoothing: h > 0 adds h N(0, 1) to every background draw (smoothed bootstrap).
 
     Returns:
       dict with (K,) median_q0, median_p (toys, (1 + #null >= q0_med) / (1 + n), so floored at
@@ -472,7 +478,7 @@ def median_sensitivity(
     max_events = max_toy_events(float(expected_background), float(jnp.max(signal_rates)))
     return _median_sensitivity(
         key,
-        jnp.asarray(null_reference, jnp.float32),
+        jnp.asarray(background_pool, jnp.float32),
         jnp.asarray(signal_pool, jnp.float32),
         null,
         template,
@@ -481,13 +487,14 @@ def median_sensitivity(
         n_null_toys,
         n_signal_toys,
         max_events,
+        jnp.float32(background_smoothing),
     )
 
 
 @functools.partial(jax.jit, static_argnums=(7, 8, 9))
 def _median_sensitivity(
     key,
-    null_reference,
+    background_pool,
     signal_pool,
     null,
     template,
@@ -496,6 +503,7 @@ def _median_sensitivity(
     n_null_toys,
     n_signal_toys,
     max_events,
+    background_smoothing,
 ):
     # One toy program for all hypotheses (rate 0 first), to compile the toy code once.
     n_toys = max(n_null_toys, n_signal_toys)
@@ -506,14 +514,14 @@ def _median_sensitivity(
         rate, rate_key = args
         return toy_statistics(
             jax.random.split(rate_key, n_toys),
-            null_reference,
+            background_pool,
             signal_pool,
             null,
             template,
             expected_background,
             rate,
             max_events,
-            null.bandwidth,
+            background_smoothing,
         )
 
     stats = jax.lax.map(at_rate, (rates, rate_keys))
@@ -540,6 +548,7 @@ def scan_score_weight(
     key: jax.Array,
     r_values,
     null_reference: tuple[jax.Array, jax.Array],
+    background_pool: tuple[jax.Array, jax.Array],
     signal_templates: tuple[jax.Array, jax.Array],
     signal_pools: tuple[jax.Array, jax.Array],
     expected_background: float,
@@ -551,7 +560,7 @@ def scan_score_weight(
 
     For every R (`lax.map` over R, toys vmapped): scores of all samples, f_0 from
     `null_reference`, one template per benchmark, null toys and signal toys (s =
-    `expected_signal`) with background drawn from f_0 as in `median_sensitivity`, the median q0
+    `expected_signal`) drawn from the pools as in `median_sensitivity`, the median q0
     of the signal toys and its p-value. Samples are (negative_elbo, classifier_logit) pairs of
     equal-length arrays; the benchmark samples carry a leading benchmark axis M.
 
@@ -568,6 +577,7 @@ def scan_score_weight(
         key,
         jnp.asarray(r_values, jnp.float32),
         as_float(null_reference),
+        as_float(background_pool),
         as_float(signal_templates),
         as_float(signal_pools),
         jnp.float32(expected_background),
@@ -578,11 +588,12 @@ def scan_score_weight(
     )
 
 
-@functools.partial(jax.jit, static_argnums=(7, 8, 9))
+@functools.partial(jax.jit, static_argnums=(8, 9, 10))
 def _scan_score_weight(
     key,
     r_values,
     null_reference,
+    background_pool,
     signal_templates,
     signal_pools,
     expected_background,
@@ -595,8 +606,8 @@ def _scan_score_weight(
     benchmark_keys = jax.random.split(key, n_benchmarks)
 
     def at_weight(r):
-        reference = anomaly_score(*null_reference, r)
-        null = fit_score_density(reference)
+        null = fit_score_density(anomaly_score(*null_reference, r))
+        background = anomaly_score(*background_pool, r)
 
         def benchmark(args):
             template_nelbo, template_logit, pool_nelbo, pool_logit, benchmark_key = args
@@ -608,14 +619,13 @@ def _scan_score_weight(
                 rate, toy_key = args
                 return toy_statistics(
                     jax.random.split(toy_key, n_toys),
-                    reference,
+                    background,
                     signal,
                     null,
                     template,
                     expected_background,
                     rate,
                     max_events,
-                    null.bandwidth,
                 )
 
             # Null (rate 0) and signal toys through one program, to compile the toy code once.

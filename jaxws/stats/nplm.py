@@ -386,6 +386,13 @@ def _fit_newton(
     def step(carry, _):
         flat_params, damping, current = carry
         grad, hessian = derivatives(flat_params)
+        # Projected Newton (Bertsekas 1982): kernels at the clip bound whose descent direction
+        # points outward are held fixed; the step solves for the free parameters only.
+        at_bound = jnp.abs(flat_params) >= hparams.clip * (1.0 - 1e-6)
+        held = is_kernel & at_bound & (flat_params * grad < 0)
+        free = ~held
+        hessian = jnp.where(free[:, None] & free[None, :], hessian, 0.0) + jnp.diag(held * 1.0)
+        grad = jnp.where(free, grad, 0.0)
         eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
         scale = jnp.abs(eigenvalues) + damping
         proposal = flat_params - eigenvectors @ ((eigenvectors.T @ grad) / scale)

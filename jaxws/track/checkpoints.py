@@ -64,7 +64,7 @@ def artifact_path(root: str | Path, name: str, config: dict) -> Path:
 
 def exists(path: str | Path) -> bool:
     """True if `path` holds a complete artifact (variables and metadata)."""
-    path = Path(path)
+    path = Path(path).absolute()
     return (path / _METADATA).is_file() and (path / _STATE).is_dir()
 
 
@@ -79,7 +79,7 @@ def save_variables(path: str | Path, variables: dict, metadata: dict) -> Path:
     Returns:
       The artifact directory.
     """
-    path = Path(path)
+    path = Path(path).absolute()
     if exists(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def save_variables(path: str | Path, variables: dict, metadata: dict) -> Path:
 
 def read_metadata(path: str | Path) -> dict:
     """The metadata stored with an artifact."""
-    path = Path(path)
+    path = Path(path).absolute()
     if not exists(path):
         raise FileNotFoundError(f"no complete artifact at {path}")
     return json.loads((path / _METADATA).read_text())
@@ -129,7 +129,7 @@ def load_variables(path: str | Path, expected: dict | None = None, template: Any
       ArtifactMismatchError: architecture, resolution or parameter layout differ (the message
         names which and both values).
     """
-    path = Path(path)
+    path = Path(path).absolute()
     stored = read_metadata(path)
     for field in CHECKED_FIELDS:
         if expected is not None and field in expected:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from jaxws.config import check
 from jaxws.models import partition
+from jaxws.train import resume
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 
 LossFn = Callable[[Any, jnp.ndarray], jnp.ndarray]
@@ -461,6 +462,7 @@ def fit_ensemble(
     init_variables: dict | None = None,
     trainer: Trainer | None = None,
     progress: bool | str = False,
+    checkpoint_dir: str | None = None,
 ) -> FitResult:
     """Train E independent models at once: member i equals `fit(keys[i], ...)` on its inputs.
 
@@ -472,6 +474,8 @@ def fit_ensemble(
         chunk is padded with copies of its first member (discarded) so that every chunk has
         the same shapes and compiles once.
       init_variables: variables with a leading member axis E, or None for fresh inits.
+      checkpoint_dir: save each finished chunk there and, when called again with identical
+        inputs, load finished chunks instead of retraining them (resume after a crash).
       Other arguments as in `fit`.
 
     Returns:
@@ -504,6 +508,20 @@ def fit_ensemble(
     for c in range(n_chunks):
         index = np.arange(c * chunk, min((c + 1) * chunk, n_members))
         padded = np.concatenate([index, np.full(chunk - len(index), index[0])])
+        if checkpoint_dir is not None:
+            tag = resume.fingerprint(
+                repr(trainer.model), repr(trainer.config), trainer.loss_fn.__qualname__,
+                trainer.trainable.__qualname__, keys[index], _take(members, index),
+                _take(hparams, index), None if init_variables is None
+                else _take(init_variables, index), jax.tree.map(lambda a: a.shape, pool),
+            )
+            template = jax.eval_shape(
+                lambda k: _take(trainer.result(state_fn(init_fn(k, pool))), np.arange(len(
+                    index))), init_keys[padded])
+            restored = resume.load_chunk(checkpoint_dir, c, tag, template)
+            if restored is not None:
+                results.append(jax.tree.map(jnp.asarray, restored))
+                continue
         if init_variables is None:
             variables = init_fn(init_keys[padded], pool)
         else:
@@ -520,6 +538,8 @@ def fit_ensemble(
             progress=f"{label} chunk {c + 1}/{n_chunks}" if progress else False,
         )
         results.append(_take(trainer.result(states), np.arange(len(index))))
+        if checkpoint_dir is not None:
+            resume.save_chunk(checkpoint_dir, c, tag, results[-1])
     return jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=0), *results)
 
 

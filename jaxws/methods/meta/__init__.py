@@ -479,15 +479,26 @@ class MetaTrainer:
         return jax.vmap(one)(task_ids)
 
     def _meta_batch_step(
-        self, carry, batch, pool, tasks, split_perm, n_support, model_state, hparams
+        self, carry, batch, pool, tasks, split_perms, n_support, model_state, hparams
     ):
         learner = self.learner
         state, opt_state, val_losses, query_losses = carry
-        ids, mask, key = batch
+        ids, mask, key, is_hard = batch
         n_tasks = tasks.train_index.shape[0]
+        width = ids.shape[0]
+        # The hard-task meta-batch (last step of an episode, if enabled): the tasks with the
+        # highest query loss so far, each with a fresh support/query split. Choosing it inside
+        # the step keeps one compiled step for regular and hard meta-batches.
+        n_hard = min(learner.config.hard_tasks, n_tasks)
+        hardest = jnp.argsort(-jnp.nan_to_num(query_losses, nan=-jnp.inf))[:width]
+        hardest = jnp.pad(hardest, (0, width - hardest.shape[0]), constant_values=n_tasks)
+        hard_mask = (jnp.arange(width) < n_hard).astype(mask.dtype)
+        ids = jnp.where(is_hard, jnp.where(hard_mask > 0, hardest, n_tasks), ids)
+        mask = jnp.where(is_hard, hard_mask, mask)
+        split_perm = jnp.where(is_hard, split_perms[1], split_perms[0])
         safe_ids = jnp.minimum(ids, n_tasks - 1)
         task = self._gather_tasks(pool, tasks, safe_ids, split_perm, n_support)
-        grad_keys, eval_keys = jnp.split(jax.random.split(key, 2 * ids.shape[0]), 2)
+        grad_keys, eval_keys = jnp.split(jax.random.split(key, 2 * width), 2)
         grads, losses = jax.vmap(learner.meta_gradient, in_axes=(None, None, 0, None, 0))(
             state, model_state, task, hparams, grad_keys
         )
@@ -516,51 +527,42 @@ class MetaTrainer:
         n_tasks, n_train = tasks.train_index.shape
         n_support = max(1, min(n_train - 1, round(config.support_fraction * n_train)))
         episode_key = jax.random.fold_in(key, outer.episode)
-        split_key, order_key, step_key, hard_key = jax.random.split(episode_key, 4)
-        split_perm = jax.vmap(lambda k: jax.random.permutation(k, n_train))(
-            jax.random.split(split_key, n_tasks)
+        split_key, order_key, step_key = jax.random.split(episode_key, 3)
+        # Two independent support/query splits per task: regular and hard-task meta-batches.
+        split_perms = jax.vmap(jax.vmap(lambda k: jax.random.permutation(k, n_train)))(
+            jax.random.split(split_key, (2, n_tasks))
         )
-        size = config.meta_batch_size or n_tasks
-        size = min(size, n_tasks)
+        size = min(config.meta_batch_size or n_tasks, n_tasks)
+        n_hard = min(config.hard_tasks, n_tasks)
+        width = max(size, n_hard)
         n_batches = math.ceil(n_tasks / size)
         pad = n_batches * size - n_tasks
         order = jnp.pad(
             jax.random.permutation(order_key, n_tasks), (0, pad), constant_values=n_tasks
-        )
-        mask = jnp.pad(jnp.ones((n_tasks,), jnp.float32), (0, pad))
+        ).reshape(n_batches, size)
+        mask = jnp.pad(jnp.ones((n_tasks,), jnp.float32), (0, pad)).reshape(n_batches, size)
+        order = jnp.pad(order, ((0, 0), (0, width - size)), constant_values=n_tasks)
+        mask = jnp.pad(mask, ((0, 0), (0, width - size)))
+        n_steps = n_batches + (1 if n_hard > 0 else 0)
+        if n_hard > 0:  # placeholder row, filled with the hardest tasks inside the step
+            order = jnp.concatenate([order, jnp.full((1, width), n_tasks, order.dtype)])
+            mask = jnp.concatenate([mask, jnp.zeros((1, width), mask.dtype)])
         batches = (
-            order.reshape(n_batches, size),
-            mask.reshape(n_batches, size),
-            jax.random.split(step_key, n_batches),
+            order,
+            mask,
+            jax.random.split(step_key, n_steps),
+            jnp.arange(n_steps) >= n_batches,
         )
 
         def step(carry, batch):
             return self._meta_batch_step(
-                carry, batch, pool, tasks, split_perm, n_support, model_state, hparams
+                carry, batch, pool, tasks, split_perms, n_support, model_state, hparams
             )
 
         nan = jnp.full((n_tasks,), jnp.nan, jnp.float32)
-        carry, _ = jax.lax.scan(step, (outer.state, outer.opt_state, nan, nan), batches)
-        if config.hard_tasks > 0:
-            state, opt_state, val_losses, query_losses = carry
-            k = min(config.hard_tasks, n_tasks)
-            hardest = jnp.argsort(-query_losses)[:k]
-            resplit_key, hard_step_key = jax.random.split(hard_key)
-            hard_perm = jax.vmap(lambda kk: jax.random.permutation(kk, n_train))(
-                jax.random.split(resplit_key, n_tasks)
-            )
-            (state, opt_state, val_losses, _), _ = self._meta_batch_step(
-                (state, opt_state, val_losses, query_losses),
-                (hardest, jnp.ones((k,), jnp.float32), hard_step_key),
-                pool,
-                tasks,
-                hard_perm,
-                n_support,
-                model_state,
-                hparams,
-            )
-            carry = (state, opt_state, val_losses, query_losses)
-        state, opt_state, val_losses, _ = carry
+        (state, opt_state, val_losses, _), _ = jax.lax.scan(
+            step, (outer.state, outer.opt_state, nan, nan), batches
+        )
         loss = jnp.mean(val_losses)
         improved = loss < outer.best_loss - config.min_delta
         bad = jnp.where(improved, 0, outer.bad_episodes + 1)
@@ -673,5 +675,22 @@ __all__ = [
     "check_hparams",
     "get",
     "meta_train",
+    "method_module",
     "register",
 ]
+
+
+def method_module(name: str):
+    """A study method for the registered learner `name` (what `jaxws.methods.load` returns):
+    an object with `study(cfg, inputs, key, tracker)` and `run(cfg, key, run_dir, tracker)`."""
+    import functools
+    import types
+
+    from jaxws.methods.meta import study as study_module
+
+    get(name)  # unknown names fail here, with the list of registered ones
+    return types.SimpleNamespace(
+        name=name,
+        study=functools.partial(study_module.study, name=name),
+        run=functools.partial(study_module.run, name=name),
+    )

@@ -1,0 +1,156 @@
+"""The CWoLa study with a meta-learning variant (`method=mtl`, `maml`, `fomaml`, `reptile`, ...).
+
+arXiv:2312.06152 sec. 5, for any registered learner:
+  phase 1: pretraining on the leave-one-out source mixture with S = 1, S-bar = 0 (the plain
+           network's cached artifact, shared with transfer learning: S = 1, S-bar = 0 is the
+           plain network exactly);
+  phase 2: meta-training over the task family, one task per source model: pure SR signal of
+           that model (`method.tasks.n_signal`, 2.5k in the paper) against background
+           (`n_background`, 2.5k), a fifth for validation; the pretrained theta is kept;
+  phase 3: fine-tuning on every pseudo-experiment's CWoLa task with the engine, with the
+           learner's choice of trainable and re-initialised parameters (MTL: theta
+           re-initialised and trained; Theta, S, S-bar frozen), then the same evaluation as
+           CWoLa and transfer (`jaxws.methods.study.evaluate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from jaxws.config import check, from_section
+from jaxws.methods import meta as meta_lib
+from jaxws.methods import transfer
+from jaxws.models import partition
+from jaxws.train import MemberData, TrainConfig, Trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSection:
+    """`method.tasks`: events per task (pure SR samples) and the validation share."""
+
+    n_signal: int = 2500
+    n_background: int = 2500
+    validation_fraction: float = 0.2
+
+    def __post_init__(self):
+        check(self.n_signal >= 2, "method.tasks.n_signal must be >= 2")
+        check(self.n_background >= 2, "method.tasks.n_background must be >= 2")
+        check(0 < self.validation_fraction < 1, "method.tasks.validation_fraction must be in (0, 1)")
+
+
+def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
+    """One task per source model: its signal vs a random background subset; stratified split.
+
+    Signal events are the last `n_signal` of the model in the source sample (pretraining
+    takes the first ones); background subsets are drawn per task without replacement.
+
+    Returns:
+      `MemberData` with a leading task axis (one row per source model).
+    """
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    background = np.flatnonzero(sample.model_index == -1)
+    if len(background) < tasks.n_background:
+        raise ValueError(f"{len(background)} source background events, a task needs "
+                         f"{tasks.n_background}")
+    rows = []
+    for k, name in enumerate(sample.sources):
+        signal = np.flatnonzero(sample.model_index == k)
+        if len(signal) < tasks.n_signal:
+            raise ValueError(f"source model {name!r} has {len(signal)} events, a task needs "
+                             f"{tasks.n_signal}")
+        train, val = [], []
+        for index in (signal[-tasks.n_signal:],
+                      rng.choice(background, tasks.n_background, replace=False)):
+            index = rng.permutation(index)
+            n_val = max(1, round(tasks.validation_fraction * len(index)))
+            val.append(index[:n_val])
+            train.append(index[n_val:])
+        train, val = np.concatenate(train), np.concatenate(val)
+        rows.append(MemberData.from_arrays(train, sample.labels[train], val, sample.labels[val]))
+    return jax.tree.map(lambda *a: np.stack(a), *rows)
+
+
+def _sections(cfg):
+    sections = transfer.method_sections(cfg.method, ("meta", "tasks", "inner_lr", "outer_lr"))
+    sections["meta"] = from_section(meta_lib.MetaConfig, sections["meta"], "method.meta")
+    sections["tasks"] = from_section(TaskSection, sections["tasks"], "method.tasks")
+    hparams = meta_lib.MetaHparams(
+        inner_lr=float(1e-3 if sections["inner_lr"] is None else sections["inner_lr"]),
+        outer_lr=float(1e-4 if sections["outer_lr"] is None else sections["outer_lr"]),
+    )
+    meta_lib.check_hparams(hparams)
+    sections["hparams"] = hparams
+    return sections
+
+
+def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
+    """Phases 1-3 for learner `name`; returns (model, fine-tuning FitResult, MetaResult)."""
+    sections = _sections(cfg)
+    learner_cls = meta_lib.get(name)
+    variables, sample, loaded = transfer.pretrained_for_study(cfg, inputs, sections)
+    model = inputs.model
+    if learner_cls.uses_meta_parameters:
+        model = model.clone(meta=True)
+        template = Trainer(model, TrainConfig()).init_variables(jax.random.key(0), sample.images)
+        variables = transfer.add_meta_parameters(variables, template)
+    variables = jax.tree.map(np.asarray, variables)
+    params = variables["params"]
+    model_state = {k: v for k, v in variables.items() if k != "params"}
+
+    def apply_fn(params, model_state, x):
+        return model.apply({"params": params, **model_state}, x, train=False)
+
+    learner = learner_cls(apply_fn, sections["meta"])
+    task_key, meta_key, tune_key = jax.random.split(key, 3)
+    tasks = task_family(task_key, sample, sections["tasks"])
+    result = meta_lib.meta_train(learner, meta_key, params, model_state, sample.images, tasks,
+                                 sections["hparams"], progress=f"meta-train {name}")
+    meta_variables = {**variables, "params": result.state.params}
+    n = len(inputs.experiments.injection)
+    fit = transfer.fine_tune(
+        jax.random.split(tune_key, n),
+        model,
+        inputs.images,
+        inputs.experiments.members,
+        meta_variables,
+        sections["fine_tune"].config(inputs.training),
+        trainable=_without_meta(learner.fine_tune_trainable),
+        reinit=learner.fine_tune_reinit,
+        progress=f"fine-tune {name}",
+    )
+    label = name.lower()
+    tracker.log_metrics({
+        f"{label}/pretrain_loaded_from_artifact": int(loaded),
+        f"{label}/meta_episodes": int(result.episodes),
+        f"{label}/meta_best_episode": int(result.best_episode),
+        f"{label}/meta_best_loss": float(np.nanmin(np.asarray(result.history))),
+    })
+    return model, fit, result
+
+
+def _without_meta(predicate):
+    # Phase 3 never trains S or S-bar (the paper keeps them fixed).
+    return lambda path: predicate(path) and not partition.is_meta(path)
+
+
+def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
+    """The learner `name` (default `method.name`) on every pseudo-experiment; CWoLa evaluation."""
+    from jaxws.methods import study as study_lib
+
+    name = name or str(cfg.method.name)
+    model, fit, _ = meta_transfer(cfg, inputs, key, tracker, name)
+    return study_lib.evaluate(inputs, model, fit.variables, fit.epochs)
+
+
+def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
+    """The study of one meta-learning variant: final-vs-initial significance (paper Fig. 5)."""
+    from jaxws.methods import study as study_lib
+
+    name = name or str(cfg.method.name)
+    data_key, train_key = jax.random.split(key)
+    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    result = study(cfg, inputs, train_key, tracker, name)
+    return study_lib.report(tracker, inputs, {name.upper(): result})

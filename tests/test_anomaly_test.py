@@ -1,0 +1,152 @@
+"""The anomaly score and the unbinned test in it (jaxws.stats.anomaly_test).
+
+Statistical tests use fixed seeds; with 300 p-values the KS test rejects a deviation from
+uniformity of D = 0.1 with power > 0.95 at the 1% level used here.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from jaxws.stats import anomaly_test as at
+
+B = 300.0
+
+
+def test_score_is_negative_elbo_at_zero_weight_and_adds_the_cross_entropy():
+    rng = np.random.default_rng(0)
+    nelbo, logit = rng.normal(10, 3, 100), rng.normal(0, 4, 100)
+    np.testing.assert_array_equal(at.checked_anomaly_score(nelbo, logit, 0.0), nelbo.astype("f4"))
+    p = 1 / (1 + np.exp(-logit))
+    expected = nelbo - 2.5 * np.log(1 - p)
+    np.testing.assert_allclose(at.checked_anomaly_score(nelbo, logit, 2.5), expected, rtol=1e-5)
+    # Several R at once (vmapped) equal one at a time.
+    scan = at.checked_anomaly_score(nelbo, logit, np.array([0.0, 2.5]))
+    np.testing.assert_allclose(scan[1], expected, rtol=1e-5)
+
+
+def test_large_weight_ranks_like_the_classifier():
+    rng = np.random.default_rng(1)
+    nelbo, logit = rng.normal(10, 3, 500), rng.normal(0, 3, 500)
+    ts = at.checked_anomaly_score(nelbo, logit, 1e4)
+    assert stats.spearmanr(ts, logit).statistic > 0.999
+    assert stats.spearmanr(at.checked_anomaly_score(nelbo, logit, 0.0), logit).statistic < 0.2
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="R must be"):
+        at.checked_anomaly_score([1.0, 2.0], [0.0, 0.0], -1.0)
+    with pytest.raises(ValueError, match="negative_elbo contains 1 NaN"):
+        at.checked_anomaly_score([1.0, np.nan], [0.0, 0.0], 1.0)
+    with pytest.raises(ValueError, match="classifier_logit contains"):
+        at.checked_anomaly_score([1.0, 2.0], [np.inf, 0.0], 1.0)
+    with pytest.raises(ValueError, match="background sample is empty"):
+        at.score_density([], "background sample")
+    with pytest.raises(ValueError, match="null sample contains 1 NaN"):
+        at.score_density([1.0, np.nan, 2.0])
+    null = at.score_density(np.random.default_rng(0).normal(size=1000))
+    far = at.score_density(np.random.default_rng(1).normal(100.0, 1.0, size=500))
+    with pytest.raises(ValueError, match="signal template has no support where the data are"):
+        at.check_template_support(null, far)
+    with pytest.raises(ValueError, match="R values"):
+        at.scan_score_weight(jax.random.key(0), [-1.0], None, None, None, None, B, 5.0, 10, 10)
+
+
+def test_density_matches_scipy_kde_with_silverman_bandwidth():
+    x = np.random.default_rng(2).normal(size=5000)
+    density = at.score_density(x)
+    iqr = np.subtract(*np.percentile(x, [75, 25]))
+    silverman = 0.9 * min(x.std(), iqr / 1.34) * x.size ** (-0.2)
+    np.testing.assert_allclose(float(density.bandwidth), silverman, rtol=1e-3)
+    reference = stats.gaussian_kde(x, bw_method=silverman / x.std(ddof=1))
+    points = np.linspace(-3, 3, 13)
+    got = np.exp(at.log_density_at(density, jnp.asarray(points, jnp.float32)))
+    np.testing.assert_allclose(got, reference(points), rtol=0.01)
+    grid = np.linspace(-30, 30, 60001)
+    total = np.trapezoid(np.exp(at.log_density_at(density, jnp.asarray(grid, jnp.float32))), grid)
+    np.testing.assert_allclose(total, 1.0, atol=1e-4)
+
+
+def test_signal_fit_matches_scipy_maximisation():
+    rng = np.random.default_rng(3)
+    null = at.score_density(rng.normal(size=5000))
+    template = at.score_density(rng.normal(2.0, 0.7, size=2000))
+    scores = np.concatenate([rng.normal(size=300), rng.normal(2.0, 0.7, size=20)]).astype("f4")
+    mask = np.ones(scores.size, bool)
+    s_hat, q0 = at.fit_signal_count(jnp.asarray(scores), jnp.asarray(mask), null, template, B)
+    f0 = np.exp(np.asarray(at.log_density_at(null, jnp.asarray(scores)), np.float64))
+    fs = np.exp(np.asarray(at.log_density_at(template, jnp.asarray(scores)), np.float64))
+    nll = lambda s: (B + s) - np.sum(np.log(B * f0 + s * fs))
+    best = optimize.minimize_scalar(nll, bounds=(0, scores.size), method="bounded")
+    np.testing.assert_allclose(float(s_hat), best.x, rtol=1e-3)
+    np.testing.assert_allclose(float(q0), 2 * (nll(0.0) - best.fun), rtol=1e-3)
+    # Masked events do not count.
+    padded = np.concatenate([scores, np.full(50, 2.0, "f4")])
+    padded_mask = np.concatenate([mask, np.zeros(50, bool)])
+    _, q0_padded = at.fit_signal_count(
+        jnp.asarray(padded), jnp.asarray(padded_mask), null, template, B
+    )
+    np.testing.assert_allclose(float(q0_padded), float(q0), rtol=1e-5)
+
+
+def test_poisson_by_inversion_matches_the_pmf():
+    keys = jax.random.split(jax.random.key(4), 20000)
+    counts = np.asarray(jax.vmap(lambda k: at.poisson_by_inversion(k, 7.5, 60))(keys))
+    observed = np.bincount(counts, minlength=31)[:31]
+    expected = stats.poisson.pmf(np.arange(31), 7.5) * counts.size
+    keep = expected > 5
+    chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 0.01
+
+
+@pytest.fixture(scope="module")
+def calibrated_test():
+    """f_0 from one background sample, toys from a disjoint pool, 1000 null toys."""
+    rng = np.random.default_rng(5)
+    reference, pool = rng.normal(size=(2, 20000)).astype("f4")
+    signal = rng.normal(2.0, 0.7, size=4000).astype("f4")
+    null = at.score_density(reference)
+    template = at.score_density(signal[:2000])
+    result = at.median_sensitivity(
+        jax.random.key(6), pool, signal[2000:], null, template, B, [15.0], 1000, 300
+    )
+    return null, template, signal[2000:], result
+
+
+def observed_q0(null, template, data_sets):
+    size = max(len(d) for d in data_sets)
+    scores = np.zeros((len(data_sets), size), "f4")
+    mask = np.zeros((len(data_sets), size), bool)
+    for i, d in enumerate(data_sets):
+        scores[i, : len(d)], mask[i, : len(d)] = d, True
+    fit = jax.vmap(lambda s, m: at.fit_signal_count(s, m, null, template, B)[1])
+    return np.asarray(fit(jnp.asarray(scores), jnp.asarray(mask)))
+
+
+def test_null_p_values_are_uniform(calibrated_test):
+    null, template, _, result = calibrated_test
+    # Observed data sets from the true background law (not from f_0 or the toys' pool).
+    rng = np.random.default_rng(7)
+    data_sets = [rng.normal(size=rng.poisson(B)) for _ in range(300)]
+    q0 = observed_q0(null, template, data_sets)
+    p = np.asarray(at.toy_p_values(q0, result["null_q0"], jax.random.key(8)))
+    assert stats.kstest(p, "uniform").pvalue > 0.01
+    # Without randomised ties the atom at q0 = 0 makes p conservative (p >= uniform).
+    conservative = np.asarray(at.toy_p_values(q0, result["null_q0"]))
+    assert np.all(conservative >= p)
+
+
+def test_injected_signal_lowers_the_median_p_value(calibrated_test):
+    null, template, signal_pool, result = calibrated_test
+    rng = np.random.default_rng(9)
+    data_sets = [
+        np.concatenate([rng.normal(size=rng.poisson(B)), rng.choice(signal_pool, rng.poisson(15))])
+        for _ in range(100)
+    ]
+    p = np.asarray(at.toy_p_values(observed_q0(null, template, data_sets), result["null_q0"]))
+    assert np.median(p) < 0.05
+    assert float(result["median_p"][0]) < 0.05
+    assert float(result["median_s_hat"][0]) == pytest.approx(15.0, abs=3.0)
+    assert not bool(result["overflow"])
