@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The physics extra is part of `make test`'s environment: a missing pythia8mc is a failure here,
+# not a skip.
+import pythia8mc  # noqa: E402, F401
 from scipy import stats
 
 from jaxws.data.generate import plan_shards, run_generation
 from jaxws.data.shards import load_events, read_manifest, read_shard
 from jaxws.simulate import hidden_valley, pythia
 from jaxws.simulate.hidden_valley import HiddenValleyPoint, parse_model
-
-pytest.importorskip("pythia8mc", reason="needs the physics extra: pip install 'jaxws[physics]'")
 
 pytestmark = pytest.mark.pythia
 
