@@ -20,6 +20,7 @@ import mplhep
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from jaxws.stats.roc import RocCurve, SicCurve, significance_improvement
 
@@ -127,6 +128,10 @@ def significance_curve(
             ax.axhline(discovery_z, color="grey", linewidth=1, label=f"{discovery_z:g}$\\sigma$")
         ax.set_xscale(scale)
         ax.set_yscale(scale)
+        if scale == "log":
+            # Minor-tick labels crowd a short log range; keep only the decades' labels.
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Initial significance [$\\sigma$]")
         ax.set_ylabel("Final significance [$\\sigma$]")
         if title:

@@ -161,6 +161,11 @@ class NPLMSettings:
 # --------------------------------------------------------------------------------------------
 
 
+def _largest_fraction(settings: NPLMSettings, signal_fraction: float) -> float:
+    # One buffer size for the null and all signal toys: the compiled fit is shared.
+    return max(signal_fraction, *settings.signal_fractions)
+
+
 def nplm_toy_statistics(
     key: jax.Array,
     data: ExponentialToyConfig,
@@ -181,7 +186,7 @@ def nplm_toy_statistics(
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
     """
     shape = data.signal_shape()
-    n_max = toys.capacity(data.n_expected * (1.0 + signal_fraction))
+    n_max = toys.capacity(data.n_expected * (1.0 + _largest_fraction(settings, signal_fraction)))
     reference_mask = jnp.ones(data.n_reference)
 
     @jax.jit
@@ -244,7 +249,7 @@ def symmetrized_toy_statistics(
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
     """
     shape = data.signal_shape()
-    n_max_a = toys.capacity(data.n_a * (1.0 + signal_fraction))
+    n_max_a = toys.capacity(data.n_a * (1.0 + _largest_fraction(settings, signal_fraction)))
     n_max_b = toys.capacity(data.n_b)
     make = jax.jit(
         jax.vmap(
@@ -365,7 +370,9 @@ def history_figure(
         for row in t_history[:n_show]:
             ax.plot(checkpoints, row, color="grey", alpha=0.6, marker="o", markersize=3)
         ax.plot(checkpoints, np.median(t_history, axis=0), color="black", label="median of toys")
-        ax.axhline(scipy_stats.chi2(dof).median(), linestyle="--", label=rf"$\chi^2_{{{dof:g}}}$ median")
+        ax.axhline(
+            scipy_stats.chi2(dof).median(), linestyle="--", label=rf"$\chi^2_{{{dof:g}}}$ median"
+        )
         ax.set_xscale("log")
         ax.set_xlabel("epochs")
         ax.set_ylabel("t")
@@ -373,7 +380,9 @@ def history_figure(
     return figure
 
 
-def sensitivity_figure(fractions: list[float], z_empirical: list[float], z_chi2: list[float]) -> Figure:
+def sensitivity_figure(
+    fractions: list[float], z_empirical: list[float], z_chi2: list[float]
+) -> Figure:
     """Median Z of signal-injected toys against the signal fraction."""
     with matplotlib.style.context(mplhep.style.CMS):
         figure, ax = _figure()
@@ -487,7 +496,9 @@ def _observed(
             )
             observed = np.asarray(sample.events)[np.asarray(sample.mask) > 0]
             reference = np.asarray(toys.sample_reference(k_reference, data.n_reference))
-        observed, reference = nplm.check_nplm_inputs(observed, reference, settings.clip, (0.0, None))
+        observed, reference = nplm.check_nplm_inputs(
+            observed, reference, settings.clip, (0.0, None)
+        )
         x, dw, rw = nplm.nplm_inputs(
             observed, np.ones(len(observed)), reference, np.ones(len(reference)), data.n_expected
         )
@@ -513,7 +524,12 @@ def _observed(
             )
             events, in_a, valid = (np.asarray(a) for a in (toy.events, toy.in_a, toy.valid))
         t, _ = nplm.symmetrized_test(
-            k_fit[None], events, in_a, valid, settings.hparams(), settings.network(),
+            k_fit[None],
+            events,
+            in_a,
+            valid,
+            settings.hparams(),
+            settings.network(),
             settings.train_spec(),
         )
         t_observed = float(t[0])

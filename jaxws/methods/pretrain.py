@@ -201,14 +201,18 @@ class SourceSample:
         signal events shared equally among the source models (the first events of each)."""
         background = np.flatnonzero(self.model_index == -1)
         if len(background) < n_background:
-            raise ValueError(f"source sample holds {len(background)} background events, "
-                             f"pretraining needs {n_background}")
+            raise ValueError(
+                f"source sample holds {len(background)} background events, "
+                f"pretraining needs {n_background}"
+            )
         parts = [background[:n_background]]
         for k, count in enumerate(split_signal_counts(n_signal, len(self.sources))):
             events = np.flatnonzero(self.model_index == k)
             if len(events) < count:
-                raise ValueError(f"source model {self.sources[k]!r} has {len(events)} events, "
-                                 f"pretraining needs {count}")
+                raise ValueError(
+                    f"source model {self.sources[k]!r} has {len(events)} events, "
+                    f"pretraining needs {count}"
+                )
             parts.append(events[:count])
         return np.concatenate(parts)
 
@@ -254,8 +258,11 @@ def source_sample(
     config = source.config
     if hasattr(config, "seed") and hasattr(config, "n_background"):
         # About 49 % of simulated background falls in the SR; draw with margin.
-        fresh = type(source)(dataclasses.replace(
-            config, seed=config.seed + 1, n_background=int(2.3 * n_background) + 100))
+        fresh = type(source)(
+            dataclasses.replace(
+                config, seed=config.seed + 1, n_background=int(2.3 * n_background) + 100
+            )
+        )
         background = fresh.background()
     else:
         background = source.background()

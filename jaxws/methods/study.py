@@ -312,6 +312,7 @@ def report(
         initial[mask, 0],
         {m: c[mask] for m, c in curves.items()},
         title=f"{inputs.signal_name}, {inputs.images.shape[-1]}x{inputs.images.shape[-1]}",
+        discovery_z=5.0,
     )
     path = tracker.save_figure(figure_name, fig)
     metrics["figure"] = str(path)

@@ -244,12 +244,20 @@ def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str
     from jaxws.config import _plain
 
     section = dict(_plain(method_cfg) or {})
-    known = {"name", "artifact_dir", "pretrain_seed", "source", "pretrain", "fine_tune",
-             *allowed_extra}
+    known = {
+        "name",
+        "artifact_dir",
+        "pretrain_seed",
+        "source",
+        "pretrain",
+        "fine_tune",
+        *allowed_extra,
+    }
     unknown = sorted(set(section) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in config section 'method'; "
-                          f"allowed: {sorted(known)}")
+        raise ConfigError(
+            f"unknown key(s) {unknown} in config section 'method'; allowed: {sorted(known)}"
+        )
     return {
         "name": section.get("name", "transfer"),
         "artifact_dir": section.get("artifact_dir", "artifacts"),
@@ -263,14 +271,17 @@ def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str
 
 def _used_background(inputs) -> np.ndarray:
     experiments = inputs.experiments
-    used = [np.asarray(experiments.members.train_index).ravel(),
-            np.asarray(experiments.members.val_index).ravel(),
-            np.asarray(experiments.test_index).ravel()]
+    used = [
+        np.asarray(experiments.members.train_index).ravel(),
+        np.asarray(experiments.members.val_index).ravel(),
+        np.asarray(experiments.test_index).ravel(),
+    ]
     return np.unique(np.concatenate(used))
 
 
-def pretrained_for_study(cfg, inputs, sections: dict, progress: bool | str = "pretraining"
-                         ) -> tuple[dict, SourceSample, bool]:
+def pretrained_for_study(
+    cfg, inputs, sections: dict, progress: bool | str = "pretraining"
+) -> tuple[dict, SourceSample, bool]:
     """The leave-one-out source sample and the pretrained plain network (cached artifact).
 
     The pretraining key comes from `method.pretrain_seed` (default: the run's `seed`), not from
@@ -284,8 +295,10 @@ def pretrained_for_study(cfg, inputs, sections: dict, progress: bool | str = "pr
     if pre.n_background > source_cfg.n_background:
         raise ConfigError("method.pretrain.n_background exceeds method.source.n_background")
     if pre.n_signal > source_cfg.n_signal_per_model * (len(inputs.source.model_names()) - 1):
-        raise ConfigError("method.pretrain.n_signal exceeds the source signal events "
-                          "(method.source.n_signal_per_model x source models)")
+        raise ConfigError(
+            "method.pretrain.n_signal exceeds the source signal events "
+            "(method.source.n_signal_per_model x source models)"
+        )
     resolution = inputs.source.config.resolution
     normalize = inputs.source.config.normalize_images
     sample = source_sample(
@@ -301,8 +314,11 @@ def pretrained_for_study(cfg, inputs, sections: dict, progress: bool | str = "pr
     artifact = {
         "architecture": _plain(cfg.model),
         "resolution": resolution,
-        "data": {k: v for k, v in dataclasses.asdict(inputs.source.config).items()
-                 if k not in ("signal",)},
+        "data": {
+            k: v
+            for k, v in dataclasses.asdict(inputs.source.config).items()
+            if k not in ("signal",)
+        },
         "sources": sample.sources,
         "source_sizes": dataclasses.asdict(source_cfg),
         "seed": seed,

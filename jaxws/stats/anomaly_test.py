@@ -505,9 +505,11 @@ def _median_sensitivity(
     max_events,
     background_smoothing,
 ):
-    # One toy program for all hypotheses (rate 0 first), to compile the toy code once.
-    n_toys = max(n_null_toys, n_signal_toys)
-    rates = jnp.concatenate([jnp.zeros(1, jnp.float32), signal_rates])
+    # One toy program of n_signal_toys toys for every hypothesis, to compile the toy code
+    # once: the null toys are the first `null_blocks` blocks (rate 0).
+    n_toys = n_signal_toys
+    null_blocks = -(-n_null_toys // n_toys)
+    rates = jnp.concatenate([jnp.zeros(null_blocks, jnp.float32), signal_rates])
     rate_keys = jax.random.split(key, rates.shape[0])
 
     def at_rate(args):
@@ -525,8 +527,8 @@ def _median_sensitivity(
         )
 
     stats = jax.lax.map(at_rate, (rates, rate_keys))
-    null_stats = jax.tree.map(lambda a: a[0, :n_null_toys], stats)
-    signal_stats = jax.tree.map(lambda a: a[1:, :n_signal_toys], stats)
+    null_stats = jax.tree.map(lambda a: a[:null_blocks].reshape(-1)[:n_null_toys], stats)
+    signal_stats = jax.tree.map(lambda a: a[null_blocks:], stats)
     median_q0 = jnp.median(signal_stats["q0"], axis=1)
     median_s_hat = jnp.median(signal_stats["s_hat"], axis=1)
     overflow = jnp.any(signal_stats["overflow"], axis=1)
@@ -613,7 +615,8 @@ def _scan_score_weight(
             template_nelbo, template_logit, pool_nelbo, pool_logit, benchmark_key = args
             template = fit_score_density(anomaly_score(template_nelbo, template_logit, r))
             signal = anomaly_score(pool_nelbo, pool_logit, r)
-            n_toys = max(n_null_toys, n_signal_toys)
+            n_toys = n_signal_toys
+            null_blocks = -(-n_null_toys // n_toys)
 
             def toys(args):
                 rate, toy_key = args
@@ -629,10 +632,12 @@ def _scan_score_weight(
                 )
 
             # Null (rate 0) and signal toys through one program, to compile the toy code once.
-            rates = jnp.stack([jnp.float32(0.0), expected_signal])
-            stats = jax.lax.map(toys, (rates, jax.random.split(benchmark_key, 2)))
-            null_stats = jax.tree.map(lambda a: a[0, :n_null_toys], stats)
-            signal_stats = jax.tree.map(lambda a: a[1, :n_signal_toys], stats)
+            rates = jnp.concatenate(
+                [jnp.zeros(null_blocks, jnp.float32), jnp.reshape(expected_signal, (1,))]
+            )
+            stats = jax.lax.map(toys, (rates, jax.random.split(benchmark_key, null_blocks + 1)))
+            null_stats = jax.tree.map(lambda a: a[:-1].reshape(-1)[:n_null_toys], stats)
+            signal_stats = jax.tree.map(lambda a: a[-1], stats)
             median_q0 = jnp.median(signal_stats["q0"])
             overflow = jnp.any(null_stats["overflow"]) | jnp.any(signal_stats["overflow"])
             return median_q0, toy_p_values(median_q0, null_stats["q0"]), overflow

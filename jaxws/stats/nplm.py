@@ -529,7 +529,10 @@ def fit_ensemble(
     for start in range(0, n_members, chunk):
         index = np.arange(start, start + chunk)
         index = np.minimum(index, n_members - 1)  # pad the last chunk by repetition
-        take = lambda a, member: a[index] if member else a  # noqa: E731
+
+        def take(a, member, index=index):
+            return a[index] if member else a
+
         out = fit_chunk(
             keys[index],
             take(x, per_member[0]),

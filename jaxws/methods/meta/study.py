@@ -38,7 +38,9 @@ class TaskSection:
     def __post_init__(self):
         check(self.n_signal >= 2, "method.tasks.n_signal must be >= 2")
         check(self.n_background >= 2, "method.tasks.n_background must be >= 2")
-        check(0 < self.validation_fraction < 1, "method.tasks.validation_fraction must be in (0, 1)")
+        check(
+            0 < self.validation_fraction < 1, "method.tasks.validation_fraction must be in (0, 1)"
+        )
 
 
 def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
@@ -53,17 +55,21 @@ def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
     background = np.flatnonzero(sample.model_index == -1)
     if len(background) < tasks.n_background:
-        raise ValueError(f"{len(background)} source background events, a task needs "
-                         f"{tasks.n_background}")
+        raise ValueError(
+            f"{len(background)} source background events, a task needs {tasks.n_background}"
+        )
     rows = []
     for k, name in enumerate(sample.sources):
         signal = np.flatnonzero(sample.model_index == k)
         if len(signal) < tasks.n_signal:
-            raise ValueError(f"source model {name!r} has {len(signal)} events, a task needs "
-                             f"{tasks.n_signal}")
+            raise ValueError(
+                f"source model {name!r} has {len(signal)} events, a task needs {tasks.n_signal}"
+            )
         train, val = [], []
-        for index in (signal[-tasks.n_signal:],
-                      rng.choice(background, tasks.n_background, replace=False)):
+        for index in (
+            signal[-tasks.n_signal :],
+            rng.choice(background, tasks.n_background, replace=False),
+        ):
             index = rng.permutation(index)
             n_val = max(1, round(tasks.validation_fraction * len(index)))
             val.append(index[:n_val])
@@ -106,8 +112,16 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     learner = learner_cls(apply_fn, sections["meta"])
     task_key, meta_key, tune_key = jax.random.split(key, 3)
     tasks = task_family(task_key, sample, sections["tasks"])
-    result = meta_lib.meta_train(learner, meta_key, params, model_state, sample.images, tasks,
-                                 sections["hparams"], progress=f"meta-train {name}")
+    result = meta_lib.meta_train(
+        learner,
+        meta_key,
+        params,
+        model_state,
+        sample.images,
+        tasks,
+        sections["hparams"],
+        progress=f"meta-train {name}",
+    )
     meta_variables = {**variables, "params": result.state.params}
     n = len(inputs.experiments.injection)
     fit = transfer.fine_tune(
@@ -122,12 +136,14 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
         progress=f"fine-tune {name}",
     )
     label = name.lower()
-    tracker.log_metrics({
-        f"{label}/pretrain_loaded_from_artifact": int(loaded),
-        f"{label}/meta_episodes": int(result.episodes),
-        f"{label}/meta_best_episode": int(result.best_episode),
-        f"{label}/meta_best_loss": float(np.nanmin(np.asarray(result.history))),
-    })
+    tracker.log_metrics(
+        {
+            f"{label}/pretrain_loaded_from_artifact": int(loaded),
+            f"{label}/meta_episodes": int(result.episodes),
+            f"{label}/meta_best_episode": int(result.best_episode),
+            f"{label}/meta_best_loss": float(np.nanmin(np.asarray(result.history))),
+        }
+    )
     return model, fit, result
 
 
