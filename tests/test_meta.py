@@ -92,18 +92,21 @@ def family():
     return model, params, x, tasks, x_test, test
 
 
-def held_out_losses(learner, state, hparams, x, tasks):
-    """Query MSE on each held-out task after adapting on its 10-shot support set."""
+def held_out_losses(learner, states, hparams, x, tasks):
+    """Query MSE on each held-out task after adapting on its 10-shot support set, for each
+    of `states` (one compiled function for all of them)."""
     x = jnp.asarray(x)
     tasks = jax.tree.map(jnp.asarray, tasks)
 
-    def one(t, key):
+    def one(state, t, key):
         support = (x[tasks.train_index[t]], tasks.train_label[t], tasks.train_weight[t])
         query = (x[tasks.val_index[t]], tasks.val_label[t], tasks.val_weight[t])
         return learner.task_loss(learner.adapt(state, {}, support, hparams, key), {}, query)
 
     n = tasks.train_index.shape[0]
-    return np.asarray(jax.jit(jax.vmap(one))(jnp.arange(n), jax.random.split(jax.random.key(5), n)))
+    losses = jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+    keys = jax.random.split(jax.random.key(5), n)
+    return [np.asarray(losses(state, jnp.arange(n), keys)) for state in states]
 
 
 def test_registry_holds_every_variant():
@@ -111,6 +114,12 @@ def test_registry_holds_every_variant():
     assert meta.get("fomaml")(None, meta.MetaConfig()).config.first_order
     with pytest.raises(ValueError, match="unknown meta-learner 'protonet'"):
         meta.get("protonet")
+    # `method=<variant>` finds the variant's study through the method loader.
+    from jaxws import methods
+
+    for name in VARIANTS:
+        module = methods.load(name)
+        assert callable(module.study) and callable(module.run)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -129,10 +138,8 @@ def test_meta_training_adapts_better_than_no_meta_training(family, name):
     hparams = meta.MetaHparams(inner_lr=0.01, outer_lr=0.005)
     result = meta.meta_train(learner, jax.random.key(1), params, {}, x, tasks, hparams)
     assert int(result.episodes) >= 1 and np.isfinite(float(np.nanmin(result.history)))
-    before = held_out_losses(
-        learner, learner.init(jax.random.key(0), params, hparams), hparams, x_test, test
-    )
-    after = held_out_losses(learner, result.state, hparams, x_test, test)
+    initial = learner.init(jax.random.key(0), params, hparams)
+    before, after = held_out_losses(learner, [initial, result.state], hparams, x_test, test)
     wins = int(np.sum(after < before))
     p_value = stats.binomtest(wins, len(before), 0.5, alternative="greater").pvalue
     assert p_value < 0.01, (name, wins, before.mean(), after.mean())

@@ -274,15 +274,15 @@ def test_unclipped_loss_diverges_outside_reference_support_and_is_refused():
         32.0,
     )
     train = nplm.TrainSpec(800, (100, 200, 400, 800), optimizer="adam")
-    unclipped = nplm.fit_test_function(
-        jax.random.key(0), x, dw, rw, nplm.Hparams(0.1, jnp.inf), SPEC, train
-    )
+    key = jax.random.key(0)
+    unclipped = nplm.fit_test_function(key, x, dw, rw, nplm.Hparams(0.1, jnp.inf), SPEC, train)
     history = np.asarray(unclipped.t_history)
-    assert np.all(np.diff(history) > 1.0), history  # no plateau: t grows without bound
-    clipped = nplm.fit_test_function(
-        jax.random.key(0), x, dw, rw, nplm.Hparams(0.1, 1.0), SPEC, train
-    )
-    assert np.ptp(np.asarray(clipped.t_history)[-2:]) < 0.1 * np.ptp(history[-2:])
+    finite = history[np.isfinite(history)]
+    # t grows without plateau until exp(f) overflows (here by epoch 800: t is NaN).
+    assert np.all(np.diff(finite) > 50.0) and finite[-1] > 200.0, history
+    clipped = nplm.fit_test_function(key, x, dw, rw, nplm.Hparams(0.1, 1.0), SPEC, train)
+    clipped_history = np.asarray(clipped.t_history)
+    assert np.all(np.isfinite(clipped_history)) and clipped_history[-1] < 100.0, clipped_history
     # ... so the code refuses to return a number for it.
     with pytest.raises(ValueError, match="unbounded NPLM loss"):
         nplm.check_nplm_inputs(data, reference, clip=None)
@@ -360,9 +360,7 @@ def test_run_end_to_end(tmp_path, test):
 
     cfg = _compose(
         f"method.test={test}",
-        "method.optimizer=adam",
-        "method.learning_rate=0.05",
-        "method.epochs=8",
+        "method.epochs=10",
         "method.checkpoints=[4]",
         "method.n_toys=6",
         "method.chunk_size=4",
@@ -381,7 +379,7 @@ def test_run_end_to_end(tmp_path, test):
     for name in ("null_t_histogram", "t_against_epochs", "sensitivity"):
         assert any(tmp_path.rglob(f"{name}*.png")), name
     null = json.loads(next(tmp_path.rglob("null_toys*.json")).read_text())
-    assert len(null["t"]) == 6 and null["checkpoints"] == [4, 8]
+    assert len(null["t"]) == 6 and null["checkpoints"] == [4, 10]
     assert np.all(np.isfinite(null["t"])) and np.isfinite(metrics["observed/t"])
     # Z = Phi^-1(1 - p) is -inf when p = 1 (observed t below every null toy), so only p here.
     assert 0 < metrics["observed/p_toys"] <= 1 and metrics["n_parameters"] == 13

@@ -1,5 +1,7 @@
 """Transfer learning: leave-one-out source, cached pretraining, freezing, re-initialisation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,7 +124,9 @@ def test_fine_tuning_freezes_theta_and_reinitialises_theta_head():
     # Make the pretrained head recognisably different from any fresh init.
     pretrained["params"]["head"] = jax.tree.map(lambda a: a + 0.5, pretrained["params"]["head"])
     keys = jax.random.split(jax.random.key(11), 3)
-    config = TransferConfig(max_epochs=4, patience=4, batch_size=64, learning_rate=1e-2)
+    config = TransferConfig(
+        max_epochs=4, patience=4, batch_size=64, learning_rate=1e-2, cache_features=False
+    )
     result = fine_tune(keys, MODEL, x, members(labels), pretrained, config)
     for i in range(3):
         tuned = jax.tree.map(lambda a, i=i: a[i], result.variables)
@@ -136,6 +140,20 @@ def test_fine_tuning_freezes_theta_and_reinitialises_theta_head():
         ):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
         assert int(result.epochs[i]) >= 1
+    # Training the head on cached features of the frozen Theta gives the same network.
+    cached = fine_tune(
+        keys,
+        MODEL,
+        x,
+        members(labels),
+        pretrained,
+        dataclasses.replace(config, cache_features=True),
+    )
+    np.testing.assert_array_equal(np.asarray(cached.epochs), np.asarray(result.epochs))
+    for a, b in zip(
+        jax.tree.leaves(cached.variables), jax.tree.leaves(result.variables), strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
 
     # The starting head is a fresh init from each member's key, not the pretrained head.
     frozen_model = MODEL.clone(frozen_norm=True)

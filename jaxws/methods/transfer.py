@@ -27,6 +27,9 @@ import numpy as np
 from jaxws.config import ConfigError, check, from_section
 from jaxws.methods.pretrain import PretrainConfig, SourceSample, pretrain, source_sample
 from jaxws.models import partition
+from jaxws.models.cnn import DenseHead, JetCNN, log1mexp
+from jaxws.models.mlp import MLP
+from jaxws.models.mlp import _Head as MLPHead
 from jaxws.train import FitResult, Hparams, MemberData, TrainConfig, Trainer, fit_ensemble
 
 
@@ -43,6 +46,8 @@ class TransferConfig:
       reinit_head: re-initialise theta from each member's key (the paper); False keeps the
         pretrained head.
       chunk_size: members trained at once (memory); 0 trains all at once.
+      cache_features: with Theta frozen, compute the feature extractor's output once and
+        train the head on it (same numbers, one conv pass instead of one per epoch).
     """
 
     learning_rate: float = 1e-4
@@ -52,6 +57,7 @@ class TransferConfig:
     freeze_features: bool = True
     reinit_head: bool = True
     chunk_size: int = 0
+    cache_features: bool = True
 
     def __post_init__(self):
         check(
@@ -143,6 +149,61 @@ def _flat_keys(params: dict) -> list[tuple[str, ...]]:
     return list(selected)
 
 
+class _JetHead(nn.Module):
+    """The head of `JetCNN` on precomputed features: same parameter names and outputs."""
+
+    dense_features: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, features: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        jet_logits = DenseHead(self.dense_features, name="head")(features)
+        log_p = jax.nn.log_sigmoid(jet_logits).sum(axis=-1)
+        return log_p - log1mexp(log_p)
+
+
+class _MLPHead(nn.Module):
+    """The head of `MLP` on precomputed features."""
+
+    widths: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, features: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        return MLPHead(self.widths, name="head")(features)
+
+
+def head_model(model: nn.Module) -> nn.Module | None:
+    """A module computing `model`'s output from its `features` output (None if unknown)."""
+    if isinstance(model, JetCNN):
+        return _JetHead(tuple(model.dense_features))
+    if isinstance(model, MLP):
+        return _MLPHead(tuple(model.head_widths))
+    return None
+
+
+def extract_features(model: nn.Module, variables: dict, pool, batch_size: int = 2048):
+    """The output of the top-level `features` submodule for every event (inference mode)."""
+
+    def one(x):
+        _, state = model.apply(
+            variables,
+            x,
+            train=False,
+            capture_intermediates=lambda module, method: (
+                module.name == "features" and method == "__call__"
+            ),
+            mutable=["intermediates"],
+        )
+        return state["intermediates"]["features"]["__call__"][0]
+
+    n = jax.tree.leaves(pool)[0].shape[0]
+    one = jax.jit(one)
+    parts = [
+        one(jax.tree.map(lambda a, s=s: jnp.asarray(a[s : s + batch_size]), pool))
+        for s in range(0, n, batch_size)
+    ]
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
 def fine_tune(
     keys: jax.Array,
     model: nn.Module,
@@ -183,6 +244,27 @@ def fine_tune(
     trainer = Trainer(model, train_config, trainable=trainable)
     init = member_initial_variables(trainer, keys, pool, base_variables, reinit)
     n = keys.shape[0]
+    only_head = all(
+        partition.is_head(path) for path in _flat_keys(base_variables["params"]) if trainable(path)
+    )
+    head = head_model(model)
+    if config.cache_features and frozen_features and only_head and head is not None:
+        # Theta and the input norm are fixed: train the head on their output, computed once.
+        features = extract_features(model, base_variables, pool)
+        result = fit_ensemble(
+            keys,
+            head,
+            features,
+            members,
+            Hparams(jnp.full((n,), config.learning_rate, jnp.float32)),
+            train_config,
+            chunk_size=config.chunk_size or None,
+            trainable=partition.is_head,
+            init_variables={"params": {"head": init["params"]["head"]}},
+            progress=progress,
+        )
+        params = {**init["params"], "head": result.variables["params"]["head"]}
+        return result.replace(variables={**init, "params": params})
     return fit_ensemble(
         keys,
         model,

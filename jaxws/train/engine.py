@@ -470,8 +470,8 @@ def fit_ensemble(
       keys: (E,) typed PRNG keys.
       members: `MemberData` with a leading member axis E on every leaf.
       hparams: `Hparams` whose leaves have a leading member axis E.
-      chunk_size: members trained together (memory bound); None trains all E at once. The last
-        chunk is padded with copies of its first member (discarded) so that every chunk has
+      chunk_size: at most this many members are trained together (memory bound); None trains
+        all E at once. Chunks are balanced in size, and the last one is padded with copies of its first member (discarded) so that every chunk has
         the same shapes and compiles once.
       init_variables: variables with a leading member axis E, or None for fresh inits.
       checkpoint_dir: save each finished chunk there and, when called again with identical
@@ -499,6 +499,8 @@ def fit_ensemble(
                 )
     _check_members(members, n_pool, batched=True)
     chunk = n_members if chunk_size is None else max(1, min(chunk_size, n_members))
+    # Balance the chunks (25 members at chunk_size 20 -> 2 chunks of 13, not 20 + 5 padded to 20).
+    chunk = math.ceil(n_members / math.ceil(n_members / chunk))
     split_keys = jax.vmap(jax.random.split)(keys)
     init_keys, train_keys = split_keys[:, 0], split_keys[:, 1]
     init_fn = jax.jit(jax.vmap(trainer.init_variables, in_axes=(0, None)))
