@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         row = [case["model"], case["label"], str(e)]
         if "error" in result or "skipped" in result:
             note = result.get("error") or result["skipped"]
-            row += [f"({note})"] + ["-"] * 7
+            row += [f"({note})"] + ["-"] * 6
             row += [
                 _fmt(result.get("compile_s"), 1),
                 _fmt(result.get("xla_bytes_per_member", 0) / 1e6 or None),

@@ -230,7 +230,9 @@ def fine_tune(
       progress: progress bar.
 
     Returns:
-      `FitResult` with leading member axis E.
+      `FitResult` with leading member axis E (full-network variables). With Theta frozen and
+      `config.cache_features`, the head is trained on the feature extractor's output computed
+      once (same numbers; tested against the uncached path).
     """
     trainable = config.trainable if trainable is None else trainable
     reinit = config.reinit if isinstance(reinit, str) else reinit
