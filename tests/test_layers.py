@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxws.models.layers import conv2d_same, max_pool_2x2
+from jaxws.models.layers import conv2d_im2col, conv2d_same, conv2d_shift_matmul, max_pool_2x2
 
 
 def reference_conv(x, kernel, bias):
@@ -24,18 +24,19 @@ def reference_pool(x):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
+@pytest.mark.parametrize("conv", [conv2d_im2col, conv2d_shift_matmul], ids=["im2col", "shift"])
 @pytest.mark.parametrize("size,kernel_size,cin,cout", [(9, 3, 2, 4), (12, 5, 3, 2), (7, 4, 1, 3)])
-def test_conv_matches_lax_values_and_gradients(size, kernel_size, cin, cout):
+def test_conv_matches_lax_values_and_gradients(conv, size, kernel_size, cin, cout):
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(k1, (2, size, size, cin))
     kernel = jax.random.normal(k2, (kernel_size, kernel_size, cin, cout))
     bias = jax.random.normal(k3, (cout,))
     with jax.default_matmul_precision("highest"):
         np.testing.assert_allclose(
-            conv2d_same(x, kernel, bias), reference_conv(x, kernel, bias), rtol=1e-5, atol=1e-5
+            conv(x, kernel, bias), reference_conv(x, kernel, bias), rtol=1e-5, atol=1e-5
         )
         loss = lambda f: lambda a, b, c: jnp.sum(jnp.sin(f(a, b, c)))
-        ours = jax.grad(loss(conv2d_same), argnums=(0, 1, 2))(x, kernel, bias)
+        ours = jax.grad(loss(conv), argnums=(0, 1, 2))(x, kernel, bias)
         ref = jax.grad(loss(reference_conv), argnums=(0, 1, 2))(x, kernel, bias)
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
