@@ -1,6 +1,6 @@
 """CWoLa on user arrays: two Gaussian mixtures, compared with the Neyman-Pearson optimum.
 
-    python experiments/weak_supervision_toy.py [--events 20000] [--seed 0]
+python experiments/weak_supervision_toy.py [--events 20000] [--seed 0]
 """
 
 import argparse
@@ -26,11 +26,16 @@ def main() -> None:
         return x.astype(np.float32)
 
     scorer = weak_supervision(
-        mixture(args.events, 0.3), mixture(args.events, 0.1), n_members=5, seed=args.seed,
-        learning_rate=3e-3, config=TrainConfig(batch_size=512, max_epochs=50, patience=5),
+        mixture(args.events, 0.3),
+        mixture(args.events, 0.1),
+        n_members=5,
+        seed=args.seed,
+        learning_rate=3e-3,
+        config=TrainConfig(batch_size=512, max_epochs=50, patience=5),
     )
-    test = np.concatenate([rng.normal(size=(10_000, 4)) + signal_mean,
-                           rng.normal(size=(10_000, 4))]).astype(np.float32)
+    test = np.concatenate(
+        [rng.normal(size=(10_000, 4)) + signal_mean, rng.normal(size=(10_000, 4))]
+    ).astype(np.float32)
     labels = np.r_[np.ones(10_000), np.zeros(10_000)]
     print(f"CWoLa AUC   {area_under_curve(roc_curve(scorer(test), labels)):.4f}")
     print(f"optimal AUC {area_under_curve(roc_curve(test @ signal_mean, labels)):.4f}")

@@ -19,7 +19,7 @@ class ConfigError(ValueError):
     """A config section has an unknown key or a bad value."""
 
 
-def _plain(section: Any) -> Any:
+def to_plain(section: Any) -> Any:
     try:
         from omegaconf import DictConfig, ListConfig, OmegaConf
     except ImportError:  # pragma: no cover - omegaconf is a dependency
@@ -64,7 +64,7 @@ def from_section(cls: type[T], section: Mapping[str, Any] | None, name: str = ""
       An instance of `cls`.
     """
     label = name or cls.__name__
-    section = _plain(section) or {}
+    section = to_plain(section) or {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"config section '{label}' must be a mapping, got {type(section)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}

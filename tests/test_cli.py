@@ -96,3 +96,65 @@ def test_command_line_exits_nonzero_naming_the_bad_value(tmp_path):
         timeout=300,
     )
     assert result.returncode != 0 and "trainng" in result.stderr
+
+
+SHRUNK_RUNS = {
+    "transfer_and_mtl": [
+        *TINY,
+        "method=compare",
+        "+method@method.methods.Transfer=transfer",
+        "+method@method.methods.MTL=mtl",
+        "method.methods.Transfer.source.n_background=400",
+        "method.methods.Transfer.source.n_signal_per_model=40",
+        "method.methods.Transfer.pretrain.n_signal=300",
+        "method.methods.Transfer.pretrain.n_background=300",
+        "method.methods.Transfer.pretrain.max_epochs=2",
+        "method.methods.MTL.source.n_background=400",
+        "method.methods.MTL.source.n_signal_per_model=40",
+        "method.methods.MTL.pretrain.n_signal=300",
+        "method.methods.MTL.pretrain.n_background=300",
+        "method.methods.MTL.pretrain.max_epochs=2",
+        "method.methods.MTL.tasks.n_signal=20",
+        "method.methods.MTL.tasks.n_background=20",
+        "method.methods.MTL.meta.max_episodes=2",
+    ],
+    "anomaly": [
+        "experiment=anomaly",
+        "tracking=none",
+        "data.n_background_train=1500",
+        "data.n_background_null=1500",
+        "data.n_signal_train=800",
+        "data.n_signal_benchmark=400",
+        "method.vae.max_epochs=2",
+        "method.classifier.max_epochs=2",
+        "method.test.r_scan=[0.0,10.0]",
+        "method.test.signal_rates=[0.0,4.0]",
+        "method.test.n_null_toys=100",
+        "method.test.n_signal_toys=20",
+        "method.test.expected_background=300.0",
+    ],
+    "nplm": [
+        "experiment=nplm",
+        "tracking=none",
+        "data.n_reference=5000",
+        "data.n_expected=300.0",
+        "method.n_toys=8",
+        "method.epochs=20",
+        "method.checkpoints=[10,20]",
+        "method.n_signal_toys=4",
+        "method.n_history_toys=2",
+        "method.signal_fractions=[0.02]",
+        "method.chunk_size=8",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHRUNK_RUNS))
+def test_every_method_runs_end_to_end_through_hydra(name, tmp_path, monkeypatch):
+    """The real composed configs, shrunk to seconds: every method writes results and figures."""
+    monkeypatch.chdir(tmp_path)  # pretraining artifacts land in this test's directory
+    cfg = config(SHRUNK_RUNS[name])
+    metrics = execute(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "results.json").is_file()
+    assert list((tmp_path / "run" / "figures").glob("*.png"))
+    assert metrics

@@ -173,21 +173,63 @@ def test_ensemble_resumes_finished_chunks_and_ignores_stale_ones(tmp_path):
     trainer = Trainer(model, config)
     keys = jax.random.split(jax.random.key(0), 3)
     rates = Hparams(jnp.array([1e-3, 2e-3, 3e-3]))
-    first = fit_ensemble(keys, model, x, members, rates, config, chunk_size=2, trainer=trainer,
-                         checkpoint_dir=tmp_path)
+    first = fit_ensemble(
+        keys,
+        model,
+        x,
+        members,
+        rates,
+        config,
+        chunk_size=2,
+        trainer=trainer,
+        checkpoint_dir=tmp_path,
+    )
     assert sorted(p.name for p in tmp_path.glob("chunk_*.npz")) == [
-        "chunk_00000.npz", "chunk_00001.npz"]
+        "chunk_00000.npz",
+        "chunk_00001.npz",
+    ]
     # A "crash" after the first chunk: drop the second; the rerun loads chunk 0 and retrains 1.
     (tmp_path / "chunk_00001.npz").unlink()
     calls = []
     original = trainer.run
     trainer.run = lambda *a, **k: calls.append(1) or original(*a, **k)
-    second = fit_ensemble(keys, model, x, members, rates, config, chunk_size=2, trainer=trainer,
-                          checkpoint_dir=tmp_path)
+    second = fit_ensemble(
+        keys,
+        model,
+        x,
+        members,
+        rates,
+        config,
+        chunk_size=2,
+        trainer=trainer,
+        checkpoint_dir=tmp_path,
+    )
     assert len(calls) == 1
     assert_trees_close(first, second, atol=0)
     # A changed learning rate for member 0: chunk 0 no longer matches and is retrained; chunk 1
     # (member 2, unchanged inputs) is still valid and reused.
-    fit_ensemble(keys, model, x, members, Hparams(jnp.array([5e-3, 2e-3, 3e-3])), config,
-                 chunk_size=2, trainer=trainer, checkpoint_dir=tmp_path)
+    fit_ensemble(
+        keys,
+        model,
+        x,
+        members,
+        Hparams(jnp.array([5e-3, 2e-3, 3e-3])),
+        config,
+        chunk_size=2,
+        trainer=trainer,
+        checkpoint_dir=tmp_path,
+    )
     assert len(calls) == 2
+    # Different data behind the same indices: nothing is reused.
+    fit_ensemble(
+        keys,
+        model,
+        x + 1.0,
+        members,
+        Hparams(jnp.array([5e-3, 2e-3, 3e-3])),
+        config,
+        chunk_size=2,
+        trainer=trainer,
+        checkpoint_dir=tmp_path,
+    )
+    assert len(calls) == 4

@@ -28,8 +28,7 @@ from jaxws.config import ConfigError, check, from_section
 from jaxws.methods.pretrain import PretrainConfig, SourceSample, pretrain, source_sample
 from jaxws.models import partition
 from jaxws.models.cnn import DenseHead, JetCNN, log1mexp
-from jaxws.models.mlp import MLP
-from jaxws.models.mlp import _Head as MLPHead
+from jaxws.models.mlp import MLP, MLPHead
 from jaxws.train import FitResult, Hparams, MemberData, TrainConfig, Trainer, fit_ensemble
 
 
@@ -325,9 +324,9 @@ class FineTuneSection:
 
 def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Split a transfer-like `method` section into validated parts (unknown keys refused)."""
-    from jaxws.config import _plain
+    from jaxws.config import to_plain
 
-    section = dict(_plain(method_cfg) or {})
+    section = dict(to_plain(method_cfg) or {})
     known = {
         "name",
         "artifact_dir",
@@ -371,7 +370,7 @@ def pretrained_for_study(
     The pretraining key comes from `method.pretrain_seed` (default: the run's `seed`), not from
     the method's training key, so transfer, MTL and every variant share one artifact.
     """
-    from jaxws.config import _plain
+    from jaxws.config import to_plain
     from jaxws.methods import study as study_lib
 
     source_cfg = sections["source"]
@@ -396,7 +395,7 @@ def pretrained_for_study(
     seed = sections["pretrain_seed"]
     seed = int(cfg.seed) if seed is None else int(seed)
     artifact = {
-        "architecture": _plain(cfg.model),
+        "architecture": to_plain(cfg.model),
         "resolution": resolution,
         "data": {
             k: v

@@ -1,1 +1,1 @@
-"""Flax (linen) modules only: the paper's CNN, a slim CNN, an MLP, a VAE. No losses or optimizers."""
+"""Flax (linen) modules only: paper CNN, slim CNN, MLP, VAE (no losses, no optimizers)."""

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
-class _Features(nn.Module):
+class MLPFeatures(nn.Module):
     widths: tuple[int, ...]
     standardise: bool
     frozen_norm: bool
@@ -30,7 +30,7 @@ class _Features(nn.Module):
         return x
 
 
-class _Head(nn.Module):
+class MLPHead(nn.Module):
     widths: tuple[int, ...]
 
     @nn.compact
@@ -58,7 +58,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         x = x.reshape(x.shape[0], -1)
-        x = _Features(self.feature_widths, self.standardise, self.frozen_norm, name="features")(
+        x = MLPFeatures(self.feature_widths, self.standardise, self.frozen_norm, name="features")(
             x, train
         )
-        return _Head(self.head_widths, name="head")(x)
+        return MLPHead(self.head_widths, name="head")(x)

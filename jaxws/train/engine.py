@@ -471,7 +471,8 @@ def fit_ensemble(
       members: `MemberData` with a leading member axis E on every leaf.
       hparams: `Hparams` whose leaves have a leading member axis E.
       chunk_size: at most this many members are trained together (memory bound); None trains
-        all E at once. Chunks are balanced in size, and the last one is padded with copies of its first member (discarded) so that every chunk has
+        all E at once. Chunks are balanced in size, and the last one is padded with copies
+        of its first member (discarded) so that every chunk has
         the same shapes and compiles once.
       init_variables: variables with a leading member axis E, or None for fresh inits.
       checkpoint_dir: save each finished chunk there and, when called again with identical
@@ -507,19 +508,27 @@ def fit_ensemble(
     state_fn = jax.jit(jax.vmap(trainer.init_state))
     results = []
     n_chunks = math.ceil(n_members / chunk)
+    pool_digest = resume.fingerprint(pool) if checkpoint_dir is not None else None
     for c in range(n_chunks):
         index = np.arange(c * chunk, min((c + 1) * chunk, n_members))
         padded = np.concatenate([index, np.full(chunk - len(index), index[0])])
         if checkpoint_dir is not None:
             tag = resume.fingerprint(
-                repr(trainer.model), repr(trainer.config), trainer.loss_fn.__qualname__,
-                trainer.trainable.__qualname__, keys[index], _take(members, index),
-                _take(hparams, index), None if init_variables is None
-                else _take(init_variables, index), jax.tree.map(lambda a: a.shape, pool),
+                repr(trainer.model),
+                repr(trainer.config),
+                trainer.loss_fn.__qualname__,
+                trainer.trainable.__qualname__,
+                keys[index],
+                _take(members, index),
+                _take(hparams, index),
+                None if init_variables is None else _take(init_variables, index),
+                pool_digest,
             )
+            kept = np.arange(len(index))
             template = jax.eval_shape(
-                lambda k: _take(trainer.result(state_fn(init_fn(k, pool))), np.arange(len(
-                    index))), init_keys[padded])
+                lambda k, kept=kept: _take(trainer.result(state_fn(init_fn(k, pool))), kept),
+                init_keys[padded],
+            )
             restored = resume.load_chunk(checkpoint_dir, c, tag, template)
             if restored is not None:
                 results.append(jax.tree.map(jnp.asarray, restored))
