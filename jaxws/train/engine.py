@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from jaxws.config import check
 from jaxws.models import partition
-from jaxws.train import resume
+from jaxws.train import early_stopping, resume
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 
 LossFn = Callable[[Any, jnp.ndarray], jnp.ndarray]
@@ -154,8 +154,7 @@ def _gather(pool, index):
     return jax.tree.map(lambda a: a[index], pool)
 
 
-def _select(flag, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+_select = early_stopping.select
 
 
 def _adam():
@@ -307,20 +306,27 @@ class Trainer:
             member.val_label,
             member.val_weight,
         )
-        improved = val_loss < state.best_val_loss - config.min_delta
-        bad_epochs = jnp.where(improved, 0, state.bad_epochs + 1)
-        epoch = state.epoch + 1
+        progress = early_stopping.update(
+            val_loss,
+            state.best_val_loss,
+            state.best_epoch,
+            state.bad_epochs,
+            state.epoch,
+            min_delta=config.min_delta,
+            patience=config.patience,
+            max_steps=config.max_epochs,
+        )
         new = FitState(
             params=params,
             model_state=model_state,
             opt_state=opt_state,
-            best_params=_select(improved, params, state.best_params),
-            best_model_state=_select(improved, model_state, state.best_model_state),
-            best_val_loss=jnp.where(improved, val_loss, state.best_val_loss),
-            best_epoch=jnp.where(improved, state.epoch, state.best_epoch),
-            bad_epochs=bad_epochs,
-            epoch=epoch,
-            done=(bad_epochs >= config.patience) | (epoch >= config.max_epochs),
+            best_params=_select(progress.improved, params, state.best_params),
+            best_model_state=_select(progress.improved, model_state, state.best_model_state),
+            best_val_loss=progress.best_loss,
+            best_epoch=progress.best_step,
+            bad_epochs=progress.bad_steps,
+            epoch=state.epoch + 1,
+            done=progress.done,
             train_loss=state.train_loss.at[state.epoch].set(train_loss),
             val_loss=state.val_loss.at[state.epoch].set(val_loss),
         )

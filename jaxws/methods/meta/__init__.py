@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from jaxws.config import check
 from jaxws.models import partition
-from jaxws.train import MemberData
+from jaxws.train import MemberData, early_stopping
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 
 ApplyFn = Callable[[dict, dict, Any], jnp.ndarray]
@@ -419,8 +419,7 @@ class MetaResult:
     episodes: jax.Array
 
 
-def _select(flag, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+_select = early_stopping.select
 
 
 def _check_tasks(tasks: MemberData, n_pool: int) -> int:
@@ -564,18 +563,25 @@ class MetaTrainer:
             step, (outer.state, outer.opt_state, nan, nan), batches
         )
         loss = jnp.mean(val_losses)
-        improved = loss < outer.best_loss - config.min_delta
-        bad = jnp.where(improved, 0, outer.bad_episodes + 1)
-        episode = outer.episode + 1
+        progress = early_stopping.update(
+            loss,
+            outer.best_loss,
+            outer.best_episode,
+            outer.bad_episodes,
+            outer.episode,
+            min_delta=config.min_delta,
+            patience=config.patience,
+            max_steps=config.max_episodes,
+        )
         new = OuterState(
             state=state,
             opt_state=opt_state,
-            best_state=_select(improved, state, outer.best_state),
-            best_loss=jnp.where(improved, loss, outer.best_loss),
-            best_episode=jnp.where(improved, outer.episode, outer.best_episode),
-            bad_episodes=bad,
-            episode=episode,
-            done=(bad >= config.patience) | (episode >= config.max_episodes),
+            best_state=_select(progress.improved, state, outer.best_state),
+            best_loss=progress.best_loss,
+            best_episode=progress.best_step,
+            bad_episodes=progress.bad_steps,
+            episode=outer.episode + 1,
+            done=progress.done,
             history=outer.history.at[outer.episode].set(loss),
         )
         return _select(outer.done, outer, new)
