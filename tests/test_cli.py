@@ -133,6 +133,14 @@ SHRUNK_RUNS = {
         "method.test.n_signal_toys=20",
         "method.test.expected_background=300.0",
     ],
+    "cwola_on_pythia_events": [
+        *[o for o in TINY if not o.startswith("data.")],
+        "data=pythia",
+        f"data.paths=[{REPO.parent / 'shared' / 'data' / 'hv-reference'}]",
+        "data.resolution=8",
+        "study.n_test_signal=500",
+        "study.n_test_background=500",
+    ],
     "nplm": [
         "experiment=nplm",
         "tracking=none",
