@@ -82,16 +82,8 @@ def conv2d_shift_matmul(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray) 
 
 
 def conv2d_same(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray) -> jnp.ndarray:
-    """Stride-1 'SAME' cross-correlation (like Keras Conv2D); the default implementation.
-
-    Args:
-      x: (B, H, W, C) images.
-      kernel: (kh, kw, C, F) (HWIO).
-      bias: (F,).
-
-    Returns:
-      (B, H, W, F).
-    """
+    """Stride-1 'SAME' cross-correlation (like Keras Conv2D): the default implementation,
+    `conv2d_shift_matmul`. Args and returns as `conv2d_im2col`."""
     return conv2d_shift_matmul(x, kernel, bias)
 
 
