@@ -25,6 +25,7 @@ Design (STYLE.md; purejaxrl, learned_optimization):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -567,7 +568,7 @@ def predict(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax
 
 def predict_ensemble(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
     """(E, N) outputs of E members (variables with a leading member axis) on shared `x`."""
-    return jax.jit(jax.vmap(_predict_impl(model, batch_size), in_axes=(0, None)))(variables, x)
+    return _predict_ensemble_fn(model, batch_size)(variables, x)
 
 
 def _predict_impl(model: nn.Module, batch_size: int):
@@ -588,5 +589,13 @@ def _predict_impl(model: nn.Module, batch_size: int):
     return impl
 
 
+# Cached per (module, batch size): flax modules are hashable dataclasses, so repeated
+# predictions with the same architecture reuse one compiled program.
+@functools.lru_cache(maxsize=32)
 def _predict_fn(model: nn.Module, batch_size: int):
     return jax.jit(_predict_impl(model, batch_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _predict_ensemble_fn(model: nn.Module, batch_size: int):
+    return jax.jit(jax.vmap(_predict_impl(model, batch_size), in_axes=(0, None)))
