@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxws.models.layers import Conv2D, max_pool_2x2
+from jaxws.models.normalization import InputNorm
 
 
 def log1mexp(log_p: jnp.ndarray) -> jnp.ndarray:
@@ -31,7 +32,8 @@ def log1mexp(log_p: jnp.ndarray) -> jnp.ndarray:
 class ConvFeatures(nn.Module):
     """Per-jet input batch norm and the shared convolutional stack (Theta).
 
-    Input (B, 2, R, R) jet images; output (B, 2, D) flattened features per jet.
+    Input (B, 2, R, R) jet images, or (B, 2, R, R, K) with K channels per pixel (e.g. pT and
+    constituent count); output (B, 2, D) flattened features per jet.
     """
 
     conv_features: tuple[int, ...]
@@ -43,17 +45,17 @@ class ConvFeatures(nn.Module):
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
         batch = images.shape[0]
+        if images.ndim == 4:
+            images = images[..., None]
+        # Each jet's channels normalised separately (the paper: "the distributions of each of
+        # them are independently batch normalized"), with exact statistics (normalization.py).
         normalised = [
-            # Keras BatchNormalization defaults: momentum 0.99, epsilon 1e-3.
-            nn.BatchNorm(
-                use_running_average=(not train) or self.frozen_norm,
-                momentum=0.99,
-                epsilon=1e-3,
-                name=f"input_norm_{jet}",
-            )(images[:, jet, :, :, None])
+            InputNorm(
+                use_running_average=(not train) or self.frozen_norm, name=f"input_norm_{jet}"
+            )(images[:, jet])
             for jet in range(2)
         ]
-        x = jnp.concatenate(normalised, axis=0)  # (2B, R, R, 1): both jets share the convs
+        x = jnp.concatenate(normalised, axis=0)  # (2B, R, R, K): both jets share the convs
         for layer, (features, size, pool) in enumerate(
             zip(self.conv_features, self.kernel_sizes, self.pool_after, strict=True)
         ):
@@ -96,8 +98,10 @@ class JetCNN(nn.Module):
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        if images.ndim != 4 or images.shape[1] != 2:
-            raise ValueError(f"JetCNN expects images (B, 2, R, R), got shape {images.shape}")
+        if images.ndim not in (4, 5) or images.shape[1] != 2:
+            raise ValueError(
+                f"JetCNN expects images (B, 2, R, R) or (B, 2, R, R, K), got shape {images.shape}"
+            )
         features = ConvFeatures(
             self.conv_features,
             self.kernel_sizes,

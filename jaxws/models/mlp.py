@@ -10,6 +10,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxws.models.normalization import InputNorm
+
 
 class MLPFeatures(nn.Module):
     widths: tuple[int, ...]
@@ -19,12 +21,7 @@ class MLPFeatures(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         if self.standardise:
-            x = nn.BatchNorm(
-                use_running_average=(not train) or self.frozen_norm,
-                momentum=0.99,
-                epsilon=1e-3,
-                name="input_norm",
-            )(x)
+            x = InputNorm(use_running_average=(not train) or self.frozen_norm, name="input_norm")(x)
         for layer, width in enumerate(self.widths):
             x = nn.relu(nn.Dense(width, name=f"dense_{layer}")(x))
         return x
@@ -46,7 +43,8 @@ class MLP(nn.Module):
     Attributes:
       feature_widths: hidden layers of the feature extractor.
       head_widths: hidden layers of the head before the one-unit output.
-      standardise: batch-normalise the inputs (running statistics), as the CNN does.
+      standardise: batch-normalise the inputs (exact training-set statistics, see
+        `jaxws.models.normalization`), as the CNN does.
       frozen_norm: keep the input batch norm in inference mode while training.
     """
 
