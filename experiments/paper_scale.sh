@@ -4,8 +4,8 @@
 # 1. Generate the samples (hours on 2 cores; minutes on a cluster with the submitit launcher):
 #      python -m jaxws.data.generate models=[qcd] events=60000 seeds=[1,2,3,4,5,6,7,8] out=data/pythia
 #      python -m jaxws.data.generate models=[id_lambda1,...,dd_lambda50] events=25000 seeds=[1] out=data/pythia
-# 2. Run the three methods on the same pseudo-experiments:
+# 2. Validate the whole configuration (data sizes included) before anything trains, then run
+#    the three methods on the same pseudo-experiments:
 set -euo pipefail
-python -m jaxws data=pythia data.paths=[data/pythia] data.resolution=${RESOLUTION:-25} \
-  model=paper_cnn training=paper study=paper method=compare \
-  '+method.methods={CWoLa:{name:cwola},Transfer:{name:transfer},MTL:{name:mtl}}' "$@"
+python -m jaxws experiment=paper_pythia data.resolution=${RESOLUTION:-25} dry_run=true "$@"
+python -m jaxws experiment=paper_pythia data.resolution=${RESOLUTION:-25} "$@"

@@ -22,6 +22,7 @@ TOP_LEVEL_KEYS = {
     "seed",
     "run_name",
     "stats",
+    "dry_run",
 }
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -64,6 +65,14 @@ def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
         )
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    if cfg.get("dry_run", False):
+        from jaxws.methods.dry_run import validate
+
+        lines = validate(cfg)
+        print("jaxws: dry run: the configuration is valid; nothing was trained or written")
+        for line in lines:
+            print(f"jaxws:   {line}")
+        return {}
     run_dir = Path(run_dir)
     if (run_dir / "results.json").exists():
         raise FileExistsError(
@@ -96,6 +105,8 @@ def _main(cfg: DictConfig) -> None:
     except (ConfigError, ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
         print(f"jaxws: error: {error}", file=sys.stderr)
         sys.exit(2)
+    if cfg.get("dry_run", False):
+        return
     print(f"jaxws: results in {run_dir}")
     if "figure" in metrics:
         print(f"jaxws: figure: {metrics['figure']}")

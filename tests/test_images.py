@@ -143,3 +143,32 @@ def test_bad_input_is_refused():
         event_images(jnp.zeros((4, 3, 10, 3)), 25)
     with pytest.raises(ValueError, match="resolution"):
         jet_image(jnp.zeros((10, 3)), 0)
+
+
+def test_count_channel_is_the_constituent_histogram_and_pt_channel_is_unchanged():
+    rng = np.random.default_rng(11)
+    jets = np.stack([_random_jet(rng, n) for n in (5, 17, 30)])
+    both = np.asarray(jet_images(jnp.asarray(jets), 10, normalize=True, channels=("pt", "count")))
+    assert both.shape == (3, 10, 10, 2)
+    pt_only = np.asarray(jet_images(jnp.asarray(jets), 10, normalize=True))
+    np.testing.assert_array_equal(both[..., 0], pt_only)
+    for jet, image in zip(jets, both[..., 1], strict=True):
+        moved = np.asarray(preprocess(jnp.asarray(jet)))
+        real = moved[:, 0] > 0
+        expected, _, _ = np.histogram2d(
+            moved[real, 1], moved[real, 2], bins=10, range=[[-1, 1], [-1, 1]]
+        )
+        np.testing.assert_array_equal(image, expected)
+    # The count channel is never normalised: it sums to the multiplicity inside the window.
+    np.testing.assert_array_equal(both[..., 1].sum(axis=(1, 2)), [5, 17, 30])
+
+
+def test_event_images_with_channels_and_bad_channel_names():
+    rng = np.random.default_rng(12)
+    events = np.stack([np.stack([_random_jet(rng), _random_jet(rng, 12)]) for _ in range(4)])
+    out = event_images(jnp.asarray(events), 6, channels=("count", "pt"))
+    assert out.shape == (4, 2, 6, 6, 2)
+    np.testing.assert_array_equal(np.asarray(out[..., 0]).sum(axis=(2, 3)), [[30, 12]] * 4)
+    for bad in (("pt", "pt"), ("mass",), ()):
+        with pytest.raises(ValueError, match="image channels"):
+            jet_images(jnp.asarray(events[0]), 6, channels=bad)

@@ -15,6 +15,13 @@ Conventions: image[i, j] sums the pT of the constituents in deta bin i and dphi 
 except the last, which includes 1); so axis 0 is the horizontal (principal) axis. Padding
 (pT = 0) contributes nothing and constituents outside the window are dropped. By default
 pixels hold raw pT [GeV] as in the paper; `normalize=True` divides by the image's pT sum.
+
+Channels (`channels` of `jet_images` / `event_images`): "pt" is the image above; "count" is
+the number of constituents in each pixel (never normalised). The count channel keeps the
+constituent multiplicity, which separates dark showers from QCD far better than the pT
+pattern (hv-reference: AUC 0.97 for Lambda_D = 10 ID from the total multiplicity alone) and
+which a normalised pT image loses. One channel gives (..., R, R); several give
+(..., R, R, K) in the order asked.
 """
 
 from __future__ import annotations
@@ -25,6 +32,18 @@ import jax
 import jax.numpy as jnp
 
 IMAGE_HALF_WIDTH = 1.0
+CHANNELS = ("pt", "count")
+
+
+def check_channels(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """`channels` as a tuple, or ValueError naming an unknown or repeated channel."""
+    channels = tuple(channels)
+    unknown = [c for c in channels if c not in CHANNELS]
+    if not channels or unknown or len(set(channels)) != len(channels):
+        raise ValueError(
+            f"image channels must be distinct names from {list(CHANNELS)}, got {list(channels)}"
+        )
+    return channels
 
 
 def preprocess(constituents: jax.Array) -> jax.Array:
@@ -114,23 +133,38 @@ def jet_image(constituents: jax.Array, resolution: int, normalize: bool = False)
     return pixelate(preprocess(constituents), resolution, normalize)
 
 
-def jet_images(constituents: jax.Array, resolution: int, normalize: bool = False) -> jax.Array:
-    """Images for any leading batch shape: (..., C, 3) -> (..., R, R); jittable, unchunked."""
+def jet_images(
+    constituents: jax.Array,
+    resolution: int,
+    normalize: bool = False,
+    channels: tuple[str, ...] = ("pt",),
+) -> jax.Array:
+    """Images for any leading batch shape: (..., C, 3) -> (..., R, R) for one channel,
+    (..., R, R, K) for K channels; jittable, unchunked. `normalize` applies to "pt" only."""
+    channels = check_channels(channels)
     batch_shape = constituents.shape[:-2]
     flat = constituents.reshape(-1, *constituents.shape[-2:])
     jets = flat.shape[0]
     index, pt = _pixel_index(jax.vmap(preprocess)(flat), resolution)
     # One flat scatter-add over all jets (offset per jet) is much faster on CPU than a
     # batched scatter.
-    index = index + (jnp.arange(jets) * resolution**2)[:, None]
-    images = jax.ops.segment_sum(pt.ravel(), index.ravel(), num_segments=jets * resolution**2)
-    images = images.reshape(*batch_shape, resolution, resolution)
-    return _normalise(images) if normalize else images
+    index = (index + (jnp.arange(jets) * resolution**2)[:, None]).ravel()
+    planes = []
+    for channel in channels:
+        values = pt if channel == "pt" else (pt > 0).astype(jnp.float32)
+        image = jax.ops.segment_sum(values.ravel(), index, num_segments=jets * resolution**2)
+        image = image.reshape(*batch_shape, resolution, resolution)
+        planes.append(_normalise(image) if normalize and channel == "pt" else image)
+    return planes[0] if len(planes) == 1 else jnp.stack(planes, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("resolution", "normalize", "chunk_size"))
+@functools.partial(jax.jit, static_argnames=("resolution", "normalize", "chunk_size", "channels"))
 def event_images(
-    constituents: jax.Array, resolution: int, normalize: bool = False, chunk_size: int = 2048
+    constituents: jax.Array,
+    resolution: int,
+    normalize: bool = False,
+    chunk_size: int = 2048,
+    channels: tuple[str, ...] = ("pt",),
 ) -> jax.Array:
     """Images of both jets of every event, computed `chunk_size` events at a time.
 
@@ -139,16 +173,17 @@ def event_images(
         resolution: pixels per axis.
         normalize: divide each image by its pT sum.
         chunk_size: events per vectorised step (bounds the working memory; same result).
+        channels: "pt" and/or "count" (see the module docstring).
 
     Returns:
-        (N, 2, resolution, resolution) float32 images.
+        (N, 2, resolution, resolution) float32 images for one channel, (N, 2, R, R, K) for K.
     """
     if constituents.ndim != 4 or constituents.shape[1] != 2 or constituents.shape[3] != 3:
         raise ValueError(
             f"event_images: constituents must have shape (N, 2, C, 3), got {constituents.shape}"
         )
     return jax.lax.map(
-        lambda event: jet_images(event, resolution, normalize),
+        lambda event: jet_images(event, resolution, normalize, channels),
         constituents,
         batch_size=min(chunk_size, max(constituents.shape[0], 1)),
     )

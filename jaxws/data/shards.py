@@ -397,6 +397,23 @@ class ShardCollection:
             out[e["model"]] = out.get(e["model"], 0) + e["n_events"]
         return out
 
+    def read_dataset(self, model: str, name: str) -> np.ndarray:
+        """One dataset (e.g. `region`) of every event of `model`, without the others."""
+        parts = []
+        for entry in self.entries:
+            if entry["model"] != model:
+                continue
+            with _open(Path(entry["path"])) as f:
+                try:
+                    parts.append(f[name][...])
+                except (OSError, KeyError, ValueError) as err:
+                    raise ShardError(
+                        f"{entry['path']}: cannot read dataset {name!r}: {err}"
+                    ) from err
+        if not parts:
+            raise ShardError(f"no shards for model {model!r}; have {self.models}")
+        return np.concatenate(parts)
+
     def read(self, model: str, max_events: int | None = None) -> dict[str, np.ndarray]:
         """The first `max_events` events of `model` (shard order, then event order)."""
         parts, need = [], max_events

@@ -15,6 +15,17 @@ from jaxws.config import check, from_section
 from jaxws.data.events import JetEvents
 
 
+def _check_channels(channels) -> None:
+    from jaxws.data.images import CHANNELS
+
+    check(
+        len(channels) >= 1
+        and all(c in CHANNELS for c in channels)
+        and len(set(channels)) == len(channels),
+        f"data.channels must be distinct names from {list(CHANNELS)}, got {list(channels)}",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class SimulatorData:
     """`data=simulator`: the built-in stylised jet simulator (jaxws.simulate.jets).
@@ -30,16 +41,19 @@ class SimulatorData:
       normalize_images: divide each jet image by its pT sum. Raw-pT pixels (the paper's
         choice) carry the jet pT scale, i.e. mjj, which a signal-region-vs-sideband classifier
         can learn without any signal; normalised images keep only the shape (see README).
+      channels: image channels per pixel, "pt" and/or "count" (constituents per pixel, which
+        keeps the multiplicity; `jaxws.data.images`).
     """
 
     source: str = "simulator"
     signal: str = "id_lambda10"
     resolution: int = 16
-    max_constituents: int = 64
+    max_constituents: int = 256
     n_background: int = 60_000
     n_signal: int = 12_000
     seed: int = 1234
     normalize_images: bool = True
+    channels: tuple[str, ...] = ("pt",)
 
     def __post_init__(self):
         from jaxws.simulate.jets import benchmark_names
@@ -49,6 +63,7 @@ class SimulatorData:
             f"data.signal {self.signal!r} is not a simulator benchmark; known: {benchmark_names()}",
         )
         check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
+        _check_channels(self.channels)
         check(
             self.max_constituents >= 1,
             f"data.max_constituents must be >= 1, got {self.max_constituents}",
@@ -71,9 +86,11 @@ class PythiaData:
     max_events: int | None = None
     model_list: tuple[str, ...] | None = None
     normalize_images: bool = True
+    channels: tuple[str, ...] = ("pt",)
 
     def __post_init__(self):
         check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
+        _check_channels(self.channels)
         check(len(self.paths) >= 1, "data.paths must name at least one shard source")
 
 

@@ -109,13 +109,19 @@ class StudyInputs:
     signal_name: str
 
 
-def event_pool_images(events, resolution: int, normalize: bool = True) -> np.ndarray:
-    """Jet images (N, 2, R, R) float32 of an event pool, made on the device."""
+def event_pool_images(events, data_config) -> np.ndarray:
+    """Jet images of an event pool as the data config asks (resolution, normalisation,
+    channels): (N, 2, R, R) float32 for one channel, (N, 2, R, R, K) for K; made on the device.
+    """
     from jaxws.data.images import event_images
 
-    return np.asarray(
-        event_images(jnp.asarray(events.constituents), resolution, normalize), np.float32
+    images = event_images(
+        jnp.asarray(events.constituents),
+        data_config.resolution,
+        data_config.normalize_images,
+        channels=tuple(data_config.channels),
     )
+    return np.asarray(images, np.float32)
 
 
 def prepare(cfg, seed: int) -> StudyInputs:
@@ -127,9 +133,7 @@ def prepare(cfg, seed: int) -> StudyInputs:
     background = source.background()
     signal = source.signal(source.config.signal)
     experiments = build_pseudo_experiments(seed, background, signal, study.design())
-    images = event_pool_images(
-        pool_events(background, signal), source.config.resolution, source.config.normalize_images
-    )
+    images = event_pool_images(pool_events(background, signal), source.config)
     return StudyInputs(images, experiments, study, training, model, source, source.config.signal)
 
 
@@ -240,6 +244,101 @@ def signal_for_discovery(injections, initial_z, final_z_table, target: float = 5
     return crossing(final_z_table.mean(axis=1)), per_run
 
 
+def learning_threshold(initial_z: np.ndarray, final_z: np.ndarray) -> float:
+    """Initial significance at which the final-vs-initial curve crosses the slope-1 line.
+
+    The learning threshold of arXiv:2312.06152 (sec. 3, Fig. 3): below it the classifier cut
+    costs significance (final < initial), above it the classifier has learned the signal.
+    Taken as the last upward crossing of final - initial through 0, by linear
+    interpolation between the study points (in order of increasing initial Z). Returns the
+    first point's initial Z if the curve is above the line everywhere, NaN if it never
+    ends above it.
+    """
+    excess = np.asarray(final_z, float) - np.asarray(initial_z, float)
+    if excess[-1] < 0:
+        return float("nan")
+    below = np.flatnonzero(excess < 0)
+    if len(below) == 0:
+        return float(initial_z[0])
+    k = below[-1]
+    x0, x1, e0, e1 = initial_z[k], initial_z[k + 1], excess[k], excess[k + 1]
+    return float(x0 + (0.0 - e0) * (x1 - x0) / (e1 - e0))
+
+
+def bootstrap_thresholds(
+    injections: np.ndarray,
+    initial_z: np.ndarray,
+    final_z_table: np.ndarray,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Learning threshold and signal for 5 sigma of the mean curve, with bootstrap errors.
+
+    The mean curve is the mean over pseudo-experiments (columns of `final_z_table`) at each
+    injection (rows); a bootstrap replicate resamples the pseudo-experiments with replacement
+    independently at each injection (they are independent trainings). The quoted
+    uncertainties are the standard deviations of the replicates that cross (NaN when fewer
+    than half do); the central values come from the observed mean curve.
+
+    Returns:
+      threshold_z, threshold_z_std, signal_for_5sigma, signal_for_5sigma_std and the fraction
+      of replicates in which each is defined.
+    """
+    rng = np.random.default_rng(seed)
+    n_points, n_runs = final_z_table.shape
+    mean = final_z_table.mean(axis=1)
+    thresholds, signals = np.empty(n_bootstrap), np.empty(n_bootstrap)
+    for b in range(n_bootstrap):
+        pick = rng.integers(0, n_runs, size=(n_points, n_runs))
+        curve = np.take_along_axis(final_z_table, pick, axis=1).mean(axis=1)
+        thresholds[b] = learning_threshold(initial_z, curve)
+        signals[b] = signal_for_discovery(injections, initial_z, curve[:, None])[0]
+
+    def spread(values):
+        finite = values[np.isfinite(values)]
+        return float(finite.std(ddof=1)) if len(finite) >= max(2, n_bootstrap // 2) else np.nan
+
+    return {
+        "threshold_z": learning_threshold(initial_z, mean),
+        "threshold_z_std": spread(thresholds),
+        "signal_for_5sigma": signal_for_discovery(injections, initial_z, mean[:, None])[0],
+        "signal_for_5sigma_std": spread(signals),
+        "threshold_defined": float(np.isfinite(thresholds).mean()),
+        "signal_defined": float(np.isfinite(signals).mean()),
+    }
+
+
+def threshold_table(results: dict[str, StudyResult], reference: str = "CWoLa") -> list[dict]:
+    """Per method: learning threshold and signal for 5 sigma (bootstrap errors), ratio to CWoLa.
+
+    Only injections > 0 enter (the curve of final against initial significance).
+    `ratio_to_cwola` is signal_for_5sigma / CWoLa's (NaN if either is undefined or CWoLa
+    is not among the methods).
+    """
+    rows = []
+    for method, result in results.items():
+        injections, best = _by_injection(result, result.best_z)
+        _, initial = _by_injection(result, result.initial_z)
+        keep = injections > 0
+        numbers = bootstrap_thresholds(injections[keep], initial[keep, 0], best[keep])
+        rows.append({"method": method} | numbers)
+    signals = {row["method"]: row["signal_for_5sigma"] for row in rows}
+    for row in rows:
+        base = signals.get(reference, np.nan)
+        row["ratio_to_cwola"] = float(row["signal_for_5sigma"] / base) if base else np.nan
+    order = [
+        "method",
+        "threshold_z",
+        "threshold_z_std",
+        "signal_for_5sigma",
+        "signal_for_5sigma_std",
+        "ratio_to_cwola",
+        "threshold_defined",
+        "signal_defined",
+    ]
+    return [{k: row[k] for k in order} for row in rows]
+
+
 def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[dict]]:
     """Scalar metrics and a per-(method, injection) table."""
     metrics: dict[str, float] = {}
@@ -286,6 +385,18 @@ def report(
 
     metrics, rows = summarise(results)
     tracker.save_table("study", rows)
+    thresholds = threshold_table(results)
+    tracker.save_table("thresholds", thresholds)
+    for row in thresholds:
+        key = row["method"].lower().replace(" ", "_").replace("-", "_")
+        for name in ("threshold_z", "threshold_z_std", "ratio_to_cwola"):
+            metrics[f"{key}/{name}"] = row[name]
+        print(
+            f"{row['method']:>10}: learning threshold Z = {row['threshold_z']:.2f} "
+            f"+- {row['threshold_z_std']:.2f}; signal for 5 sigma = "
+            f"{row['signal_for_5sigma']:.0f} +- {row['signal_for_5sigma_std']:.0f}"
+            f" (ratio to CWoLa {row['ratio_to_cwola']:.2f})"
+        )
     working_rows = []
     for method, result in results.items():
         for m in range(len(result.injection)):

@@ -383,13 +383,12 @@ def pretrained_for_study(
             "(method.source.n_signal_per_model x source models)"
         )
     resolution = inputs.source.config.resolution
-    normalize = inputs.source.config.normalize_images
     sample = source_sample(
         inputs.source,
         inputs.signal_name,
         source_cfg.n_background,
         source_cfg.n_signal_per_model,
-        lambda events: study_lib.event_pool_images(events, resolution, normalize),
+        lambda events: study_lib.event_pool_images(events, inputs.source.config),
         exclude_background=_used_background(inputs),
     )
     seed = sections["pretrain_seed"]

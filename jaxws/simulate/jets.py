@@ -50,10 +50,13 @@ SIGNAL_REGION_EDGES = (4700.0, 5500.0)
 JET_RADIUS = 0.8
 MAX_ETA = 2.0
 MAX_PRONGS = 6
-DEFAULT_MAX_CONSTITUENTS = 64
-# Internal constituent slots per jet before truncation to C; multiplicities above are capped
-# (the largest default mean is 47 with over-dispersion, P(n > 128) < 1e-4).
-GENERATED_SLOTS = 128
+DEFAULT_MAX_CONSTITUENTS = 256
+# Internal constituent slots per jet before truncation to C; multiplicities above are capped.
+# Pythia's dark jets reach means of 180 with a spread of 60 (hv-reference: 15% of Lambda_D = 10
+# ID jets above 256); P(n > 448) < 1e-3 for every calibrated model.
+GENERATED_SLOTS = 448
+# The selection's jet pT threshold (both leading jets, GeV), as in hv-reference.
+LEAD_PT_MIN = 750.0
 _GRID_POINTS = 2048
 _SQRT_S = 13000.0
 
@@ -68,14 +71,15 @@ class BackgroundParams:
     dijet_p1: float | jax.Array = 8.0
     dijet_p2: float | jax.Array = 3.2
     dijet_p3: float | jax.Array = 0.0
-    ystar_tilt: float | jax.Array = 1.0
-    mean_multiplicity: float | jax.Array = 30.0
-    multiplicity_shape: float | jax.Array = 5.0
+    ystar_tilt: float | jax.Array = 2.98
+    mean_multiplicity: float | jax.Array = 71.06
+    multiplicity_shape: float | jax.Array = 6.176
     extra_prongs: float | jax.Array = 0.35
-    prong_spread: float | jax.Array = 0.25
-    core_width: float | jax.Array = 0.04
+    prong_spread: float | jax.Array = 0.02939
+    core_width: float | jax.Array = 0.1216
     pt_hierarchy: float | jax.Array = 1.3
     collinearity: float | jax.Array = 0.3
+    width_spread: float | jax.Array = 0.8
 
 
 @struct.dataclass
@@ -128,6 +132,7 @@ class JetShape:
     core_width: jax.Array
     pt_hierarchy: jax.Array
     collinearity: jax.Array
+    width_spread: jax.Array
 
 
 def background_jet_shape(params: BackgroundParams) -> JetShape:
@@ -140,28 +145,73 @@ def background_jet_shape(params: BackgroundParams) -> JetShape:
         core_width=jnp.asarray(params.core_width, jnp.float32),
         pt_hierarchy=jnp.asarray(params.pt_hierarchy, jnp.float32),
         collinearity=jnp.asarray(params.collinearity, jnp.float32),
+        width_spread=jnp.asarray(params.width_spread, jnp.float32),
     )
 
 
-def signal_jet_shape(params: SignalParams) -> JetShape:
-    """The dark-jet shape of a signal model as a smooth function of (scale, direct_decay).
+#: Calibrated dark-jet shapes at Lambda_D = 1, 5, 10, 20, 30, 40, 50 GeV for the indirect (ID)
+#: and direct (DD) decay scenarios; columns `SHAPE_COLUMNS`. Fitted by
+#: experiments/calibrate_simulator.py to the Pythia 8 samples of the project's generator (and
+#: hv-reference at Lambda_D = 10): leading/subleading multiplicity mean and spread, mass / pT
+#: and girth (docs/simulator.md has the table and the distances).
+SHAPE_COLUMNS = ("mean_multiplicity", "multiplicity_shape", "core_width", "prong_spread")
+#: Log-spread of the per-jet width factor (QCD and signal alike; see `_jet_constituents`).
+WIDTH_SPREAD = 0.8
+_SIGNAL_SHAPES = {
+    "id": np.array(
+        [
+            [91.61, 7.498, 0.08982, 0.03261],
+            [144.3, 6.902, 0.1318, 0.002914],
+            [159.5, 8.59, 0.1479, 0.04288],
+            [168.7, 8.903, 0.1275, 0.2647],
+            [165.7, 11.01, 0.1204, 0.3261],
+            [171.9, 10.57, 0.1224, 0.4168],
+            [171.2, 12.31, 0.106, 0.4538],
+        ],
+        np.float32,
+    ),
+    "dd": np.array(
+        [
+            [85.75, 6.961, 0.1054, 0.001839],
+            [126, 7.24, 0.1391, 0.07016],
+            [130.8, 8.471, 0.1451, 0.1393],
+            [130.9, 10.11, 0.1092, 0.2776],
+            [128.7, 10.13, 0.1742, 0.1954],
+            [131.9, 10.52, 0.1342, 0.3124],
+            [124.5, 9.458, 0.1407, 0.3388],
+        ],
+        np.float32,
+    ),
+}
 
-    With t = log(scale) / log(50) (0 at Lambda = 1, 1 at Lambda = 50) and d = direct_decay:
-    a small Lambda gives many light dark hadrons (high multiplicity, narrow, QCD-like prongs);
-    a large Lambda gives fewer, heavier hadrons (more prongs, wider); DD (d = 1) has fewer,
-    harder constituents and more prongs than ID. Relative to the QCD defaults (mean
-    multiplicity 30, core width 0.03, 1.35 prongs) the changes are 0-50 %, never 10x.
+
+def signal_jet_shape(params: SignalParams) -> JetShape:
+    """The dark-jet shape of a signal model, interpolated in the calibrated table.
+
+    Linear in log(Lambda_D) between the seven calibrated values of `_SIGNAL_SHAPES` (constant
+    outside [1, 50] GeV) and linear in `direct_decay` between the ID and DD tables, so the
+    family stays continuous in both parameters (and vmappable). Prong multiplicity, energy
+    hierarchy and collinearity keep a smooth form: more prongs at large Lambda_D and for DD.
     """
-    t = jnp.clip(jnp.log(jnp.asarray(params.scale, jnp.float32)) / math.log(50.0), -0.18, 1.18)
+    log_lambda = jnp.log(jnp.asarray(params.scale, jnp.float32))
+    nodes = jnp.log(jnp.asarray(_LAMBDAS, jnp.float32))
     d = jnp.clip(jnp.asarray(params.direct_decay, jnp.float32), 0.0, 1.0)
+
+    def column(k):
+        id_value = jnp.interp(log_lambda, nodes, jnp.asarray(_SIGNAL_SHAPES["id"][:, k]))
+        dd_value = jnp.interp(log_lambda, nodes, jnp.asarray(_SIGNAL_SHAPES["dd"][:, k]))
+        return (1.0 - d) * id_value + d * dd_value
+
+    t = jnp.clip(log_lambda / math.log(50.0), 0.0, 1.0)
     return JetShape(
-        mean_multiplicity=30.0 * (1.5 - 0.35 * t) * (1.0 - 0.12 * d),
-        multiplicity_shape=jnp.float32(5.0),
+        mean_multiplicity=column(0),
+        multiplicity_shape=column(1),
         extra_prongs=0.4 + 0.5 * t + 0.3 * d,
-        prong_spread=0.2 + 0.03 * t,
-        core_width=0.04 * (1.05 + 0.2 * t + 0.05 * d),
+        prong_spread=column(3),
+        core_width=column(2),
         pt_hierarchy=1.1 + 0.15 * d,
         collinearity=jnp.float32(0.3),
+        width_spread=jnp.float32(WIDTH_SPREAD),
     )
 
 
@@ -230,8 +280,8 @@ def _logistic(u: jax.Array) -> jax.Array:
     return (jnp.log(u) - jnp.log1p(-u)) * (math.sqrt(3.0) / math.pi)
 
 
-# Uniforms one jet consumes: 4 per constituent slot, 3 per jet, 3 per prong; 7 per event.
-_JET_UNIFORMS = 4 * GENERATED_SLOTS + 3 + 3 * MAX_PRONGS
+# Uniforms one jet consumes: 4 per constituent slot, 4 per jet, 3 per prong; 7 per event.
+_JET_UNIFORMS = 4 * GENERATED_SLOTS + 4 + 3 * MAX_PRONGS
 _EVENT_UNIFORMS = 7
 
 
@@ -244,8 +294,12 @@ def _jet_constituents(u: jax.Array, shape: JetShape, max_constituents: int):
     """
     slots = GENERATED_SLOTS
     per_slot = u[: 4 * slots].reshape(4, slots)
-    u_jet = u[4 * slots : 4 * slots + 3]
-    u_prong = u[4 * slots + 3 :].reshape(3, MAX_PRONGS)
+    u_jet = u[4 * slots : 4 * slots + 4]
+    u_prong = u[4 * slots + 4 :].reshape(3, MAX_PRONGS)
+    # Jet-to-jet width: Pythia's girth spans a factor 27 between its 5 % and 95 % quantiles
+    # (QCD, hv-reference); one log-logistic factor per jet scales every angular distance.
+    spread_w = shape.width_spread
+    width = jnp.exp(spread_w * _logistic(u_jet[3]) - 0.5 * spread_w**2)
     # Over-dispersed multiplicity: Poisson with a log-logistic rate whose log has variance
     # 1 / multiplicity_shape (like a Gamma(k, 1/k) rate factor, a negative binomial).
     spread = jax.lax.rsqrt(shape.multiplicity_shape)
@@ -256,7 +310,7 @@ def _jet_constituents(u: jax.Array, shape: JetShape, max_constituents: int):
     n_prongs = 1 + _poisson(u_jet[2], shape.extra_prongs, MAX_PRONGS - 1)
     prong_alive = jnp.arange(MAX_PRONGS) < n_prongs
     prong_share = jnp.where(prong_alive, jnp.exp(0.8 * _logistic(u_prong[0])), 0.0)
-    distance = shape.prong_spread * jnp.exp(0.5 * _logistic(u_prong[1]))
+    distance = width * shape.prong_spread * jnp.exp(0.5 * _logistic(u_prong[1]))
     distance = distance.at[0].set(0.0)
     angle = 2 * jnp.pi * u_prong[2]
     prong_x, prong_y = distance * jnp.cos(angle), distance * jnp.sin(angle)
@@ -266,7 +320,7 @@ def _jet_constituents(u: jax.Array, shape: JetShape, max_constituents: int):
     log_weight = shape.pt_hierarchy * _logistic(per_slot[1])
     weight = jnp.where(alive, jnp.exp(log_weight), 0.0)
     # Radius relative to the typical (median) weight: hard constituents sit closer to the prong.
-    radius = shape.core_width * -jnp.log(per_slot[2])
+    radius = width * shape.core_width * -jnp.log(per_slot[2])
     radius = radius * jnp.exp(-shape.collinearity * jnp.maximum(log_weight, -12.0))
     phase = 2 * jnp.pi * per_slot[3]
     x = prong_x[prong] + radius * jnp.cos(phase)
@@ -293,8 +347,12 @@ def _jet_constituents(u: jax.Array, shape: JetShape, max_constituents: int):
 def _dijet_kinematics(u: jax.Array, mjj, ystar_tilt, mass_over_pt):
     """Jets (2, 4) = pT, eta, phi, mass from `_EVENT_UNIFORMS - 1` uniforms; their
     four-vectors give exactly `mjj`."""
-    # y* <= 1.5 keeps both jets above pT ~ 750 GeV at the window's lower edge.
-    grid = jnp.linspace(0.0, 1.5, _GRID_POINTS // 4)
+    # pT ~ mjj / (2 cosh y*): both jets pass pT > 750 GeV for y* < arccosh(mjj / 1500) (5 %
+    # margin for the imbalance and the jet masses), and |eta| < 2 needs |y*| < 2. The bound
+    # depends on mjj, as the selection makes it in Pythia: QCD's forward t-channel jets have
+    # a lower pT / mjj in the low sideband than in the signal region.
+    ystar_max = jnp.clip(jnp.arccosh(jnp.maximum(mjj / (2.1 * LEAD_PT_MIN), 1.0)), 0.5, 1.98)
+    grid = jnp.linspace(0.0, 1.0, _GRID_POINTS // 4) * ystar_max
     ystar = _inverse_cdf_on_grid(u[0], grid, _ystar_log_density(ystar_tilt)(grid))
     ystar = jnp.where(u[1] < 0.5, ystar, -ystar)
     # Boost: about 0.6 wide, squashed smoothly into the room that keeps both |eta| < 2.

@@ -1,0 +1,247 @@
+"""`dry_run=true`: compose and validate a whole run before anything trains or is generated.
+
+Every section is turned into its dataclass (unknown keys and bad values refused as in a real
+run), the model is built, and for the CWoLa-type studies the event counts that the study
+design needs are compared with what the data source will provide:
+  * simulator: the expected signal-region (SR) and sideband (SB) counts from the mjj densities
+    of `jaxws.simulate.jets` (no event is simulated), with a 3-sigma binomial margin;
+  * Pythia shards: the counts per region read from the shards' `region` datasets.
+A shortfall is a `ConfigError` naming the keys to raise. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from jaxws.config import ConfigError, from_section
+
+STUDY_METHODS = ("cwola", "transfer", "compare")
+
+
+def _region_fraction_simulator(signal: str | None) -> float:
+    """Expected SR fraction of the simulator's events inside the mjj window."""
+    import jax.numpy as jnp
+
+    from jaxws.simulate import jets
+
+    grid = np.linspace(*jets.MJJ_WINDOW, 20001)
+    if signal is None:
+        log_p = jets._dijet_log_density(jets.BackgroundParams())(jnp.asarray(grid))
+    else:
+        log_p = jets._crystal_ball_log_density(jets.benchmark(signal))(jnp.asarray(grid))
+    density = np.exp(np.asarray(log_p, float) - float(np.max(log_p)))
+    low, high = jets.SIGNAL_REGION_EDGES
+    inside = (grid >= low) & (grid < high)
+    return float(np.trapezoid(density * inside, grid) / np.trapezoid(density, grid))
+
+
+def _simulator_counts(data) -> dict[str, dict[str, float]]:
+    """Expected (SR, SB) counts, reduced by 3 binomial sigmas, per sample."""
+
+    def counts(n, fraction):
+        margin = 3.0 * math.sqrt(n * fraction * (1 - fraction))
+        return {"SR": n * fraction - margin, "SB": n * (1 - fraction) - margin}
+
+    return {
+        "background": counts(data.n_background, _region_fraction_simulator(None)),
+        "signal": counts(data.n_signal, _region_fraction_simulator(data.signal)),
+        "fraction_sr_background": _region_fraction_simulator(None),
+    }
+
+
+def _pythia_counts(data) -> dict[str, dict[str, float]]:
+    from jaxws.data.shards import ShardCollection, ShardError
+
+    try:
+        collection = ShardCollection(list(data.paths))
+    except (ShardError, FileNotFoundError, OSError) as error:
+        raise ConfigError(
+            f"data.paths {list(data.paths)}: {error}. Generate shards with "
+            "`python -m jaxws.data.generate models=[qcd,...] out=DIR`, or use the reference "
+            "sample ../shared/data/hv-reference"
+        ) from None
+    out = {}
+    for what, model in (("background", data.background), ("signal", data.signal)):
+        if model not in collection.counts():
+            raise ConfigError(
+                f"data.{what}: no events of {model!r} under data.paths; they hold "
+                f"{collection.counts()}"
+            )
+        region = collection.read_dataset(model, "region")
+        out[what] = {"SR": float(np.sum(region == 0)), "SB": float(np.sum(region == 1))}
+    out["fraction_sr_background"] = out["background"]["SR"] / max(
+        out["background"]["SR"] + out["background"]["SB"], 1.0
+    )
+    return out
+
+
+def check_study_sizes(data, study, extra_background_sr: int = 0) -> list[str]:
+    """Compare the study design's needs with the expected counts; ConfigError on shortfall.
+
+    Args:
+      data: the `data` section dataclass (simulator or Pythia).
+      study: the `study` section dataclass.
+      extra_background_sr: SR background a method needs beyond the study (e.g. the
+        transfer-learning source sample, which must not overlap the study's events).
+
+    Returns:
+      Lines describing the counts (for the dry run's report).
+    """
+    counts = _simulator_counts(data) if data.source == "simulator" else _pythia_counts(data)
+    fraction = counts["fraction_sr_background"]
+    n_sb_background = study.n_background_sr * (1 - fraction) / fraction
+    if data.source == "simulator":
+        extra_background_sr = 0
+    need = {
+        ("background", "SR"): study.n_test_background + study.n_background_sr + extra_background_sr,
+        ("background", "SB"): n_sb_background,
+        ("signal", "SR"): study.n_test_signal + max(study.injections),
+    }
+    keys = {
+        "simulator": {"background": "data.n_background", "signal": "data.n_signal"},
+        "pythia": {"background": "data.max_events or more shards", "signal": "more shards"},
+    }[data.source]
+    problems, lines = [], []
+    if extra_background_sr and data.source == "pythia":
+        # The source sample takes SR background that no pseudo-experiment drew; each of the
+        # E = injections x pseudo-experiments members draws n_background_sr of the N events
+        # left after the test set, so about N (1 - n/N)^E stay unused.
+        pool = counts["background"]["SR"] - study.n_test_background
+        members = len(study.injections) * study.n_pseudo_experiments
+        unused = pool * (1 - min(study.n_background_sr / max(pool, 1), 1)) ** members
+        lines.append(
+            f"source background (SR, unused by the study): need "
+            f"{extra_background_sr}, expect {unused:.0f}"
+        )
+        if extra_background_sr > unused:
+            problems.append(
+                f"source background: transfer/meta-learning need {extra_background_sr} SR "
+                f"background events that the study does not use, about {unused:.0f} remain "
+                "(lower method...source.n_background or the study's sizes, or add QCD shards)"
+            )
+        need[("background", "SR")] -= extra_background_sr
+    for (sample, region), n in need.items():
+        have = counts[sample][region]
+        lines.append(f"{sample} {region}: need {n:.0f}, expect {have:.0f}")
+        if n > have:
+            problems.append(
+                f"{sample} {region}: the study needs {n:.0f} events, the data give about "
+                f"{have:.0f} (raise {keys[sample]}, or lower study.n_background_sr, "
+                "study.n_test_background, study.n_test_signal or the largest injection)"
+            )
+    if problems:
+        raise ConfigError("not enough events for this study design: " + "; ".join(problems))
+    return lines
+
+
+def _method_sections(cfg, name: str) -> list[tuple[str, Any]]:
+    """The method's own sections, validated; (label, method name) pairs for `compare`."""
+    from omegaconf import OmegaConf
+
+    from jaxws import methods
+
+    if name == "compare":
+        entries = OmegaConf.to_container(cfg.method, resolve=True)
+        chosen = entries.get("methods") or {}
+        if not chosen:
+            raise ConfigError("method.methods must name at least one method to compare")
+        out = []
+        for label, section in chosen.items():
+            if "name" not in section:
+                raise ConfigError(f"method.methods.{label} needs a 'name'")
+            out.append((label, section))
+        return out
+    methods.load(name)  # unknown names fail here
+    return [(name, OmegaConf.to_container(cfg.method, resolve=True))]
+
+
+def _parse_study_method(section: dict) -> int:
+    """Validate one study method's section; returns the SR background its source sample needs."""
+    from omegaconf import OmegaConf
+
+    name = section.get("name")
+    if name == "cwola":
+        unknown = sorted(set(section) - {"name"})
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown} in config section 'method' (cwola)")
+        return 0
+    from jaxws.methods import transfer
+
+    if name == "transfer":
+        parts = transfer.method_sections(OmegaConf.create(section))
+    else:
+        from jaxws.methods import meta
+        from jaxws.methods.meta import study as meta_study
+
+        meta.get(name)
+        parts = meta_study._sections(OmegaConf.create({"method": section}))
+    return int(parts["source"].n_background)
+
+
+def validate(cfg) -> list[str]:
+    """Validate the whole composed config (and data sizes for studies); report lines.
+
+    Raises:
+      ConfigError: the first problem found, naming the key.
+    """
+    from jaxws import methods
+    from jaxws.track import TrackingConfig
+
+    from_section(TrackingConfig, cfg.tracking, "tracking")
+    name = str(cfg.method.name)
+    study_like = name in STUDY_METHODS
+    if not study_like:
+        try:
+            from jaxws.methods import meta
+
+            meta.get(name)
+            study_like = True
+        except (KeyError, ValueError, ImportError, AttributeError):
+            study_like = False
+    if not study_like:
+        module = methods.load(name)
+        if hasattr(module, "validate"):
+            return list(module.validate(cfg) or [f"method={name}: config valid"])
+        return [f"method={name}: sections parsed by the method at run time"]
+
+    from jaxws.data.sources import make_source
+    from jaxws.methods.study import StudySection, TrainingSection
+    from jaxws.models.registry import build_model
+
+    source = make_source(cfg.data)
+    study = from_section(StudySection, cfg.study, "study")
+    from_section(TrainingSection, cfg.training, "training")
+    build_model(cfg.model)
+    extra = 0
+    labels = []
+    for label, section in _method_sections(cfg, name):
+        extra = max(extra, _parse_study_method(section))
+        labels.append(label)
+    lines = [f"methods: {', '.join(labels)}"]
+    # The simulator draws the source sample's background afresh (jaxws.methods.pretrain);
+    # from shards it must come from events the study leaves unused.
+    lines += check_study_sizes(source.config, study, extra_background_sr=extra)
+    if extra and source.config.source == "pythia":
+        lines.append(check_source_models(source))
+    return lines
+
+
+def check_source_models(source) -> str:
+    """Transfer and meta-learning pretrain on every other benchmark: all must have shards."""
+    from jaxws.data.shards import ShardCollection
+    from jaxws.simulate.hidden_valley import canonical_name
+
+    have = set(ShardCollection(list(source.config.paths)).counts())
+    target = canonical_name(source.config.signal)
+    missing = [m for m in source.model_names() if canonical_name(m) not in have | {target}]
+    if missing:
+        raise ConfigError(
+            f"data.paths hold no events of the source models {missing} that transfer and "
+            "meta-learning pretrain on; generate them with `python -m jaxws.data.generate "
+            f"models=[{','.join(missing)}] out=DIR` and add DIR to data.paths "
+            "(experiments/pythia_study.sh does this)"
+        )
+    return f"source models: {len(source.model_names()) - 1} found"
