@@ -21,7 +21,7 @@ from jaxws.simulate import (
 from jaxws.simulate.jets import MJJ_WINDOW, signal_jet_shape
 
 N = 4000
-C = 64
+C = 256
 SEED = 7
 
 
@@ -178,24 +178,21 @@ def test_jets_constituents_and_mjj_are_consistent(events):
     assert np.abs((w * c[..., 2]).sum(-1)).max() < 1e-4
 
 
-def test_multiplicity_and_width_ordering_between_models(events, background, signal):
-    # Documented ordering of the means (docs/simulator.md): ID falls with Lambda, DD below ID,
-    # every ID benchmark above the background; widths grow with Lambda and with DD.
+def test_multiplicity_follows_the_pythia_trends_between_models(events, background, signal):
+    # Pythia 8 (docs/simulator.md, our generator and hv-reference): multiplicity rises from
+    # Lambda_D = 1 to 10 and is flat above; ID above DD from Lambda_D = 5 on; every
+    # benchmark above QCD (71), the Lambda_D >= 5 ones by 1.7-2.5x.
     shapes = {n: signal_jet_shape(benchmark(n)) for n in benchmark_names()}
     for scenario in ("id", "dd"):
         mult = [
             float(shapes[f"{scenario}_lambda{lam}"].mean_multiplicity)
             for lam in (1, 5, 10, 20, 30, 40, 50)
         ]
-        width = [
-            float(shapes[f"{scenario}_lambda{lam}"].core_width)
-            for lam in (1, 5, 10, 20, 30, 40, 50)
-        ]
-        assert np.all(np.diff(mult) < 0) and np.all(np.diff(width) > 0)
-    for lam in (1, 5, 10, 20, 30, 40, 50):
+        assert mult[0] < mult[1] < mult[2] and min(mult[2:]) > 0.9 * max(mult[2:])
+    for lam in (5, 10, 20, 30, 40, 50):
         id_shape, dd_shape = shapes[f"id_lambda{lam}"], shapes[f"dd_lambda{lam}"]
         assert float(dd_shape.mean_multiplicity) < float(id_shape.mean_multiplicity)
-    # The samples agree with the means and differ from the background by 10-60 %, not 10x.
+    # The samples agree with the calibrated means (the Poisson x log-logistic law's mean).
     means = {
         "background": background.n_constituents.mean(),
         "id_lambda10": signal["n_constituents"].mean(),
@@ -203,7 +200,7 @@ def test_multiplicity_and_width_ordering_between_models(events, background, sign
     }
     for name in ("id_lambda10", "dd_lambda10"):
         np.testing.assert_allclose(means[name], float(shapes[name].mean_multiplicity), rtol=0.04)
-        assert 1.1 < means[name] / means["background"] < 1.6
+        assert 1.7 < means[name] / means["background"] < 2.5
     assert means["id_lambda10"] > means["dd_lambda10"] > means["background"]
 
 
@@ -222,11 +219,15 @@ def _jet_features(constituents, jets, mjj):
 
 
 def test_without_signal_sr_and_sb_jets_are_indistinguishable(background, signal):
-    """KS tests of SR vs SB background jet features at a fixed seed (2 x 6 tests at p > 0.001).
+    """KS tests of SR vs SB background jet-shape features at a fixed seed (2 x 5 at p > 0.001).
 
+    The jet pT / mjj is left out: the pT > 750 GeV selection lets QCD's forward jets reach
+    larger rapidity differences at high mjj, so pT / mjj is lower in the SR than in the low
+    sideband, in Pythia (hv-reference) as here (`test_pt_over_mjj_differs_as_in_pythia`).
     Power: the same tests reject when 35 % of the SR is replaced by id_lambda10 signal.
     """
     feats = _jet_features(background.constituents, background.jets, background.mjj)
+    feats.pop("pt_over_mjj")
     sr, sb = background.region == 0, background.region == 1
     assert min(sr.sum(), sb.sum()) > 0.4 * N
     for name, values in feats.items():
@@ -237,3 +238,13 @@ def test_without_signal_sr_and_sb_jets_are_indistinguishable(background, signal)
     for name in ("multiplicity", "width"):
         contaminated = np.concatenate([feats[name][sr, 0][n_sig:], sig[name][:n_sig, 0]])
         assert stats.ks_2samp(contaminated, feats[name][sb, 0]).pvalue < 1e-3, name
+
+
+def test_pt_over_mjj_differs_as_in_pythia(background):
+    """Leading-jet pT / mjj: lower in the SR than in the low sideband, as in hv-reference
+    (0.256 in the SR there, 0.268 over the sidebands)."""
+    ratio = background.jets[:, 0, 0] / background.mjj
+    low_sb = (background.region == 1) & (background.mjj < 4700)
+    sr = background.region == 0
+    assert ratio[low_sb].mean() > ratio[sr].mean()
+    np.testing.assert_allclose(ratio[sr].mean(), 0.256, atol=0.01)

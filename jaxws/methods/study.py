@@ -107,6 +107,8 @@ class StudyInputs:
     model: Any
     source: Any
     signal_name: str
+    background_mjj: np.ndarray | None = None
+    background_region: np.ndarray | None = None
 
 
 def event_pool_images(events, data_config) -> np.ndarray:
@@ -134,7 +136,17 @@ def prepare(cfg, seed: int) -> StudyInputs:
     signal = source.signal(source.config.signal)
     experiments = build_pseudo_experiments(seed, background, signal, study.design())
     images = event_pool_images(pool_events(background, signal), source.config)
-    return StudyInputs(images, experiments, study, training, model, source, source.config.signal)
+    return StudyInputs(
+        images,
+        experiments,
+        study,
+        training,
+        model,
+        source,
+        source.config.signal,
+        background_mjj=np.asarray(background.mjj),
+        background_region=np.asarray(background.region),
+    )
 
 
 @dataclasses.dataclass
@@ -150,6 +162,7 @@ class StudyResult:
     final_z: np.ndarray  # (E, K)
     best_z: np.ndarray  # (E,)
     epochs: np.ndarray
+    sculpting: Any = None  # jaxws.methods.sculpting.Sculpting of the no-signal members
 
 
 def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
@@ -162,22 +175,37 @@ def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
       epochs: (E,) epochs each member trained (for the record).
     """
     experiments, study = inputs.experiments, inputs.study
-    test_images = jnp.asarray(inputs.images[experiments.test_index])
     n_members = len(experiments.injection)
     chunk = inputs.training.chunk_size
-    scores = np.concatenate(
-        [
-            np.asarray(
-                predict_ensemble(
-                    model,
-                    jax.tree.map(lambda a, s=start: a[s : s + chunk], variables),
-                    test_images,
-                    inputs.training.eval_batch_size,
+
+    def score(members: np.ndarray, images: np.ndarray) -> np.ndarray:
+        images = jnp.asarray(images)
+        return np.concatenate(
+            [
+                np.asarray(
+                    predict_ensemble(
+                        model,
+                        jax.tree.map(lambda a, m=members[s : s + chunk]: a[m], variables),
+                        images,
+                        inputs.training.eval_batch_size,
+                    )
                 )
-            )
-            for start in range(0, n_members, chunk)
-        ]
-    )
+                for s in range(0, len(members), chunk)
+            ]
+        )
+
+    scores = score(np.arange(n_members), inputs.images[experiments.test_index])
+    sculpted = None
+    no_signal = np.flatnonzero(experiments.injection == 0)
+    if len(no_signal) and inputs.background_mjj is not None:
+        from jaxws.methods.sculpting import sculpting_check
+
+        n_background = len(inputs.background_mjj)
+        sculpted = sculpting_check(
+            score(no_signal, inputs.images[:n_background]),
+            inputs.background_mjj,
+            inputs.background_region,
+        )
     labels = experiments.test_label
     eps_b = np.asarray(study.background_efficiencies, float)
     eps_s = np.empty((n_members, len(eps_b)))
@@ -209,6 +237,7 @@ def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
         final_z=np.asarray(working.significance),
         best_z=np.asarray(working.best_significance),
         epochs=np.zeros(n_members, int) if epochs is None else np.asarray(epochs),
+        sculpting=sculpted,
     )
 
 
@@ -377,6 +406,25 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
     return metrics, rows
 
 
+def _report_sculpting(tracker, inputs, results, metrics, figure_name) -> None:
+    """`sculpting.csv`, the mjj figure and the largest |pull| per method (sculpting.py)."""
+    from jaxws.methods.sculpting import sculpting_figure, sculpting_rows
+
+    checked = {m: r.sculpting for m, r in results.items() if r.sculpting is not None}
+    if not checked:
+        return
+    rows = [row for m, sc in checked.items() for row in sculpting_rows(m, sc)]
+    tracker.save_table("sculpting", rows)
+    for method, sc in checked.items():
+        key = method.lower().replace(" ", "_").replace("-", "_")
+        metrics[f"{key}/sculpting_max_abs_pull"] = float(np.max(np.abs(sc.pull)))
+    label = (
+        f"{inputs.signal_name} study, background pool of {len(inputs.background_mjj)} events, "
+        f"{len(next(iter(checked.values())).pull)} no-signal classifiers per method"
+    )
+    tracker.save_figure(f"{figure_name}_sculpting", sculpting_figure(checked, label))
+
+
 def report(
     tracker, inputs: StudyInputs, results: dict[str, StudyResult], figure_name: str = "significance"
 ) -> dict[str, Any]:
@@ -414,6 +462,7 @@ def report(
                     }
                 )
     tracker.save_table("working_points", working_rows)
+    _report_sculpting(tracker, inputs, results, metrics, figure_name)
     first = next(iter(results.values()))
     injections, initial = _by_injection(first, first.initial_z)
     curves = {method: _by_injection(r, r.best_z)[1] for method, r in results.items()}

@@ -71,12 +71,12 @@ class BackgroundParams:
     dijet_p1: float | jax.Array = 8.0
     dijet_p2: float | jax.Array = 3.2
     dijet_p3: float | jax.Array = 0.0
-    ystar_tilt: float | jax.Array = 2.98
+    ystar_tilt: float | jax.Array = 3.13
     mean_multiplicity: float | jax.Array = 71.06
     multiplicity_shape: float | jax.Array = 6.176
     extra_prongs: float | jax.Array = 0.35
-    prong_spread: float | jax.Array = 0.02939
-    core_width: float | jax.Array = 0.1216
+    prong_spread: float | jax.Array = 0.008823
+    core_width: float | jax.Array = 0.1281
     pt_hierarchy: float | jax.Array = 1.3
     collinearity: float | jax.Array = 0.3
     width_spread: float | jax.Array = 0.8
@@ -160,25 +160,25 @@ WIDTH_SPREAD = 0.8
 _SIGNAL_SHAPES = {
     "id": np.array(
         [
-            [91.61, 7.498, 0.08982, 0.03261],
-            [144.3, 6.902, 0.1318, 0.002914],
-            [159.5, 8.59, 0.1479, 0.04288],
-            [168.7, 8.903, 0.1275, 0.2647],
-            [165.7, 11.01, 0.1204, 0.3261],
-            [171.9, 10.57, 0.1224, 0.4168],
-            [171.2, 12.31, 0.106, 0.4538],
+            [91.61, 7.498, 0.09349, 0.0009151],
+            [144.3, 6.902, 0.1402, 0.008935],
+            [159.5, 8.59, 0.1627, 0.05931],
+            [168.7, 8.903, 0.2005, 0.008668],
+            [165.7, 11.01, 0.216, 0.0238],
+            [171.9, 10.57, 0.2491, 0.08012],
+            [171.2, 12.31, 0.2395, 0.1828],
         ],
         np.float32,
     ),
     "dd": np.array(
         [
-            [85.75, 6.961, 0.1054, 0.001839],
-            [126, 7.24, 0.1391, 0.07016],
-            [130.8, 8.471, 0.1451, 0.1393],
-            [130.9, 10.11, 0.1092, 0.2776],
-            [128.7, 10.13, 0.1742, 0.1954],
-            [131.9, 10.52, 0.1342, 0.3124],
-            [124.5, 9.458, 0.1407, 0.3388],
+            [85.75, 6.961, 0.1103, 0.01628],
+            [126, 7.24, 0.1588, 0.008919],
+            [130.8, 8.471, 0.1634, 0.1371],
+            [130.9, 10.11, 0.1803, 0.1885],
+            [128.7, 10.13, 0.197, 0.2197],
+            [131.9, 10.52, 0.1455, 0.4287],
+            [124.5, 9.458, 0.16, 0.4049],
         ],
         np.float32,
     ),
@@ -357,7 +357,8 @@ def _dijet_kinematics(u: jax.Array, mjj, ystar_tilt, mass_over_pt):
     ystar = jnp.where(u[1] < 0.5, ystar, -ystar)
     # Boost: about 0.6 wide, squashed smoothly into the room that keeps both |eta| < 2.
     room = MAX_ETA - jnp.abs(ystar)
-    boost = room * jnp.tanh(0.6 * _logistic(u[2]) / room)
+    # 0.999: float32's tanh reaches 1, and |eta| must stay strictly below 2.
+    boost = 0.999 * room * jnp.tanh(0.6 * _logistic(u[2]) / room)
     eta = jnp.stack([boost + ystar, boost - ystar])
     imbalance = jnp.abs(0.04 * _logistic(u[3]))
     phi0 = jnp.pi * (2.0 * u[4] - 1.0)

@@ -1,0 +1,34 @@
+"""The mjj sculpting check: no pull for a classifier blind to mjj, a large one otherwise."""
+
+import numpy as np
+import pytest
+
+from jaxws.methods.sculpting import sculpting_check
+
+
+def _background(n=20000, seed=0):
+    rng = np.random.default_rng(seed)
+    mjj = rng.uniform(4400, 5800, n)
+    region = np.where((mjj >= 4700) & (mjj < 5500), 0, 1)
+    return rng, mjj, region
+
+
+def test_scores_independent_of_mjj_give_standard_normal_pulls():
+    rng, mjj, region = _background()
+    scores = rng.normal(size=(200, len(mjj)))
+    out = sculpting_check(scores, mjj, region, efficiencies=(0.1,))
+    pulls = out.pull[:, 0]
+    # 200 independent classifiers: mean 0 +- 0.07, std 1 +- 0.05 (5 sigma bounds below).
+    assert abs(pulls.mean()) < 0.35 and 0.75 < pulls.std() < 1.25
+    np.testing.assert_allclose(out.efficiency_sr[:, 0], 0.1, atol=1e-3)
+    # Efficiency in every mjj bin consistent with flat.
+    assert np.nanmax(np.abs(out.efficiency_by_mjj.mean(axis=0)[0] - 0.1)) < 0.01
+
+
+def test_scores_that_follow_mjj_are_flagged():
+    rng, mjj, region = _background(seed=1)
+    scores = rng.normal(size=(3, len(mjj))) + 0.5 * (mjj < 4700)  # low sideband looks SR-like
+    out = sculpting_check(scores, mjj, region)
+    assert np.all(out.pull > 5)
+    with pytest.raises(ValueError, match="SR and SB"):
+        sculpting_check(scores, mjj, np.zeros_like(region))
