@@ -3,8 +3,8 @@
 # QCD and the Lambda_D = 10 signals come from ../shared/data/hv-reference; the 12 other
 # benchmarks (the transfer and meta-learning sources) are generated here once: 500 events per
 # model, resumable (finished shards are verified and skipped), cached under
-# ${PYTHIA_BENCHMARKS:-data/pythia-benchmarks}. Generation took 9 min on the 2-core CPU under load
-# (about 3 min of CPU per 1000 events per model); the study takes as long as `make demo`.
+# ${PYTHIA_BENCHMARKS:-data/pythia-benchmarks}. Generating them took 2 min 40 s on the 2-core CPU
+# (one process, machine shared with other jobs); the study takes about as long as `make demo`.
 set -euo pipefail
 out=${PYTHIA_BENCHMARKS:-data/pythia-benchmarks}
 models='[id_lambda1,id_lambda5,id_lambda20,id_lambda30,id_lambda40,id_lambda50,dd_lambda1,dd_lambda5,dd_lambda20,dd_lambda30,dd_lambda40,dd_lambda50]'
