@@ -172,3 +172,19 @@ def test_event_images_with_channels_and_bad_channel_names():
     for bad in (("pt", "pt"), ("mass",), ()):
         with pytest.raises(ValueError, match="image channels"):
             jet_images(jnp.asarray(events[0]), 6, channels=bad)
+
+
+def test_study_images_refuse_events_without_constituents():
+    from types import SimpleNamespace
+
+    from jaxws.config import ConfigError
+    from jaxws.methods.study import event_pool_images
+
+    rng = np.random.default_rng(13)
+    events = np.stack([np.stack([_random_jet(rng), _random_jet(rng, 12)]) for _ in range(5)])
+    events[3, 1, :, 0] = 0.0  # event 3's second jet has no constituent
+    config = SimpleNamespace(resolution=6, normalize_images=True, channels=("pt",))
+    with pytest.raises(ConfigError, match=r"1 of 5 events .*first event index 3"):
+        event_pool_images(SimpleNamespace(constituents=events), config)
+    with pytest.raises(ConfigError, match="C >= 1"):
+        event_pool_images(SimpleNamespace(constituents=events[:, :, :0]), config)

@@ -115,8 +115,21 @@ def event_pool_images(events, data_config) -> np.ndarray:
     """Jet images of an event pool as the data config asks (resolution, normalisation,
     channels): (N, 2, R, R) float32 for one channel, (N, 2, R, R, K) for K; made on the device.
     """
+    from jaxws.config import ConfigError
     from jaxws.data.images import event_images
 
+    constituents = np.asarray(events.constituents)
+    if constituents.ndim != 4 or constituents.shape[2] == 0:
+        raise ConfigError(
+            f"jet images need constituents (N, 2, C, 3) with C >= 1; the events hold "
+            f"{constituents.shape}"
+        )
+    empty = np.flatnonzero(~np.any(constituents[..., 0] > 0, axis=2).all(axis=1))
+    if len(empty):
+        raise ConfigError(
+            f"jet images need constituents: {len(empty)} of {len(constituents)} events have a "
+            f"jet without any (first event index {empty[0]})"
+        )
     images = event_images(
         jnp.asarray(events.constituents),
         data_config.resolution,
