@@ -271,9 +271,11 @@ def source_sample(
             background = background.take(keep)
     parts = [_signal_region(background, n_background, "source background")]
     model_index = [np.full(n_background, -1)]
+    simulated = hasattr(config, "seed") and hasattr(config, "n_background")
     for k, name in enumerate(sources):
-        # Most signal falls in the SR; draw 2x and keep the first SR events.
-        events = source.signal(name, 2 * n_signal_per_model + 100)
+        # Most signal falls in the SR: simulate 2x and keep the first SR events; from shards,
+        # read every event of the model (its SR events may be fewer than asked: named below).
+        events = source.signal(name, 2 * n_signal_per_model + 100 if simulated else None)
         parts.append(_signal_region(events, n_signal_per_model, f"source model {name}"))
         model_index.append(np.full(n_signal_per_model, k))
     events = JetEvents.concatenate(parts)
