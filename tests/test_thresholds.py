@@ -69,13 +69,14 @@ def test_threshold_table_ratio_to_cwola_and_columns():
     cwola = _result(np.array([[0.0] * 3, [1.0] * 3, [3.0] * 3, [10.0] * 3]), injections, initial)
     better = _result(np.array([[0.0] * 3, [3.0] * 3, [6.0] * 3, [12.0] * 3]), injections, initial)
     rows = threshold_table({"CWoLa": cwola, "Transfer": better})
-    assert list(rows[0])[:6] == [
+    assert list(rows[0])[:7] == [
         "method",
         "threshold_z",
         "threshold_z_std",
         "signal_for_5sigma",
         "signal_for_5sigma_std",
         "ratio_to_cwola",
+        "threshold_kind",
     ]
     by = {r["method"]: r for r in rows}
     assert by["CWoLa"]["signal_for_5sigma"] == pytest.approx(200 + 200 * 2 / 7)
@@ -86,3 +87,5 @@ def test_threshold_table_ratio_to_cwola_and_columns():
     )
     # CWoLa crosses the slope-1 line between initial 4 (excess -1) and 8 (excess +2).
     assert by["CWoLa"]["threshold_z"] == pytest.approx(4 + 4 / 3)
+    assert by["CWoLa"]["threshold_kind"] == "crossing"
+    assert by["Transfer"]["threshold_kind"] == "below range"  # above the line everywhere

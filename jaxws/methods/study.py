@@ -340,7 +340,15 @@ def bootstrap_thresholds(
         finite = values[np.isfinite(values)]
         return float(finite.std(ddof=1)) if len(finite) >= max(2, n_bootstrap // 2) else np.nan
 
+    excess = mean - np.asarray(initial_z, float)
+    if excess[-1] < 0:
+        kind = "not reached"  # below the line at the largest injection: threshold above range
+    elif np.all(excess >= 0):
+        kind = "below range"  # above the line everywhere: threshold_z is an upper bound
+    else:
+        kind = "crossing"
     return {
+        "threshold_kind": kind,
         "threshold_z": learning_threshold(initial_z, mean),
         "threshold_z_std": spread(thresholds),
         "signal_for_5sigma": signal_for_discovery(injections, initial_z, mean[:, None])[0],
@@ -375,6 +383,7 @@ def threshold_table(results: dict[str, StudyResult], reference: str = "CWoLa") -
         "signal_for_5sigma",
         "signal_for_5sigma_std",
         "ratio_to_cwola",
+        "threshold_kind",
         "threshold_defined",
         "signal_defined",
     ]
@@ -452,9 +461,14 @@ def report(
         key = row["method"].lower().replace(" ", "_").replace("-", "_")
         for name in ("threshold_z", "threshold_z_std", "ratio_to_cwola"):
             metrics[f"{key}/{name}"] = row[name]
+        threshold = {
+            "crossing": f"learning threshold Z = {row['threshold_z']:.2f} "
+            f"+- {row['threshold_z_std']:.2f}",
+            "below range": f"learning threshold Z < {row['threshold_z']:.2f} (below the scan)",
+            "not reached": "learning threshold above the scanned range",
+        }[row["threshold_kind"]]
         print(
-            f"{row['method']:>10}: learning threshold Z = {row['threshold_z']:.2f} "
-            f"+- {row['threshold_z_std']:.2f}; signal for 5 sigma = "
+            f"{row['method']:>10}: {threshold}; signal for 5 sigma = "
             f"{row['signal_for_5sigma']:.0f} +- {row['signal_for_5sigma_std']:.0f}"
             f" (ratio to CWoLa {row['ratio_to_cwola']:.2f})"
         )
