@@ -633,7 +633,6 @@ def fit_ensemble(
     for c in range(n_chunks):
         index = np.arange(c * chunk, min((c + 1) * chunk, n_members))
         padded = np.concatenate([index, np.full(chunk - len(index), index[0])])
-        padded = padded[: max(len(index), chunk)]
         if checkpoint_dir is not None:
             tag = resume.fingerprint(
                 repr(trainer.model),
