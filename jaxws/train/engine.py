@@ -10,7 +10,17 @@ Design (STYLE.md; purejaxrl, learned_optimization):
   flag inside the compiled code, so the ensemble keeps running until its last member stops
   and each member's result equals its solo run (`fit_ensemble(keys)[i] == fit(keys[i])`).
 - The epoch loop itself runs on the host: it shows a progress bar, ends as soon as every
-  member is done, and never logs from inside jit.
+  member is done, and never logs from inside jit. Between epochs it compacts an ensemble
+  chunk: once at most half of its members still train, the others are set aside and the
+  running ones continue in a chunk of the next power of two (`compact_width`), so stopped
+  members stop costing compute (a bounded set of compiled sizes; each member's result is
+  unchanged, being a pure function of its own inputs).
+- Compile once: `fit` and `fit_ensemble` use the `Trainer` that `trainer_for` keeps per
+  (model, config, loss, trainable predicate), so repeated calls reuse its compiled programs;
+  the epoch donates its input state; the persistent compilation cache is switched on when
+  this module is imported (`jaxws.train.compile_cache`).
+- With more than one local device the member axis is sharded over all of them
+  (`member_sharding`, one mesh axis); the data pool is replicated.
 - Optimiser: Adam with Keras' defaults (b1 0.9, b2 0.999, eps 1e-7) as in arXiv:2312.06152;
   the learning rate is a per-member pytree leaf (`Hparams`), so a learning-rate sweep is one
   compiled program.
@@ -677,12 +687,12 @@ def fit_ensemble(
 
 def predict(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
     """Model outputs in inference mode for every event of `x`, in chunks of `batch_size`."""
-    return _predict_fn(model, batch_size)(variables, x)
+    return _predict_fn(model, batch_size, layers.conv_method_override())(variables, x)
 
 
 def predict_ensemble(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
     """(E, N) outputs of E members (variables with a leading member axis) on shared `x`."""
-    return _predict_ensemble_fn(model, batch_size)(variables, x)
+    return _predict_ensemble_fn(model, batch_size, layers.conv_method_override())(variables, x)
 
 
 def _predict_impl(model: nn.Module, batch_size: int):
@@ -703,13 +713,13 @@ def _predict_impl(model: nn.Module, batch_size: int):
     return impl
 
 
-# Cached per (module, batch size): flax modules are hashable dataclasses, so repeated
-# predictions with the same architecture reuse one compiled program.
+# Cached per (module, batch size, convolution override): flax modules are hashable
+# dataclasses, so repeated predictions with the same architecture reuse one compiled program.
 @functools.lru_cache(maxsize=32)
-def _predict_fn(model: nn.Module, batch_size: int):
+def _predict_fn(model: nn.Module, batch_size: int, conv_method: str | None):
     return jax.jit(_predict_impl(model, batch_size))
 
 
 @functools.lru_cache(maxsize=32)
-def _predict_ensemble_fn(model: nn.Module, batch_size: int):
+def _predict_ensemble_fn(model: nn.Module, batch_size: int, conv_method: str | None):
     return jax.jit(jax.vmap(_predict_impl(model, batch_size), in_axes=(0, None)))
