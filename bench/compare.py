@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -233,8 +234,8 @@ def compile_section(args) -> None:
 
     def child(clear: bool) -> float:
         if clear:
-            for name in os.listdir(cache):
-                os.remove(os.path.join(cache, name))
+            shutil.rmtree(cache, ignore_errors=True)
+            os.makedirs(cache)
         out = subprocess.run(
             [sys.executable, "-c", COMPILE_CHILD], env=env, capture_output=True, text=True
         )
