@@ -65,29 +65,19 @@ class TorchJetCNN(nn.Module):
         return log_p - log_1mp
 
 
-def train_throughput(
-    model_spec: dict,
-    image_size: int,
-    batch_size: int,
-    steps: int,
-    repeats: int,
-    threads: int = 2,
-    seed: int = 0,
-) -> dict:
-    """Time steady-state training steps of one PyTorch model on random jet images.
+def make_step(model_spec: dict, image_size: int, batch_size: int, threads: int = 2, seed: int = 0):
+    """A function that runs one PyTorch training step on random jet images.
 
     Args:
       model_spec: `PAPER_CNN`-like dict (conv_features, kernel_sizes, pool_after,
         dense_features).
       image_size: R of the (R, R) jet images.
       batch_size: events per step.
-      steps: timed steps per repeat (one untimed warm-up step comes first).
-      repeats: timed repeats; the fastest is kept (least disturbed by other load).
       threads: `torch.set_num_threads`.
       seed: seed of the weights and the random data.
 
     Returns:
-      dict with `step_s` (seconds per training step) and `setup_s` (first step, warm-up).
+      `step()`, which trains on one minibatch and returns when it is done.
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -99,22 +89,41 @@ def train_throughput(
         rng.exponential(size=(4 * batch_size, 2, image_size, image_size)).astype(np.float32)
     )
     labels = torch.from_numpy(rng.integers(0, 2, 4 * batch_size).astype(np.float32))
+    model.train()
 
-    def step(i: int) -> None:
+    def step() -> None:
         index = torch.from_numpy(rng.integers(0, pool.shape[0], batch_size))
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(model(pool[index]), labels[index])
         loss.backward()
         optimiser.step()
 
-    model.train()
+    return step
+
+
+def train_throughput(
+    model_spec: dict,
+    image_size: int,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    threads: int = 2,
+    seed: int = 0,
+) -> dict:
+    """Time steady-state training steps of one PyTorch model (args as `make_step`).
+
+    Returns:
+      dict with `step_s` (seconds per training step, fastest of `repeats` runs of `steps`)
+      and `setup_s` (first step, warm-up).
+    """
+    step = make_step(model_spec, image_size, batch_size, threads, seed)
     start = time.perf_counter()
-    step(0)
+    step()
     setup = time.perf_counter() - start
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        for i in range(steps):
-            step(i)
+        for _ in range(steps):
+            step()
         best = min(best, (time.perf_counter() - start) / steps)
     return {"step_s": best, "setup_s": setup}

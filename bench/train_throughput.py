@@ -90,30 +90,16 @@ def _peak_rss_bytes() -> int:
 
 
 def _patch_convolution(conv: str) -> None:
-    """Swap `layers.conv2d_same` (looked up at call time by `Conv2D`) for a variant.
+    """Force a convolution form for this process: `JAXWS_CONV`, read when the step is traced.
 
-    The library default is shift-and-matmul ("shift"); "im2col" and "lax" are the alternatives.
+    "shift" (one matmul per kernel offset), "im2col" and "lax"; "auto" keeps the library's
+    per-backend choice (im2col on CPU).
     """
-    if conv == "shift":
-        return
-    from jax import lax
-
     from jaxws.models import layers
 
-    if conv == "lax":
-
-        def conv2d(x, kernel, bias):
-            out = lax.conv_general_dilated(
-                x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-            return out + bias
-
-    elif conv == "im2col":
-        conv2d = layers.conv2d_im2col
-
-    else:
-        raise ValueError(f"unknown conv variant {conv!r}; expected im2col, lax or shift")
-    layers.conv2d_same = conv2d
+    if conv != "auto" and conv not in layers.CONV_METHODS:
+        raise ValueError(f"unknown conv variant {conv!r}; expected auto or {layers.CONV_METHODS}")
+    os.environ[layers.CONV_ENV] = conv
 
 
 def jax_case(

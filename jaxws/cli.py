@@ -38,16 +38,11 @@ def _group_name() -> str:
 
 
 def enable_compilation_cache() -> None:
-    """Reuse compiled XLA programs across runs (JAX's persistent cache; `JAXWS_JAX_CACHE`
-    overrides the directory, an empty value turns it off)."""
-    import os
+    """Reuse compiled XLA programs across runs: JAX's persistent cache in the user's cache
+    directory (`JAXWS_CACHE_DIR` overrides it; see `jaxws.train.compile_cache`)."""
+    from jaxws.train import compile_cache
 
-    import jax
-
-    directory = os.environ.get("JAXWS_JAX_CACHE", str(Path(".cache") / "jax-compilation"))
-    if directory:
-        jax.config.update("jax_compilation_cache_dir", directory)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    compile_cache.enable()
 
 
 def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:

@@ -1,4 +1,11 @@
-"""The ensemble engine: vmapped members equal solo fits; early stopping; freezing; bad input."""
+"""The ensemble engine: vmapped members equal solo fits (also when a chunk is compacted as
+members stop, and with the member axis sharded over two devices); early stopping; freezing;
+compiled programs reused; bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +16,10 @@ from jaxws.models import partition
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
 from jaxws.train import Hparams, MemberData, TrainConfig, Trainer, fit, fit_ensemble
+from jaxws.train.engine import compact_width, trainer_for
+from jaxws.train.losses import sigmoid_binary_cross_entropy
 
+ROOT = Path(__file__).resolve().parent.parent
 CONFIG = TrainConfig(batch_size=64, max_epochs=12, patience=3)
 
 
@@ -233,3 +243,124 @@ def test_ensemble_resumes_finished_chunks_and_ignores_stale_ones(tmp_path):
         checkpoint_dir=tmp_path,
     )
     assert len(calls) == 4
+
+
+def test_second_fit_with_the_same_model_and_config_does_not_retrace():
+    traces = []
+
+    def counting_loss(outputs, labels):  # runs only while a program is traced
+        traces.append(1)
+        return sigmoid_binary_cross_entropy(outputs, labels)
+
+    x, labels = gaussian_pool(n=300)
+    members = ragged_members(labels, [100, 120], n_val=60)
+    model = MLP(feature_widths=(4,), head_widths=(4,))
+    config = TrainConfig(batch_size=50, max_epochs=2, patience=2)
+    keys = jax.random.split(jax.random.key(0), 2)
+    rates = Hparams(jnp.array([1e-3, 2e-3]))
+    run_ensemble = lambda: fit_ensemble(
+        keys, model, x, members, rates, config, loss_fn=counting_loss
+    )
+    run_solo = lambda: fit(
+        keys[0], model, x, take(members, 0), Hparams(1e-3), config, loss_fn=counting_loss
+    )
+    first = run_ensemble()
+    run_solo()
+    traced = len(traces)
+    assert traced > 0
+    second = run_ensemble()
+    run_solo()
+    assert len(traces) == traced, "the second fit and fit_ensemble retraced"
+    assert_trees_close(first, second, atol=0)
+    assert trainer_for(model, config, counting_loss) is trainer_for(model, config, counting_loss)
+
+
+def test_trainer_for_other_arguments_is_refused():
+    x, labels = gaussian_pool(n=300)
+    member = take(ragged_members(labels, [100], n_val=50), 0)
+    model = MLP(feature_widths=(4,), head_widths=(4,))
+    trainer = Trainer(model, CONFIG)
+    with pytest.raises(ValueError, match="another model, config"):
+        fit(
+            jax.random.key(0),
+            model,
+            x,
+            member,
+            Hparams(1e-3),
+            CONFIG,
+            trainer=trainer,
+            trainable=partition.is_head,
+        )
+
+
+def test_compacted_ensemble_with_a_spread_of_stopping_epochs_equals_solo_fits():
+    # Training sets from 60 to 1000 events and learning rates over 1.5 decades: the members
+    # stop between a few epochs and the cap, so the chunk of 6 is compacted to 4, 2 and 1.
+    x, labels = gaussian_pool(n=1400, seed=2)
+    sizes = [60, 90, 1000, 130, 700, 200]
+    members = ragged_members(labels, sizes, n_val=200, seed=3)
+    rates = jnp.array([1e-2, 1e-2, 3e-4, 1e-2, 5e-4, 3e-3])
+    keys = jax.random.split(jax.random.key(11), len(sizes))
+    model = MLP(feature_widths=(16,), head_widths=(8,))
+    config = TrainConfig(batch_size=32, max_epochs=30, patience=2)
+    trainer = Trainer(model, config)
+    ensemble = fit_ensemble(keys, model, x, members, Hparams(rates), config, trainer=trainer)
+    epochs = np.asarray(ensemble.epochs)
+    assert len(set(epochs.tolist())) >= 3, f"stopping epochs not spread: {epochs}"
+    assert trainer._epoch_vmapped._cache_size() >= 2, "the chunk was never compacted"
+    for i in range(len(sizes)):
+        solo = fit(keys[i], model, x, take(members, i), Hparams(rates[i]), config, trainer=trainer)
+        assert int(solo.epochs) == int(epochs[i])
+        assert int(solo.best_epoch) == int(ensemble.best_epoch[i])
+        assert_trees_close(take(ensemble.variables, i), solo.variables, atol=1e-5)
+        np.testing.assert_allclose(ensemble.val_loss[i], solo.val_loss, atol=1e-5)
+
+
+def test_compact_width_is_a_power_of_two_multiple_of_the_devices():
+    assert [compact_width(a) for a in (1, 2, 3, 4, 5, 9)] == [1, 2, 4, 4, 8, 16]
+    assert [compact_width(a, devices=2) for a in (1, 3, 5)] == [2, 4, 8]
+    assert compact_width(5, devices=3) == 9
+
+
+SHARDED_CHILD = """
+import sys
+import jax, numpy as np
+sys.path.insert(0, sys.argv[2])
+from test_engine import sharding_case
+assert jax.local_device_count() == 2, jax.local_devices()
+result = sharding_case()
+np.savez(sys.argv[1], *[np.asarray(a) for a in jax.tree.leaves(result)])
+"""
+
+
+def sharding_case():
+    """An ensemble of 5 members (padded to 6 on 2 devices), compacted as members stop."""
+    x, labels = gaussian_pool(n=900, seed=5)
+    members = ragged_members(labels, [80, 600, 120, 400, 60], n_val=150, seed=6)
+    rates = Hparams(jnp.array([1e-2, 5e-4, 1e-2, 1e-3, 1e-2]))
+    keys = jax.random.split(jax.random.key(4), 5)
+    model = MLP(feature_widths=(8,), head_widths=(4,))
+    config = TrainConfig(batch_size=32, max_epochs=15, patience=2)
+    return fit_ensemble(keys, model, x, members, rates, config)
+
+
+def test_member_axis_sharded_over_two_devices_equals_one_device(tmp_path):
+    out = tmp_path / "sharded.npz"
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    subprocess.run(
+        [sys.executable, "-c", SHARDED_CHILD, str(out), str(ROOT / "tests")],
+        env=env,
+        check=True,
+        timeout=1800,  # seconds on 2 idle cores; generous for a shared machine
+    )
+    one_device = jax.tree.leaves(sharding_case())
+    with np.load(out) as sharded:
+        two_devices = [sharded[f"arr_{i}"] for i in range(len(sharded.files))]
+    assert len(two_devices) == len(one_device)
+    for a, b in zip(one_device, two_devices, strict=True):
+        np.testing.assert_allclose(np.asarray(a), b, atol=1e-6, rtol=0)

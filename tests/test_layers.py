@@ -1,11 +1,13 @@
-"""im2col convolution and reshape max-pooling against XLA's own ops, values and gradients."""
+"""Every convolution form and reshape max-pooling against XLA's own ops, values and gradients;
+the per-backend choice of form."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxws.models.layers import conv2d_im2col, conv2d_same, conv2d_shift_matmul, max_pool_2x2
+from jaxws.models import layers
+from jaxws.models.layers import CONV_METHODS, conv2d_same, max_pool_2x2
 
 
 def reference_conv(x, kernel, bias):
@@ -24,9 +26,10 @@ def reference_pool(x):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
-@pytest.mark.parametrize("conv", [conv2d_im2col, conv2d_shift_matmul], ids=["im2col", "shift"])
+@pytest.mark.parametrize("method", CONV_METHODS)
 @pytest.mark.parametrize("size,kernel_size,cin,cout", [(9, 3, 2, 4), (12, 5, 3, 2), (7, 4, 1, 3)])
-def test_conv_matches_lax_values_and_gradients(conv, size, kernel_size, cin, cout):
+def test_conv_matches_lax_values_and_gradients(method, size, kernel_size, cin, cout):
+    conv = lambda a, b, c: conv2d_same(a, b, c, method)
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(k1, (2, size, size, cin))
     kernel = jax.random.normal(k2, (kernel_size, kernel_size, cin, cout))
@@ -52,13 +55,31 @@ def test_max_pool_matches_reduce_window(size):
     np.testing.assert_array_equal(g_ours, g_ref)
 
 
-def test_vmapped_conv_equals_per_member():
+@pytest.mark.parametrize("method", CONV_METHODS)
+def test_vmapped_conv_equals_per_member(method):
     keys = jax.random.split(jax.random.key(3), 3)
-    x = jax.random.normal(keys[0], (4, 10, 10, 2))
+    x = jax.random.normal(keys[0], (5, 4, 10, 10, 2))
     kernels = jax.random.normal(keys[1], (5, 3, 3, 2, 6))
     biases = jax.random.normal(keys[2], (5, 6))
-    batched = jax.vmap(conv2d_same, in_axes=(None, 0, 0))(x, kernels, biases)
-    for m in range(5):
-        np.testing.assert_allclose(
-            batched[m], conv2d_same(x, kernels[m], biases[m]), rtol=1e-5, atol=1e-5
-        )
+    conv = lambda a, b, c: conv2d_same(a, b, c, method)
+    with jax.default_matmul_precision("highest"):
+        batched = jax.vmap(conv)(x, kernels, biases)
+        for m in range(5):
+            np.testing.assert_allclose(
+                batched[m], conv(x[m], kernels[m], biases[m]), rtol=1e-5, atol=1e-5
+            )
+
+
+def test_auto_form_follows_backend_and_override(monkeypatch):
+    assert layers.choose_conv_method("gpu", (5, 5), 1, 64) == "lax"
+    assert layers.choose_conv_method("cuda", (3, 3), 64, 128) == "lax"
+    assert layers.choose_conv_method("cpu", (5, 5), 1, 64) in CONV_METHODS
+    assert layers.choose_conv_method("cpu", (5, 5), 1, 64) != "shift"  # never 1-channel shifts
+    monkeypatch.setenv(layers.CONV_ENV, "rows")
+    assert layers.conv_method_override() == "rows"
+    monkeypatch.setenv(layers.CONV_ENV, "winograd")
+    with pytest.raises(ValueError, match="JAXWS_CONV='winograd'"):
+        layers.conv_method_override()
+    x = jnp.ones((1, 4, 4, 1))
+    with pytest.raises(ValueError, match="unknown convolution method 'fft'"):
+        conv2d_same(x, jnp.ones((3, 3, 1, 2)), jnp.zeros(2), "fft")

@@ -6,7 +6,13 @@ import pytest
 
 from jaxws.models.mlp import MLP
 from jaxws.train import Hparams, MemberData, TrainConfig, Trainer
-from jaxws.train.memory import EpochMemory, _program_bytes, choose_chunk_size, epoch_memory
+from jaxws.train.memory import (
+    EpochMemory,
+    _program_bytes,
+    choose_chunk_size,
+    epoch_memory,
+    epoch_program,
+)
 
 
 def test_epoch_memory_predicts_a_larger_ensemble():
@@ -28,9 +34,11 @@ def test_epoch_memory_predicts_a_larger_ensemble():
     members = jax.tree.map(lambda a: np.stack([a] * 4), member)
     keys = jax.random.split(jax.random.key(0), 4)
     states = jax.vmap(lambda k: trainer.init_state(trainer.init_variables(k, pool)))(keys)
-    compiled = trainer._epoch_vmapped.lower(
-        states, keys, pool, members, Hparams(learning_rate=np.full(4, 1e-3, np.float32))
-    ).compile()
+    compiled = (
+        epoch_program(trainer)
+        .lower(states, keys, pool, members, Hparams(learning_rate=np.full(4, 1e-3, np.float32)))
+        .compile()
+    )
     assert _program_bytes(compiled) == pytest.approx(memory.total(4), rel=0.1)
 
 

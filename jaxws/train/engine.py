@@ -10,7 +10,17 @@ Design (STYLE.md; purejaxrl, learned_optimization):
   flag inside the compiled code, so the ensemble keeps running until its last member stops
   and each member's result equals its solo run (`fit_ensemble(keys)[i] == fit(keys[i])`).
 - The epoch loop itself runs on the host: it shows a progress bar, ends as soon as every
-  member is done, and never logs from inside jit.
+  member is done, and never logs from inside jit. Between epochs it compacts an ensemble
+  chunk: once at most half of its members still train, the others are set aside and the
+  running ones continue in a chunk of the next power of two (`compact_width`), so stopped
+  members stop costing compute (a bounded set of compiled sizes; each member's result is
+  unchanged, being a pure function of its own inputs).
+- Compile once: `fit` and `fit_ensemble` use the `Trainer` that `trainer_for` keeps per
+  (model, config, loss, trainable predicate), so repeated calls reuse its compiled programs;
+  the epoch donates its input state; the persistent compilation cache is switched on when
+  this module is imported (`jaxws.train.compile_cache`).
+- With more than one local device the member axis is sharded over all of them
+  (`member_sharding`, one mesh axis); the data pool is replicated.
 - Optimiser: Adam with Keras' defaults (b1 0.9, b2 0.999, eps 1e-7) as in arXiv:2312.06152;
   the learning rate is a per-member pytree leaf (`Hparams`), so a learning-rate sweep is one
   compiled program.
@@ -39,9 +49,11 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxws.config import check
-from jaxws.models import partition
-from jaxws.train import early_stopping, resume
+from jaxws.models import layers, partition
+from jaxws.train import compile_cache, early_stopping, resume
 from jaxws.train.losses import sigmoid_binary_cross_entropy
+
+compile_cache.enable()
 
 LossFn = Callable[[Any, jnp.ndarray], jnp.ndarray]
 
@@ -64,6 +76,8 @@ class TrainConfig:
         CWoLa and fine-tuning, 20 for pretraining).
       eval_batch_size: events per forward pass when computing the validation loss.
       min_delta: an improvement must exceed this to reset the patience counter.
+      compact_members: in ensembles, once at most half of a chunk's members still train,
+        continue with those only (see `Trainer.run`); results are unchanged.
     """
 
     batch_size: int = 500
@@ -71,6 +85,7 @@ class TrainConfig:
     patience: int = 30
     eval_batch_size: int = 2048
     min_delta: float = 0.0
+    compact_members: bool = True
 
     def __post_init__(self):
         check(self.batch_size >= 1, f"training.batch_size must be >= 1, got {self.batch_size}")
@@ -183,8 +198,15 @@ class Trainer:
         self.config = config
         self.loss_fn = loss_fn
         self.trainable = trainable
-        self._epoch_single = jax.jit(self.epoch)
-        self._epoch_vmapped = jax.jit(jax.vmap(self.epoch, in_axes=(0, 0, None, 0, 0)))
+        # The state is donated: each epoch's new state reuses the previous one's buffers.
+        self._epoch_single = jax.jit(self.epoch, donate_argnums=0)
+        self._epoch_vmapped = jax.jit(
+            jax.vmap(self.epoch, in_axes=(0, 0, None, 0, 0)), donate_argnums=0
+        )
+        self._init_single = jax.jit(self.init_variables)
+        self._init_vmapped = jax.jit(jax.vmap(self.init_variables, in_axes=(0, None)))
+        self._state_single = jax.jit(self.init_state)
+        self._state_vmapped = jax.jit(jax.vmap(self.init_state))
 
     # -- pure functions -------------------------------------------------------------------
     def init_variables(self, key: jax.Array, pool) -> dict:
@@ -355,18 +377,117 @@ class Trainer:
         vmapped: bool,
         progress: bool | str = False,
     ) -> FitState:
-        """Run epochs until every member is done (host loop over a jitted epoch)."""
-        epoch_fn = self._epoch_vmapped if vmapped else self._epoch_single
+        """Run epochs until every member is done (host loop over a jitted epoch).
+
+        With `vmapped`, every leaf has a leading member axis. When `config.compact_members`
+        is set and at most half of the members still train, the finished ones are set aside
+        and the others go on in a chunk of `compact_width` members (the next power of two,
+        padded with copies of a running member), so stopped members stop costing compute;
+        each member's epochs are the same pure function of its own inputs either way. With
+        more than one local device the member axis is sharded over all of them.
+        """
+        # The epoch donates its state: work on copies, never on the caller's buffers.
+        states = jax.tree.map(jnp.copy, states)
         desc = progress if isinstance(progress, str) else "training"
         with tqdm(
             total=self.config.max_epochs, desc=desc, disable=not progress, leave=False
         ) as bar:
-            while not bool(np.all(jax.device_get(states.done))):
-                states = epoch_fn(states, keys, pool, members, hparams)
-                active = int(np.sum(~np.asarray(jax.device_get(states.done))))
-                bar.update(1)
-                bar.set_postfix(active=active)
-        return states
+            if not vmapped:
+                while not bool(jax.device_get(states.done)):
+                    states = self._epoch_single(states, keys, pool, members, hparams)
+                    bar.update(1)
+                return states
+            return self._run_ensemble(states, keys, pool, members, hparams, bar)
+
+    def _run_ensemble(self, states, keys, pool, members, hparams, bar) -> FitState:
+        shard, replicate = member_sharding()
+        pool = replicate(pool)
+        inputs = (keys, members, hparams)
+        width = keys.shape[0]
+        slots = np.arange(width)  # row r of `states` is member slots[r] of the chunk
+        n_real = width  # rows past n_real are padding copies
+        chunk_state = None  # the whole chunk's states, once compaction has begun
+        states, current = shard(states), shard(inputs)
+        while True:
+            states = self._epoch_vmapped(states, current[0], pool, current[1], current[2])
+            done = np.asarray(jax.device_get(states.done))[:n_real]
+            active = int(np.sum(~done))
+            bar.update(1)
+            bar.set_postfix(active=active)
+            if active == 0:
+                break
+            new_width = compact_width(active, jax.local_device_count())
+            if not (self.config.compact_members and active <= width // 2 and new_width < width):
+                continue
+            chunk_state = _put_rows(chunk_state, slots[:n_real], states)
+            running = slots[:n_real][~done]
+            slots = np.concatenate([running, np.full(new_width - active, running[0])])
+            n_real, width = active, new_width
+            states = shard(_take(chunk_state, slots))
+            current = shard(_take(inputs, slots))
+        if chunk_state is None:
+            return states
+        return _put_rows(chunk_state, slots[:n_real], states)
+
+
+def compact_width(active: int, devices: int = 1) -> int:
+    """Members in a compacted chunk: the next power of two >= `active`, a multiple of
+    `devices` (so that the set of compiled sizes stays small and shards evenly)."""
+    width = 1 << max(0, active - 1).bit_length()
+    return math.ceil(width / devices) * devices
+
+
+def _put_rows(chunk_state, slots, states):
+    """Write the first len(slots) rows of `states` into rows `slots` of `chunk_state`."""
+    rows = _take(states, np.arange(len(slots)))
+    if chunk_state is None and np.array_equal(slots, np.arange(len(slots))):
+        return rows
+    return jax.tree.map(lambda whole, part: whole.at[slots].set(part), chunk_state, rows)
+
+
+def member_sharding():
+    """Functions that place pytrees on all local devices: (shard the leading member axis,
+    replicate). Both are the identity on one device."""
+    devices = jax.local_devices()
+    if len(devices) == 1:
+        return (lambda tree: tree), (lambda tree: tree)
+    mesh = jax.sharding.Mesh(np.array(devices), ("members",))
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("members"))
+    whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return (
+        lambda tree: jax.device_put(tree, split),
+        lambda tree: jax.device_put(tree, whole),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_trainer(model, config, loss_fn, trainable, conv_method) -> Trainer:
+    del conv_method  # part of the key only: the convolution form is chosen at trace time
+    return Trainer(model, config, loss_fn, trainable)
+
+
+def trainer_for(
+    model: nn.Module,
+    config: TrainConfig,
+    loss_fn: LossFn = sigmoid_binary_cross_entropy,
+    trainable: partition.Predicate = partition.everything,
+) -> Trainer:
+    """The `Trainer` kept for these arguments (flax modules and configs compare by value,
+    functions by identity), so that repeated fits reuse its compiled programs."""
+    return _cached_trainer(model, config, loss_fn, trainable, layers.conv_method_override())
+
+
+def _trainer(trainer, model, config, loss_fn, trainable) -> Trainer:
+    if trainer is None:
+        return trainer_for(model, config, loss_fn, trainable)
+    given = (model, config, loss_fn, trainable)
+    kept = (trainer.model, trainer.config, trainer.loss_fn, trainer.trainable)
+    if any(a is not b and a != b for a, b in zip(given, kept, strict=True)):
+        raise ValueError(
+            "`trainer` was built for another model, config, loss_fn or trainable predicate "
+            "than the ones passed; pass the same ones or leave `trainer` out"
+        )
+    return trainer
 
 
 def _as_device_pool(pool):
@@ -432,20 +553,22 @@ def fit(
       trainable: which parameters are trained (others stay bit-identical).
       init_variables: start from these variables (e.g. pretrained) instead of a fresh init;
         the initialisation key is then unused.
-      trainer: reuse a `Trainer` (and its compiled functions) across calls.
+      trainer: a `Trainer` to use; by default the one `trainer_for` keeps for these
+        model, config, loss and predicate, so calls with the same ones reuse its compiled
+        programs.
       progress: show a progress bar (a string sets its label).
 
     Returns:
       `FitResult` with the best (lowest validation loss) variables.
     """
-    trainer = trainer or Trainer(model, config, loss_fn, trainable)
+    trainer = _trainer(trainer, model, config, loss_fn, trainable)
     pool, n_pool = _as_device_pool(pool)
     member = jax.tree.map(jnp.asarray, member)
     _check_members(member, n_pool, batched=False)
     init_key, train_key = jax.random.split(key)
     if init_variables is None:
-        init_variables = trainer.init_variables(init_key, pool)
-    state = trainer.init_state(init_variables)
+        init_variables = trainer._init_single(init_key, pool)
+    state = trainer._state_single(init_variables)
     hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), hparams)
     state = trainer.run(state, train_key, pool, member, hparams, vmapped=False, progress=progress)
     return trainer.result(state)
@@ -489,7 +612,7 @@ def fit_ensemble(
     Returns:
       `FitResult` whose leaves have a leading member axis E.
     """
-    trainer = trainer or Trainer(model, config, loss_fn, trainable)
+    trainer = _trainer(trainer, model, config, loss_fn, trainable)
     pool, n_pool = _as_device_pool(pool)
     members = jax.tree.map(jnp.asarray, members)
     hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), hparams)
@@ -509,10 +632,11 @@ def fit_ensemble(
     chunk = n_members if chunk_size is None else max(1, min(chunk_size, n_members))
     # Balance the chunks (25 members at chunk_size 20 -> 2 chunks of 13, not 20 + 5 padded to 20).
     chunk = math.ceil(n_members / math.ceil(n_members / chunk))
+    # With several devices the member axis is sharded: a chunk is a multiple of their number.
+    chunk = math.ceil(chunk / jax.local_device_count()) * jax.local_device_count()
     split_keys = jax.vmap(jax.random.split)(keys)
     init_keys, train_keys = split_keys[:, 0], split_keys[:, 1]
-    init_fn = jax.jit(jax.vmap(trainer.init_variables, in_axes=(0, None)))
-    state_fn = jax.jit(jax.vmap(trainer.init_state))
+    init_fn, state_fn = trainer._init_vmapped, trainer._state_vmapped
     results = []
     n_chunks = math.ceil(n_members / chunk)
     pool_digest = resume.fingerprint(pool) if checkpoint_dir is not None else None
@@ -563,12 +687,12 @@ def fit_ensemble(
 
 def predict(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
     """Model outputs in inference mode for every event of `x`, in chunks of `batch_size`."""
-    return _predict_fn(model, batch_size)(variables, x)
+    return _predict_fn(model, batch_size, layers.conv_method_override())(variables, x)
 
 
 def predict_ensemble(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
     """(E, N) outputs of E members (variables with a leading member axis) on shared `x`."""
-    return _predict_ensemble_fn(model, batch_size)(variables, x)
+    return _predict_ensemble_fn(model, batch_size, layers.conv_method_override())(variables, x)
 
 
 def _predict_impl(model: nn.Module, batch_size: int):
@@ -589,13 +713,13 @@ def _predict_impl(model: nn.Module, batch_size: int):
     return impl
 
 
-# Cached per (module, batch size): flax modules are hashable dataclasses, so repeated
-# predictions with the same architecture reuse one compiled program.
+# Cached per (module, batch size, convolution override): flax modules are hashable
+# dataclasses, so repeated predictions with the same architecture reuse one compiled program.
 @functools.lru_cache(maxsize=32)
-def _predict_fn(model: nn.Module, batch_size: int):
+def _predict_fn(model: nn.Module, batch_size: int, conv_method: str | None):
     return jax.jit(_predict_impl(model, batch_size))
 
 
 @functools.lru_cache(maxsize=32)
-def _predict_ensemble_fn(model: nn.Module, batch_size: int):
+def _predict_ensemble_fn(model: nn.Module, batch_size: int, conv_method: str | None):
     return jax.jit(jax.vmap(_predict_impl(model, batch_size), in_axes=(0, None)))

@@ -42,6 +42,16 @@ def _program_bytes(compiled) -> int:
     )
 
 
+def epoch_program(trainer: Trainer):
+    """The vmapped epoch of `trainer` as jitted without donating its state.
+
+    `Trainer` donates the state to its epoch, which lets XLA reuse the input buffers for the
+    output; how much it reuses is not linear in the members. Without donation the footprint is
+    linear, and an upper bound of the donating program's.
+    """
+    return jax.jit(jax.vmap(trainer.epoch, in_axes=(0, 0, None, 0, 0)))
+
+
 def epoch_memory(trainer: Trainer, pool, member: MemberData) -> EpochMemory:
     """Shared and per-member bytes of `trainer`'s vmapped epoch (compiled, not run).
 
@@ -65,9 +75,10 @@ def epoch_memory(trainer: Trainer, pool, member: MemberData) -> EpochMemory:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((members, *a.shape), a.dtype), tree)
 
     sizes = []
+    program = epoch_program(trainer)
     for members in (1, 2):
         keys = jax.eval_shape(lambda k, n=members: jax.random.split(k, n), key)
-        compiled = trainer._epoch_vmapped.lower(
+        compiled = program.lower(
             stacked(state, members),
             keys,
             pool_shapes,

@@ -1,0 +1,367 @@
+"""Side-by-side comparisons of the training engine on this machine (issue 10, item 7).
+
+Every comparison runs its cases in one process, interleaved round-robin, and reports medians
+with their spread and the load average before and after (bench/timing.py). Sections:
+
+- `step`: one training step of a jet CNN (batch 500, two 25 x 25 jets per event) for each
+  convolution form of `jaxws.models.layers` and for the PyTorch peer (bench/torch_peer.py,
+  2 threads), in wall-clock and in process CPU seconds (GFLOP per CPU-second counts the
+  analytic FLOPs of bench/train_throughput.py).
+- `members`: total events/s of E = 1 against E members as one program, vmapped or one after
+  another with `lax.map`.
+- `compile`: seconds to build and compile the slim CNN's `fit_ensemble` programs in a fresh
+  process, with an empty and with a warm persistent compilation cache (interleaved processes).
+- `stopping`: `fit_ensemble` with and without compaction of stopped members on an ensemble
+  whose members stop at a spread of epochs: member-epochs computed and wall-clock.
+
+  JAX_PLATFORMS=cpu python bench/compare.py step --model paper --forms im2col,shift,lax --torch
+  JAX_PLATFORMS=cpu python bench/compare.py members --model slim --members 8
+  JAX_PLATFORMS=cpu python bench/compare.py compile
+  JAX_PLATFORMS=cpu python bench/compare.py stopping
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import timing  # noqa: E402
+
+IMAGE_SIZE = 25
+BATCH_SIZE = 500
+POOL_EVENTS = 2000
+
+
+def _spec(model: str) -> dict:
+    from jaxws.models.cnn import PAPER_CNN, SLIM_CNN
+
+    return {"slim": SLIM_CNN, "paper": PAPER_CNN}[model]
+
+
+def _flops_per_step(model: str) -> float:
+    import train_throughput
+
+    return BATCH_SIZE * train_throughput.training_flops_per_event(_spec(model), IMAGE_SIZE)
+
+
+def _train_steps_program(model: str, members: int, steps: int, mode: str, form: str):
+    """A compiled program of `steps` engine train steps for `members` members, and its args.
+
+    mode: "single" (E = 1, the `fit` path), "vmap" or "map" (`lax.map` over members).
+    form: convolution form ("auto" or one of `layers.CONV_METHODS`), fixed at trace time.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxws.models import layers
+    from jaxws.models.cnn import JetCNN
+    from jaxws.train.engine import Hparams, TrainConfig, Trainer
+
+    trainer = Trainer(JetCNN(**_spec(model)), TrainConfig(batch_size=BATCH_SIZE))
+    rng = np.random.default_rng(0)
+    pool = jnp.asarray(
+        rng.exponential(size=(POOL_EVENTS, 2, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    )
+    shape = (members, steps, BATCH_SIZE)
+    index = jnp.asarray(rng.integers(0, POOL_EVENTS, shape), jnp.int32)
+    labels = jnp.asarray(rng.integers(0, 2, shape), jnp.float32)
+    weights = jnp.ones(shape, jnp.float32)
+    keys = jax.random.split(jax.random.key(0), members)
+    step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)
+    variables = jax.vmap(trainer.init_variables, in_axes=(0, None))(keys, pool)
+    states = jax.vmap(trainer.init_state)(variables)
+    carry = (states.params, states.model_state, states.opt_state)
+    hparams = Hparams(learning_rate=jnp.full((members,), 1e-3, jnp.float32))
+
+    def train_steps(carry, pool, index, labels, weights, step_keys, hparams):
+        def step(carry, batch):
+            idx, lab, w, k = batch
+            return trainer.train_step(carry, (pool[idx], lab, w, k), hparams)
+
+        return jax.lax.scan(step, carry, (index, labels, weights, step_keys))
+
+    per_member = (carry, index, labels, weights, step_keys, hparams)
+    if mode == "single":
+        per_member = jax.tree.map(lambda a: a[0], per_member)
+        fn = lambda m, pool: train_steps(m[0], pool, *m[1:])
+    elif mode == "vmap":
+        fn = jax.vmap(lambda m, pool: train_steps(m[0], pool, *m[1:]), in_axes=(0, None))
+    else:
+        fn = lambda m, pool: jax.lax.map(lambda one: train_steps(one[0], pool, *one[1:]), m)
+    previous = os.environ.get(layers.CONV_ENV)
+    os.environ[layers.CONV_ENV] = form
+    try:
+        start = time.perf_counter()
+        compiled = jax.jit(fn).lower(per_member, pool).compile()
+        compile_s = time.perf_counter() - start
+    finally:
+        if previous is None:
+            os.environ.pop(layers.CONV_ENV)
+        else:
+            os.environ[layers.CONV_ENV] = previous
+    memory = compiled.memory_analysis()
+    program_bytes = (
+        memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        + memory.temp_size_in_bytes
+        - memory.alias_size_in_bytes
+    )
+    run = lambda: jax.block_until_ready(compiled(per_member, pool))
+    return run, compile_s, program_bytes
+
+
+def step_section(args) -> None:
+    forms = args.forms.split(",")
+    cases, compile_s, program = {}, {}, {}
+    for form in forms:
+        name = f"jax {form}"
+        cases[name], compile_s[name], program[name] = _train_steps_program(
+            args.model, 1, args.steps, "single", form
+        )
+    if args.torch:
+        import torch_peer
+
+        step = torch_peer.make_step(_spec(args.model), IMAGE_SIZE, BATCH_SIZE, threads=2)
+
+        def torch_steps():
+            for _ in range(args.steps):
+                step()
+
+        cases["torch 2 threads"] = torch_steps
+    times = timing.interleave(cases, args.rounds)
+    load = times.pop("_load")
+    flops = _flops_per_step(args.model)
+    reference = "torch 2 threads" if args.torch else f"jax {forms[0]}"
+    ref_wall = timing.summary(times[reference]["wall"])[0]
+    ref_cpu = timing.summary(times[reference]["cpu"])[0]
+    print(*timing.machine_lines(), sep="\n")
+    print(f"- load average before {load['before']}, after {load['after']}")
+    print(
+        f"- {args.model} CNN, {args.steps} step(s) of {BATCH_SIZE} per call, {args.rounds} rounds"
+    )
+    print()
+    print(
+        "| case | s/step wall, median [min-max] | CPU s/step, median | events/s (wall) "
+        "| GFLOP per CPU-second | vs reference (wall) | vs reference (per CPU-s) "
+        "| compile s | XLA program MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, t in times.items():
+        wall = [w / args.steps for w in t["wall"]]
+        cpu = timing.summary([c / args.steps for c in t["cpu"]])[0]
+        med = timing.summary(wall)[0]
+        print(
+            f"| {name} | {timing.fmt_spread(wall, 1, 2)} | {cpu:.2f} | {BATCH_SIZE / med:,.0f} | "
+            f"{flops / 1e9 / cpu:.1f} | {ref_wall / args.steps / med:.2f} | "
+            f"{ref_cpu / args.steps / cpu:.2f} | "
+            f"{compile_s.get(name, 0):.1f} | "
+            f"{program.get(name, 0) / 1e6:,.0f} |"
+        )
+    print(f"\nreference: {reference}")
+
+
+def members_section(args) -> None:
+    sizes = [int(e) for e in args.members.split(",")]
+    cases, compile_s, program, count = {}, {}, {}, {}
+    for e in sizes:
+        for mode in ["single"] if e == 1 else args.modes.split(","):
+            for form in args.forms.split(","):
+                name = f"E={e} {'lax.map' if mode == 'map' else mode} {form}"
+                cases[name], compile_s[name], program[name] = _train_steps_program(
+                    args.model, e, args.steps, mode, form
+                )
+                count[name] = e
+    times = timing.interleave(cases, args.rounds)
+    load = times.pop("_load")
+    print(*timing.machine_lines(), sep="\n")
+    print(f"- load average before {load['before']}, after {load['after']}")
+    print(f"- {args.model} CNN, {args.steps} step(s) per member per call, {args.rounds} rounds")
+    print()
+    print(
+        "| case | total events/s, median [min-max] | events/s per member | total vs first "
+        "| compile s | XLA MB/member |"
+    )
+    print("|---|---|---|---|---|---|")
+    base = None
+    for name, t in times.items():
+        e = count[name]
+        rate = [e * args.steps * BATCH_SIZE / w for w in t["wall"]]
+        med = timing.summary(rate)[0]
+        base = base or med
+        print(
+            f"| {name} | {timing.fmt_spread(rate, 1, 0)} | {med / e:,.0f} | {med / base:.2f} | "
+            f"{compile_s[name]:.1f} | {program[name] / e / 1e6:,.0f} |"
+        )
+
+
+COMPILE_CHILD = """
+import os, sys, time, json
+start = time.perf_counter()
+import jax, jax.numpy as jnp, numpy as np
+from jaxws.models.cnn import SLIM_CNN, JetCNN
+from jaxws.train import engine
+model = JetCNN(**SLIM_CNN)
+config = engine.TrainConfig(batch_size=128, max_epochs=30, patience=5)
+trainer = engine.trainer_for(model, config)
+E = 25
+pool = jnp.zeros((2000, 2, 12, 12), jnp.float32)
+keys = jax.random.split(jax.random.key(0), E)
+members = engine.MemberData.from_arrays(np.zeros((E, 800), np.int32), np.zeros((E, 800)),
+    np.zeros((E, 400), np.int32), np.zeros((E, 400)))
+members = jax.tree.map(jnp.asarray, members)
+variables = trainer._init_vmapped.lower(keys, pool).compile()(keys, pool)
+states = trainer._state_vmapped.lower(variables).compile()(variables)
+hparams = engine.Hparams(jnp.full((E,), 1e-3))
+trainer._epoch_vmapped.lower(states, keys, pool, members, hparams).compile()
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def compile_section(args) -> None:
+    cache = tempfile.mkdtemp(prefix="jaxws-bench-cache-")
+    env = dict(os.environ, JAXWS_CACHE_DIR=cache, JAX_PLATFORMS="cpu")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+    def child(clear: bool) -> float:
+        if clear:
+            shutil.rmtree(cache, ignore_errors=True)
+            os.makedirs(cache)
+        out = subprocess.run(
+            [sys.executable, "-c", COMPILE_CHILD], env=env, capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-500:])
+        return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+    before = timing.load_average()
+    cold, warm = [], []
+    for _ in range(args.rounds):
+        cold.append(child(clear=True))
+        warm.append(child(clear=False))
+    print(*timing.machine_lines(), sep="\n")
+    print(f"- load average before {before}, after {timing.load_average()}")
+    print(
+        "- slim CNN, 25 members, 12x12: import + init/state/epoch programs compiled, fresh process"
+    )
+    print()
+    print("| cache | seconds, median [min-max] |")
+    print("|---|---|")
+    print(f"| empty | {timing.fmt_spread(cold, 1, 1)} |")
+    print(f"| warm | {timing.fmt_spread(warm, 1, 1)} |")
+
+
+def stopping_section(args) -> None:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxws.models.mlp import MLP
+    from jaxws.train import engine
+
+    rng = np.random.default_rng(0)
+    n, e = 6000, args.members
+    labels = (rng.random(n) < 0.5).astype(np.float32)
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    x[:, 0] += 0.6 * labels
+    val = np.arange(n - 1000, n)
+    sizes = rng.integers(150, 4000, e)  # a spread of training-set sizes -> of stopping epochs
+    rows = []
+    for size in sizes:
+        index = np.zeros(sizes.max(), np.int32)
+        index[:size] = rng.choice(n - 1000, size, replace=False)
+        weight = (np.arange(sizes.max()) < size).astype(np.float32)
+        rows.append(engine.MemberData.from_arrays(index, labels[index], val, labels[val], weight))
+    members = jax.tree.map(lambda *a: np.stack(a), *rows)
+    model = MLP(feature_widths=(64, 64), head_widths=(32,))
+    keys = jax.random.split(jax.random.key(1), e)
+    rates = engine.Hparams(jnp.asarray(rng.choice([1e-3, 3e-3, 1e-2], e), jnp.float32))
+    results = {}
+
+    def case(compact: bool):
+        config = engine.TrainConfig(
+            batch_size=64,
+            max_epochs=args.max_epochs,
+            patience=args.patience,
+            compact_members=compact,
+        )
+
+        def run():
+            results[compact] = engine.fit_ensemble(keys, model, x, members, rates, config)
+            jax.block_until_ready(results[compact].epochs)
+
+        return run
+
+    times = timing.interleave({"no compaction": case(False), "compaction": case(True)}, args.rounds)
+    load = times.pop("_load")
+    epochs = np.asarray(results[True].epochs)
+    assert np.array_equal(epochs, np.asarray(results[False].epochs))
+    full = e * epochs.max()
+    width, computed = e, 0
+    for epoch in range(1, epochs.max() + 1):  # the policy of `Trainer.run`, replayed
+        computed += width
+        active = int(np.sum(epochs > epoch))
+        new = engine.compact_width(active) if active else 0
+        if active and active <= width // 2 and new < width:
+            width = new
+    print(*timing.machine_lines(), sep="\n")
+    print(f"- load average before {load['before']}, after {load['after']}")
+    print(
+        f"- MLP 8-64-64-32-1, E = {e}, patience {args.patience}, max {args.max_epochs} epochs; "
+        f"stopping epochs: min {epochs.min()}, median {np.median(epochs):.0f}, "
+        f"max {epochs.max()}"
+    )
+    print(
+        f"- member-epochs computed: {full} without compaction, {computed} with "
+        f"({1 - computed / full:.0%} saved); needed {epochs.sum()}"
+    )
+    print()
+    print("| case | seconds, median [min-max] |")
+    print("|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {timing.fmt_spread(t['wall'], 1, 2)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="section", required=True)
+    step = sub.add_parser("step")
+    step.add_argument("--model", default="paper")
+    step.add_argument("--forms", default="im2col,shift,lax")
+    step.add_argument("--torch", action="store_true")
+    step.add_argument("--steps", type=int, default=1)
+    step.add_argument("--rounds", type=int, default=3)
+    members = sub.add_parser("members")
+    members.add_argument("--model", default="slim")
+    members.add_argument("--members", default="1,8", help="comma list of E")
+    members.add_argument("--modes", default="vmap,map", help="for E > 1: vmap and/or map")
+    members.add_argument("--forms", default="auto")
+    members.add_argument("--steps", type=int, default=2)
+    members.add_argument("--rounds", type=int, default=3)
+    compile_ = sub.add_parser("compile")
+    compile_.add_argument("--rounds", type=int, default=2)
+    stopping = sub.add_parser("stopping")
+    stopping.add_argument("--members", type=int, default=16)
+    stopping.add_argument("--patience", type=int, default=10)
+    stopping.add_argument("--max-epochs", type=int, default=100)
+    stopping.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    {
+        "step": step_section,
+        "members": members_section,
+        "compile": compile_section,
+        "stopping": stopping_section,
+    }[args.section](args)
+
+
+if __name__ == "__main__":
+    main()
