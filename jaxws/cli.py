@@ -1,16 +1,35 @@
 """Hydra entry point: `python -m jaxws [overrides]` (or the `jaxws` console script).
 
-Thin on purpose: compose the config, check its top level, make the run directory's tracker,
-turn the seed into one key, and hand over to `jaxws.methods.<method.name>.run`.
+Thin on purpose: compose the config, validate all of it (every section and every input file)
+before anything is written, take the run directory's lock, make its tracker, turn the seed
+into one key, and hand over to `jaxws.methods.<method.name>.run`.
+
+What a run promises about its directory:
+- a refused run (bad config, bad input, a finished run already there, another run holding
+  the directory) writes nothing into it; Hydra's own `.hydra/` record is written by us, after
+  validation (`hydra.output_subdir` is null in conf/config.yaml);
+- a second run into a directory that a running one holds is refused (an flock on
+  `<run_dir>/.jaxws.lock`);
+- rerunning into an interrupted run's directory resumes it only with the same config (the
+  `tracking` section may differ);
+- user mistakes end with one line on stderr and exit code 2; Ctrl-C ends with one line saying
+  what was saved and how to resume (exit code 130); anything else keeps its traceback.
+jax is imported only after the cheap checks, so a refused run costs about a second.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+from jaxws.config import ConfigError
 
 TOP_LEVEL_KEYS = {
     "data",
@@ -24,6 +43,13 @@ TOP_LEVEL_KEYS = {
     "stats",
 }
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+LOCK_NAME = ".jaxws.lock"
+# Sections that may differ when an interrupted run is resumed (they do not change results).
+RESUME_MAY_DIFFER = ("tracking",)
+
+
+class RunDirectoryError(ConfigError):
+    """The run directory holds a finished run, another config's run, or a running run."""
 
 
 def _group_name() -> str:
@@ -39,8 +65,6 @@ def _group_name() -> str:
 def enable_compilation_cache() -> None:
     """Reuse compiled XLA programs across runs (JAX's persistent cache; `JAXWS_JAX_CACHE`
     overrides the directory, an empty value turns it off)."""
-    import os
-
     import jax
 
     directory = os.environ.get("JAXWS_JAX_CACHE", str(Path(".cache") / "jax-compilation"))
@@ -49,56 +73,209 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
-    """Run the configured method into `run_dir`; returns its metrics."""
-    import jax
+def _resolved(cfg: DictConfig) -> dict:
+    from jaxws.track.files import _to_jsonable
 
-    from jaxws import methods
-    from jaxws.config import ConfigError, from_section
-    from jaxws.track import Tracker, TrackingConfig, atomic_write_json
+    try:
+        return _to_jsonable(OmegaConf.to_container(cfg, resolve=True))
+    except Exception as error:  # omegaconf's interpolation errors name the key
+        raise ConfigError(f"config does not resolve: {' '.join(str(error).split())}") from error
+
+
+def check_top_level(cfg: DictConfig):
+    """The checks that need no jax: top-level keys, seed, run name, tracking.
+
+    Returns:
+      The `TrackingConfig`.
+    """
+    from jaxws.config import from_section
+    from jaxws.track import TrackingConfig
 
     unknown = sorted(set(cfg) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(
             f"unknown top-level config key(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}"
         )
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed!r}")
-    run_dir = Path(run_dir)
+    missing = sorted(k for k in ("method", "seed", "run_name") if k not in cfg)
+    if missing:
+        raise ConfigError(f"config lacks top-level key(s) {missing}")
+    seed = cfg.seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(cfg.method, DictConfig) or not isinstance(cfg.method.get("name"), str):
+        raise ConfigError("method must be a config group with a 'name' (e.g. method=cwola)")
+    return from_section(TrackingConfig, cfg.get("tracking"), "tracking")
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def check_run_directory(run_dir: Path, resolved: dict) -> None:
+    """Refuse a directory holding a finished run, or an interrupted run of another config."""
     if (run_dir / "results.json").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a finished run (results.json); choose a new output directory"
+        raise RunDirectoryError(
+            f"{run_dir} already holds a finished run (results.json); choose a new output "
+            "directory (hydra.run.dir=...)"
         )
-    tracking = from_section(TrackingConfig, cfg.tracking, "tracking")
+    previous = run_dir / "config.json"
+    if previous.exists():
+        try:
+            old = json.loads(previous.read_text())
+        except (OSError, ValueError) as error:
+            raise RunDirectoryError(
+                f"{previous}: unreadable config of an interrupted run ({error}); choose a new "
+                "output directory"
+            ) from error
+        keep = {k: v for k, v in resolved.items() if k not in RESUME_MAY_DIFFER}
+        old = {k: v for k, v in old.items() if k not in RESUME_MAY_DIFFER}
+        changed = _differences(old, keep)
+        if changed:
+            raise RunDirectoryError(
+                f"{run_dir} holds an interrupted run with another config (differs in "
+                f"{changed[:5]}); resume with the same config or choose a new output directory"
+            )
+
+
+@contextlib.contextmanager
+def run_directory_lock(run_dir: Path):
+    """Hold an exclusive flock on `<run_dir>/.jaxws.lock`; refuse if another run holds it."""
+    import fcntl
+
+    from jaxws.track.files import default_file_mode, make_directory, named_os_error
+
+    make_directory(run_dir)
+    path = run_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, default_file_mode())
+    except OSError as error:
+        raise named_os_error(error, path, "create lock file") from error
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(
+                f"{run_dir} is in use by another running jaxws run (lock {path}); wait for it "
+                "or choose a new output directory"
+            ) from None
+        # The run that held the lock may have finished between our checks and the lock.
+        if (run_dir / "results.json").exists():
+            raise RunDirectoryError(f"{run_dir} already holds a finished run (results.json)")
+        yield
+        with contextlib.suppress(OSError):
+            path.unlink()
+    finally:
+        os.close(fd)
+
+
+def execute(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    group: str = "",
+    hydra_record: dict[str, str] | None = None,
+) -> dict:
+    """Validate everything, then run the configured method into `run_dir`; returns its metrics.
+
+    Args:
+      cfg: the composed config.
+      run_dir: the run directory.
+      group: W&B group (the sweep directory's name in a multirun).
+      hydra_record: file name -> text written into `<run_dir>/.hydra/` once the run is
+        accepted (Hydra's record of the composed config and overrides).
+
+    Raises:
+      ConfigError: a user mistake (config, input file, run directory), before any file is
+        written.
+    """
+    from jaxws.track import Tracker, TrackingConfig, atomic_write_json, atomic_write_text
+
+    run_dir = Path(run_dir)
+    tracking = check_top_level(cfg)
+    resolved = _resolved(cfg)
+    check_run_directory(run_dir, resolved)
     if group and not tracking.group:
         tracking = TrackingConfig(**{**tracking.__dict__, "group": group})
+
+    import jax
+
+    from jaxws import methods
+
     module = methods.load(cfg.method.name)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker = Tracker(run_dir, resolved, tracking, name=str(cfg.run_name))
-    try:
-        metrics = module.run(cfg, jax.random.key(cfg.seed), run_dir, tracker)
-        atomic_write_json(run_dir / "results.json", metrics)
-    finally:
-        tracker.finish()
+    methods.validate(module, cfg)
+    with run_directory_lock(run_dir):
+        check_run_directory(run_dir, resolved)
+        for name, text in (hydra_record or {}).items():
+            atomic_write_text(run_dir / ".hydra" / name, text)
+        tracker = Tracker(run_dir, resolved, tracking, name=str(cfg.run_name))
+        try:
+            metrics = module.run(cfg, jax.random.key(cfg.seed), run_dir, tracker)
+            atomic_write_json(run_dir / "results.json", metrics)
+        finally:
+            tracker.finish()
     return metrics
+
+
+def _hydra_record() -> dict[str, str]:
+    """What Hydra would have written to `.hydra/` (config, hydra config, overrides)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    return {
+        "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.overrides.task),
+        "hydra.yaml": OmegaConf.to_yaml({"hydra": hydra_cfg}),
+    }
+
+
+def _saved_chunks(run_dir: Path) -> int:
+    return len(list((run_dir / "checkpoints").rglob("chunk_*.npz")))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from jaxws.config import ConfigError
-
-    run_dir = HydraConfig.get().runtime.output_dir
-    enable_compilation_cache()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = {"config.yaml": OmegaConf.to_yaml(cfg), **_hydra_record()}
     try:
-        metrics = execute(cfg, run_dir, _group_name())
-    except (ConfigError, ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
-        print(f"jaxws: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        enable_compilation_cache()
+        metrics = execute(cfg, run_dir, _group_name(), hydra_record=record)
+    except ConfigError as error:
+        _remove_if_empty(run_dir)
+        _exit(f"error: {error}", 2)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        _exit(f"error: {error.strerror or error}" + _named(error), 2)
+    except KeyboardInterrupt:
+        n = _saved_chunks(run_dir)
+        saved = f"{n} finished training chunk(s) are saved under {run_dir / 'checkpoints'}"
+        _exit(
+            f"interrupted; {saved if n else 'no finished training chunk was saved'}; rerun the "
+            f"same command with hydra.run.dir={run_dir} to resume",
+            130,
+        )
     print(f"jaxws: results in {run_dir}")
     if "figure" in metrics:
         print(f"jaxws: figure: {metrics['figure']}")
+
+
+def _named(error: OSError) -> str:
+    text = str(error.strerror or "")
+    return "" if str(error.filename) in text else f": {error.filename}"
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Hydra makes the run directory before the task runs; a refused run leaves none behind."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"jaxws: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def main() -> None:

@@ -44,7 +44,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from jaxws.config import ConfigError
 from jaxws.data.events import JetEvents
+from jaxws.track.files import default_file_mode, named_os_error
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -82,7 +84,7 @@ _DESCRIPTIONS = {
 }
 
 
-class ShardError(ValueError):
+class ShardError(ConfigError):
     """A shard or manifest that is missing, incomplete, corrupted or inconsistent."""
 
 
@@ -103,13 +105,21 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise named_os_error(error, path) from error
+    os.fchmod(fd, default_file_mode())  # umask permissions, not mkstemp's 0600
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise named_os_error(error, path) from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

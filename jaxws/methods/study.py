@@ -118,6 +118,36 @@ def event_pool_images(events, resolution: int, normalize: bool = True) -> np.nda
     )
 
 
+def validate(cfg) -> None:
+    """Check the sections a study method uses and its input files, before anything is written.
+
+    Refuses (with `ConfigError`) bad `data`, `study`, `training` and `model` sections, shard
+    sources that are missing or lack the chosen models, and designs that need more events than
+    the data section can provide (the exact per-region counts are checked again once the
+    events exist).
+    """
+    source = make_source(cfg.get("data"))
+    study = from_section(StudySection, cfg.get("study"), "study")
+    from_section(TrainingSection, cfg.get("training"), "training")
+    build_model(cfg.get("model"))
+    config = source.config
+    if hasattr(config, "check_inputs"):
+        config.check_inputs()
+    else:
+        need_background = study.n_test_background + study.n_background_sr
+        need_signal = study.n_test_signal + max(study.injections)
+        check(
+            config.n_background >= need_background,
+            f"data.n_background {config.n_background} is fewer than the study's SR background "
+            f"alone (study.n_test_background + study.n_background_sr = {need_background})",
+        )
+        check(
+            config.n_signal >= need_signal,
+            f"data.n_signal {config.n_signal} is fewer than the study's SR signal alone "
+            f"(study.n_test_signal + largest injection = {need_signal})",
+        )
+
+
 def prepare(cfg, seed: int) -> StudyInputs:
     """Load events from the configured source, build pseudo-experiments and jet images."""
     source = make_source(cfg.data)
