@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from jaxws.config import ConfigError
@@ -50,6 +51,27 @@ RESUME_MAY_DIFFER = ("tracking",)
 
 class RunDirectoryError(ConfigError):
     """The run directory holds a finished run, another config's run, or a running run."""
+
+
+class RunDirectoryCheck(Callback):
+    """Hydra callback (conf/config.yaml): make the run directory before Hydra does, so that an
+    unusable path (a file in the way, no permission, a read-only disk) ends in one line naming
+    it, exit code 2, instead of Hydra's error report."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from jaxws.track.files import make_directory
+
+        try:
+            path = Path(str(config.hydra.run.dir))
+        except Exception as error:  # noqa: BLE001 - an interpolation error names the key
+            _exit(f"error: hydra.run.dir does not resolve: {' '.join(str(error).split())}", 2)
+        existed = path.exists()
+        try:
+            make_directory(path)
+        except OSError as error:
+            _exit(f"error: {error.strerror}", 2)
+        if not existed:
+            _remove_if_empty(path)  # Hydra makes it again; this only proved that it can
 
 
 def _group_name() -> str:

@@ -137,7 +137,8 @@ class Tracker:
     def save_json(self, name: str, obj: Any) -> Path:
         path = atomic_write_json(self.run_dir / f"{name}.json", obj)
         self._to_wandb(
-            "save a file", lambda run: run.save(str(path), base_path=str(self.run_dir), policy="now")
+            "save a file",
+            lambda run: run.save(str(path), base_path=str(self.run_dir), policy="now"),
         )
         return path
 

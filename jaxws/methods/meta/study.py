@@ -158,7 +158,7 @@ def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
 
     name = name or str(cfg.method.name)
     model, fit, _ = meta_transfer(cfg, inputs, key, tracker, name)
-    return study_lib.evaluate(inputs, model, fit.variables, fit.epochs)
+    return study_lib.evaluate(inputs, model, fit.variables, fit.epochs, fit=fit)
 
 
 def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
