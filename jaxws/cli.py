@@ -183,12 +183,15 @@ def run_directory_lock(run_dir: Path):
                 f"{run_dir} is in use by another running jaxws run (lock {path}); wait for it "
                 "or choose a new output directory"
             ) from None
-        # The run that held the lock may have finished between our checks and the lock.
-        if (run_dir / "results.json").exists():
-            raise RunDirectoryError(f"{run_dir} already holds a finished run (results.json)")
-        yield
-        with contextlib.suppress(OSError):
-            path.unlink()
+        try:
+            # The run that held the lock may have finished between our checks and the lock.
+            if (run_dir / "results.json").exists():
+                raise RunDirectoryError(f"{run_dir} already holds a finished run (results.json)")
+            yield
+        finally:
+            # Safe while we hold it: a run that opened the old file re-checks results.json.
+            with contextlib.suppress(OSError):
+                path.unlink()
     finally:
         os.close(fd)
 
@@ -300,5 +303,24 @@ def _exit(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def check_overrides(args: list[str]) -> None:
+    """Compose the config from command-line overrides once, to refuse a bad override (a typo
+    in a key, an unknown group option, bad syntax) with one line and exit code 2 before Hydra
+    makes a run directory. Flags (`-m`, `--cfg`, `--help`, ...) are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            compose(config_name="config", overrides=args)
+    except (HydraException, OmegaConfBaseException) as error:
+        text = " ".join(str(error).split())
+        _exit(f"error: bad command-line override: {text}", 2)
+
+
 def main() -> None:
+    check_overrides(sys.argv[1:])
     _main()

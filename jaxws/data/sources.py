@@ -82,18 +82,20 @@ class PythiaData:
         )
 
     def check_inputs(self) -> None:
-        """Refuse missing or unreadable shard sources and models the shards do not hold.
+        """Refuse missing, unreadable or invalid shards and models the shards do not hold.
 
-        Reads only manifests and file attributes (no event data), so it is cheap enough to run
-        before anything is written.
+        Reads every shard this config will use, one at a time, through the validating reader
+        (checksum, schema, NaN or inf, region and label codes), so a bad file is refused
+        before anything is written rather than in the middle of a run.
         """
-        from jaxws.data.shards import ShardCollection
+        from jaxws.data.shards import ShardCollection, read_shard
         from jaxws.simulate.hidden_valley import canonical_name
 
         for path in self.paths:
             if not Path(path).exists():
                 raise ConfigError(f"data.paths: {path} does not exist")
-        counts = ShardCollection(list(self.paths)).counts()
+        collection = ShardCollection(list(self.paths))
+        counts = collection.counts()
         for role, name in (("background", self.background), ("signal", self.signal)):
             model = canonical_name(name)
             have = counts.get(model, 0)
@@ -107,6 +109,13 @@ class PythiaData:
                     f"data.max_events {self.max_events} is more than the {have} events of "
                     f"{model!r} in the shards"
                 )
+            need = self.max_events
+            for entry in collection.entries:
+                if entry["model"] != model or need == 0:
+                    continue
+                take = entry["n_events"] if need is None else min(need, entry["n_events"])
+                read_shard(entry["path"], entry["sha256"], index=slice(0, take))
+                need = None if need is None else need - take
 
 
 class SimulatorSource:
