@@ -176,6 +176,8 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a shell's background job would inherit SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 180
     while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
@@ -619,8 +621,8 @@ def test_study_means_leave_diverged_members_out_and_count_them(capsys):
 def test_last_bit_changes_move_numbers_only_within_tolerance():
     """What another machine's rounding does, on this machine: every input moved by one float32
     ulp. The scores no longer agree bit for bit (so neither can two machines be expected to),
-    but the classifier's quality agrees within 0.02 in AUC (the README's tolerance statement);
-    the same inputs again give the same bits."""
+    but the classifier's quality agrees within 0.02 in AUC (the README's tolerance statement).
+    Same inputs, same bits: tests/test_cwola.py::test_weak_supervision_is_deterministic...."""
     from jaxws.methods.cwola import weak_supervision
     from jaxws.stats import roc
     from jaxws.train import TrainConfig
@@ -631,16 +633,15 @@ def test_last_bit_changes_move_numbers_only_within_tolerance():
     a, b = a.astype(np.float32), b.astype(np.float32)
     test = np.concatenate([rng.normal(1.0, 1, (500, 4)), rng.normal(0, 1, (500, 4))])
     truth = np.concatenate([np.ones(500), np.zeros(500)])
-    config = TrainConfig(batch_size=100, max_epochs=6, patience=6)
+    config = TrainConfig(batch_size=100, max_epochs=4, patience=4)
 
     def fit(x_a, x_b):
         return weak_supervision(x_a, x_b, n_members=3, seed=1, learning_rate=3e-3, config=config)
 
-    first, again = fit(a, b), fit(a, b)
+    first = fit(a, b)
     nudged = fit(np.nextafter(a, np.inf), np.nextafter(b, np.inf))
-    scores = [s(test.astype(np.float32)) for s in (first, again, nudged)]
-    np.testing.assert_array_equal(scores[0], scores[1])
-    assert not np.array_equal(scores[0], scores[2])
+    scores = [s(test.astype(np.float32)) for s in (first, nudged)]
+    assert not np.array_equal(scores[0], scores[1])
     auc = [roc.area_under_curve(roc.roc_curve(s, truth)) for s in scores]
     assert auc[0] > 0.65
-    assert abs(auc[0] - auc[2]) < 0.02, auc
+    assert abs(auc[0] - auc[1]) < 0.02, auc

@@ -60,7 +60,16 @@ def make_directory(path: str | Path) -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically with umask permissions; errors name `path`."""
     path = Path(path)
-    make_directory(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        named = type(error)(
+            error.errno,
+            f"cannot write {path}: cannot create directory {path.parent} ({reason})",
+            str(path),
+        )
+        raise named from error
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
