@@ -381,6 +381,10 @@ def _task(cfg) -> None:
         _exit(
             f"error: {reason}" + ("" if str(error.filename) in reason else f": {error.filename}"), 2
         )
+    except ImportError as error:
+        if "pythia8mc" not in str(error):
+            raise
+        _exit(f"error: {error}", 2)
     except KeyboardInterrupt:
         done = len(list(out.rglob("*.h5"))) if out.is_dir() else 0
         _exit(
