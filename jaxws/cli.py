@@ -152,6 +152,8 @@ def check_run_directory(run_dir: Path, resolved: dict) -> None:
                 f"{previous}: unreadable config of an interrupted run ({error}); choose a new "
                 "output directory"
             ) from error
+        # Compare as stored: through JSON, as config.json was written (NaN -> null, etc.).
+        resolved = json.loads(json.dumps(resolved, allow_nan=False))
         keep = {k: v for k, v in resolved.items() if k not in RESUME_MAY_DIFFER}
         old = {k: v for k, v in old.items() if k not in RESUME_MAY_DIFFER}
         changed = _differences(old, keep)

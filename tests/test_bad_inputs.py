@@ -137,6 +137,21 @@ def test_cli_resumes_only_with_the_interrupted_runs_config(tmp_path):
     assert _snapshot(run_dir) == before
 
 
+def test_resume_accepts_the_interrupted_runs_own_config(tmp_path):
+    """The config.json the tracker wrote for a run is accepted again (tracking may differ)."""
+    from hydra import compose, initialize_config_dir
+
+    from jaxws.cli import CONFIG_DIR, _resolved, check_run_directory
+    from jaxws.track import Tracker
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        first = compose(config_name="config", overrides=TINY)
+        other_tracking = compose(config_name="config", overrides=[*TINY, "tracking=wandb"])
+    Tracker(tmp_path, _resolved(first))  # what an interrupted run leaves
+    check_run_directory(tmp_path, _resolved(first))
+    check_run_directory(tmp_path, _resolved(other_tracking))
+
+
 def test_cli_refuses_a_directory_that_another_run_holds(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
