@@ -1,16 +1,36 @@
 """Hydra entry point: `python -m jaxws [overrides]` (or the `jaxws` console script).
 
-Thin on purpose: compose the config, check its top level, make the run directory's tracker,
-turn the seed into one key, and hand over to `jaxws.methods.<method.name>.run`.
+Thin on purpose: compose the config, validate all of it (every section and every input file)
+before anything is written, take the run directory's lock, make its tracker, turn the seed
+into one key, and hand over to `jaxws.methods.<method.name>.run`.
+
+What a run promises about its directory:
+- a refused run (bad config, bad input, a finished run already there, another run holding
+  the directory) writes nothing into it; Hydra's own `.hydra/` record is written by us, after
+  validation (`hydra.output_subdir` is null in conf/config.yaml);
+- a second run into a directory that a running one holds is refused (an flock on
+  `<run_dir>/.jaxws.lock`);
+- rerunning into an interrupted run's directory resumes it only with the same config (the
+  `tracking` section may differ);
+- user mistakes end with one line on stderr and exit code 2; Ctrl-C ends with one line saying
+  what was saved and how to resume (exit code 130); anything else keeps its traceback.
+jax is imported only after the cheap checks, so a refused run costs about a second.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from jaxws.config import ConfigError
 
 TOP_LEVEL_KEYS = {
     "data",
@@ -25,6 +45,34 @@ TOP_LEVEL_KEYS = {
     "dry_run",
 }
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+LOCK_NAME = ".jaxws.lock"
+# Sections that may differ when an interrupted run is resumed (they do not change results).
+RESUME_MAY_DIFFER = ("tracking",)
+
+
+class RunDirectoryError(ConfigError):
+    """The run directory holds a finished run, another config's run, or a running run."""
+
+
+class RunDirectoryCheck(Callback):
+    """Hydra callback (conf/config.yaml): make the run directory before Hydra does, so that an
+    unusable path (a file in the way, no permission, a read-only disk) ends in one line naming
+    it, exit code 2, instead of Hydra's error report."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from jaxws.track.files import make_directory
+
+        try:
+            path = Path(str(config.hydra.run.dir))
+        except Exception as error:  # noqa: BLE001 - an interpolation error names the key
+            _exit(f"error: hydra.run.dir does not resolve: {' '.join(str(error).split())}", 2)
+        existed = path.exists()
+        try:
+            make_directory(path)
+        except OSError as error:
+            _exit(f"error: {error.strerror}", 2)
+        if not existed:
+            _remove_if_empty(path)  # Hydra makes it again; this only proved that it can
 
 
 def _group_name() -> str:
@@ -45,67 +93,253 @@ def enable_compilation_cache() -> None:
     compile_cache.enable()
 
 
-def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
-    """Run the configured method into `run_dir`; returns its metrics."""
-    import jax
+def _resolved(cfg: DictConfig) -> dict:
+    from jaxws.track.files import _to_jsonable
 
-    from jaxws import methods
-    from jaxws.config import ConfigError, from_section
-    from jaxws.track import Tracker, TrackingConfig, atomic_write_json
+    try:
+        return _to_jsonable(OmegaConf.to_container(cfg, resolve=True))
+    except Exception as error:  # omegaconf's interpolation errors name the key
+        raise ConfigError(f"config does not resolve: {' '.join(str(error).split())}") from error
+
+
+def check_top_level(cfg: DictConfig):
+    """The checks that need no jax: top-level keys, seed, run name, tracking.
+
+    Returns:
+      The `TrackingConfig`.
+    """
+    from jaxws.config import from_section
+    from jaxws.track import TrackingConfig
 
     unknown = sorted(set(cfg) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(
             f"unknown top-level config key(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}"
         )
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed!r}")
-    if cfg.get("dry_run", False):
-        from jaxws.methods.dry_run import validate
+    missing = sorted(k for k in ("method", "seed", "run_name") if k not in cfg)
+    if missing:
+        raise ConfigError(f"config lacks top-level key(s) {missing}")
+    seed = cfg.seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(cfg.method, DictConfig) or not isinstance(cfg.method.get("name"), str):
+        raise ConfigError("method must be a config group with a 'name' (e.g. method=cwola)")
+    return from_section(TrackingConfig, cfg.get("tracking"), "tracking")
 
-        lines = validate(cfg)
-        print("jaxws: dry run: the configuration is valid; nothing was trained or written")
-        for line in lines:
-            print(f"jaxws:   {line}")
-        return {}
-    run_dir = Path(run_dir)
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def check_run_directory(run_dir: Path, resolved: dict) -> None:
+    """Refuse a directory holding a finished run, or an interrupted run of another config."""
     if (run_dir / "results.json").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a finished run (results.json); choose a new output directory"
+        raise RunDirectoryError(
+            f"{run_dir} already holds a finished run (results.json); choose a new output "
+            "directory (hydra.run.dir=...)"
         )
-    tracking = from_section(TrackingConfig, cfg.tracking, "tracking")
+    previous = run_dir / "config.json"
+    if previous.exists():
+        try:
+            old = json.loads(previous.read_text())
+        except (OSError, ValueError) as error:
+            raise RunDirectoryError(
+                f"{previous}: unreadable config of an interrupted run ({error}); choose a new "
+                "output directory"
+            ) from error
+        # Compare as stored: through JSON, as config.json was written (NaN -> null, etc.).
+        resolved = json.loads(json.dumps(resolved, allow_nan=False))
+        keep = {k: v for k, v in resolved.items() if k not in RESUME_MAY_DIFFER}
+        old = {k: v for k, v in old.items() if k not in RESUME_MAY_DIFFER}
+        changed = _differences(old, keep)
+        if changed:
+            raise RunDirectoryError(
+                f"{run_dir} holds an interrupted run with another config (differs in "
+                f"{changed[:5]}); resume with the same config or choose a new output directory"
+            )
+
+
+@contextlib.contextmanager
+def run_directory_lock(run_dir: Path):
+    """Hold an exclusive flock on `<run_dir>/.jaxws.lock`; refuse if another run holds it."""
+    import fcntl
+
+    from jaxws.track.files import default_file_mode, make_directory, named_os_error
+
+    make_directory(run_dir)
+    path = run_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, default_file_mode())
+    except OSError as error:
+        raise named_os_error(error, path, "create lock file") from error
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(
+                f"{run_dir} is in use by another running jaxws run (lock {path}); wait for it "
+                "or choose a new output directory"
+            ) from None
+        try:
+            # The run that held the lock may have finished between our checks and the lock.
+            if (run_dir / "results.json").exists():
+                raise RunDirectoryError(f"{run_dir} already holds a finished run (results.json)")
+            yield
+        finally:
+            # Safe while we hold it: a run that opened the old file re-checks results.json.
+            with contextlib.suppress(OSError):
+                path.unlink()
+    finally:
+        os.close(fd)
+
+
+def execute(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    group: str = "",
+    hydra_record: dict[str, str] | None = None,
+) -> dict:
+    """Validate everything, then run the configured method into `run_dir`; returns its metrics.
+
+    Args:
+      cfg: the composed config.
+      run_dir: the run directory.
+      group: W&B group (the sweep directory's name in a multirun).
+      hydra_record: file name -> text written into `<run_dir>/.hydra/` once the run is
+        accepted (Hydra's record of the composed config and overrides).
+
+    Raises:
+      ConfigError: a user mistake (config, input file, run directory), before any file is
+        written.
+    """
+    from jaxws.track import Tracker, TrackingConfig, atomic_write_json, atomic_write_text
+
+    run_dir = Path(run_dir)
+    tracking = check_top_level(cfg)
+    resolved = _resolved(cfg)
+    if cfg.get("dry_run", False):
+        return dry_run(cfg)
+    check_run_directory(run_dir, resolved)
     if group and not tracking.group:
         tracking = TrackingConfig(**{**tracking.__dict__, "group": group})
+
+    import jax
+
+    from jaxws import methods
+
     module = methods.load(cfg.method.name)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker = Tracker(run_dir, resolved, tracking, name=str(cfg.run_name))
-    try:
-        metrics = module.run(cfg, jax.random.key(cfg.seed), run_dir, tracker)
-        atomic_write_json(run_dir / "results.json", metrics)
-    finally:
-        tracker.finish()
+    methods.validate(module, cfg)
+    with run_directory_lock(run_dir):
+        check_run_directory(run_dir, resolved)
+        for name, text in (hydra_record or {}).items():
+            atomic_write_text(run_dir / ".hydra" / name, text)
+        tracker = Tracker(run_dir, resolved, tracking, name=str(cfg.run_name))
+        try:
+            metrics = module.run(cfg, jax.random.key(cfg.seed), run_dir, tracker)
+            atomic_write_json(run_dir / "results.json", metrics)
+        finally:
+            tracker.finish()
     return metrics
+
+
+def dry_run(cfg: DictConfig) -> dict:
+    """`dry_run=true`: validate the whole run (data sizes included) and report; nothing is
+    trained or written (`jaxws.methods.dry_run`)."""
+    from jaxws import methods
+    from jaxws.methods.dry_run import validate
+
+    methods.validate(methods.load(cfg.method.name), cfg)
+    lines = validate(cfg)
+    print("jaxws: dry run: the configuration is valid; nothing was trained or written")
+    for line in lines:
+        print(f"jaxws:   {line}")
+    return {"dry_run": True}
+
+
+def _hydra_record() -> dict[str, str]:
+    """What Hydra would have written to `.hydra/` (config, hydra config, overrides)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    return {
+        "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.overrides.task),
+        "hydra.yaml": OmegaConf.to_yaml({"hydra": hydra_cfg}),
+    }
+
+
+def _saved_chunks(run_dir: Path) -> int:
+    return len(list((run_dir / "checkpoints").rglob("chunk_*.npz")))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from jaxws.config import ConfigError
-
-    run_dir = HydraConfig.get().runtime.output_dir
-    enable_compilation_cache()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = {"config.yaml": OmegaConf.to_yaml(cfg), **_hydra_record()}
     try:
-        metrics = execute(cfg, run_dir, _group_name())
-    except (ConfigError, ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
-        print(f"jaxws: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    if cfg.get("dry_run", False):
+        enable_compilation_cache()
+        metrics = execute(cfg, run_dir, _group_name(), hydra_record=record)
+    except ConfigError as error:
+        _remove_if_empty(run_dir)
+        _exit(f"error: {error}", 2)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        _exit(f"error: {error.strerror or error}" + _named(error), 2)
+    except KeyboardInterrupt:
+        n = _saved_chunks(run_dir)
+        saved = f"{n} finished training chunk(s) are saved under {run_dir / 'checkpoints'}"
+        _exit(
+            f"interrupted; {saved if n else 'no finished training chunk was saved'}; rerun the "
+            f"same command with hydra.run.dir={run_dir} to resume",
+            130,
+        )
+    if metrics.get("dry_run"):
+        _remove_if_empty(run_dir)
         return
     print(f"jaxws: results in {run_dir}")
     if "figure" in metrics:
         print(f"jaxws: figure: {metrics['figure']}")
 
 
+def _named(error: OSError) -> str:
+    text = str(error.strerror or "")
+    return "" if str(error.filename) in text else f": {error.filename}"
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Hydra makes the run directory before the task runs; a refused run leaves none behind."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"jaxws: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def check_overrides(args: list[str]) -> None:
+    """Compose the config from command-line overrides once, to refuse a bad override (a typo
+    in a key, an unknown group option, bad syntax) with one line and exit code 2 before Hydra
+    makes a run directory. Flags (`-m`, `--cfg`, `--help`, ...) are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            compose(config_name="config", overrides=args)
+    except (HydraException, OmegaConfBaseException) as error:
+        text = " ".join(str(error).split())
+        _exit(f"error: bad command-line override: {text}", 2)
+
+
 def main() -> None:
+    check_overrides(sys.argv[1:])
     _main()

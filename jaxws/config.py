@@ -16,7 +16,13 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A config section has an unknown key or a bad value."""
+    """A user mistake: an unknown config key, a bad value, or a bad input file or array.
+
+    The one error type for everything the user can fix. Its message is one line naming the
+    key, file, dataset or argument and what is allowed; the entry points (`python -m jaxws`,
+    `python -m jaxws.data.generate`) print it without a traceback and exit with code 2.
+    Anything else that goes wrong is a bug and keeps its traceback.
+    """
 
 
 def to_plain(section: Any) -> Any:

@@ -65,7 +65,7 @@ def test_experiment_runs_end_to_end_and_refuses_to_overwrite(tmp_path):
     ):
         assert (tmp_path / name).is_file(), name
     before = (tmp_path / "results.json").read_bytes()
-    with pytest.raises(FileExistsError, match="already holds a finished run"):
+    with pytest.raises(ConfigError, match="already holds a finished run"):
         execute(cfg, tmp_path)
     assert (tmp_path / "results.json").read_bytes() == before
 
@@ -95,7 +95,7 @@ def test_command_line_exits_nonzero_naming_the_bad_value(tmp_path):
         cwd=REPO,
         timeout=300,
     )
-    assert result.returncode != 0 and "trainng" in result.stderr
+    assert result.returncode == 2 and "trainng" in result.stderr
 
 
 SHRUNK_RUNS = {

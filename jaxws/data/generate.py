@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jaxws.config import ConfigError
 from jaxws.data.shards import (
     SCHEMA_VERSION,
     ShardError,
@@ -48,11 +49,14 @@ class ShardSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "model", canonical_name(self.model))
-        parse_model(self.model)  # refuses unknown names and impossible points early
+        try:
+            parse_model(self.model)  # refuses unknown names and impossible points early
+        except ValueError as error:
+            raise ConfigError(f"model {self.model!r}: {error}") from error
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.n_target, int) or self.n_target < 1:
-            raise ValueError(f"events per shard must be a positive integer, got {self.n_target!r}")
+            raise ConfigError(f"events per shard must be a positive integer, got {self.n_target!r}")
 
     @property
     def stem(self) -> str:
@@ -67,7 +71,7 @@ def plan_shards(models: Iterable[str], seeds: Iterable[int], events: int) -> lis
     specs = [ShardSpec(m, int(s), int(events)) for m in models for s in seeds]
     stems = [s.stem for s in specs]
     if len(set(stems)) != len(stems):
-        raise ValueError(f"duplicate shards in the plan: {stems}")
+        raise ConfigError(f"duplicate shards in the plan (repeated model or seed): {stems}")
     return specs
 
 
@@ -265,49 +269,141 @@ def _bar(total: int, n_shards: int, n_done: int, enabled: bool):
     )
 
 
-def main_from_config(cfg) -> dict[str, Any]:
-    """Run a generation from a Hydra/OmegaConf config (conf/generate/config.yaml)."""
+KNOWN_KEYS = (
+    "models",
+    "seeds",
+    "events",
+    "out",
+    "processes",
+    "max_generated",
+    "model_list",
+    "selection",
+    "smearing",
+    "progress",
+)
+
+
+def _positive_int(value: Any, key: str, allow_null: bool = False) -> int | None:
+    if value is None and allow_null:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "null or a positive integer" if allow_null else "a positive integer"
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+    return value
+
+
+def _as_list(value: Any, key: str) -> list:
+    value = value if isinstance(value, list) else [value]
+    if not value:
+        raise ConfigError(f"{key} must list at least one entry")
+    return value
+
+
+def check_config(cfg) -> dict[str, Any]:
+    """Validate a generation config completely, before any directory or event is made.
+
+    Returns:
+        Keyword arguments of `run_generation` (with `specs` planned).
+
+    Raises:
+        ConfigError: naming the key and what is allowed.
+    """
     from omegaconf import OmegaConf
 
-    c = OmegaConf.to_container(cfg, resolve=True)
-    known = {
-        "models",
-        "seeds",
-        "events",
-        "out",
-        "processes",
-        "max_generated",
-        "model_list",
-        "selection",
-        "smearing",
-        "progress",
-    }
-    unknown = sorted(set(c) - known - {"hydra"})
+    from jaxws.config import from_section
+
+    try:
+        c = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as error:  # omegaconf's interpolation errors name the key
+        raise ConfigError(f"config does not resolve: {' '.join(str(error).split())}") from error
+    unknown = sorted(set(c) - set(KNOWN_KEYS) - {"hydra"})
     if unknown:
-        raise ValueError(f"unknown generate config keys {unknown}; known: {sorted(known)}")
-    seeds = c["seeds"] if isinstance(c["seeds"], list) else [c["seeds"]]
-    models = c["models"] if isinstance(c["models"], list) else [c["models"]]
-    selection = Selection(**(c.get("selection") or {}))
-    smearing = Smearing(**(c.get("smearing") or {}))
-    manifest = run_generation(
-        c["out"],
-        plan_shards(models, seeds, c["events"]),
-        selection=selection,
-        smearing=smearing,
-        processes=c.get("processes"),
-        max_generated=c.get("max_generated"),
-        model_list=c.get("model_list"),
+        raise ConfigError(f"unknown generate config key(s) {unknown}; known: {sorted(KNOWN_KEYS)}")
+    models = _as_list(c.get("models"), "models")
+    for model in models:
+        if not isinstance(model, str):
+            raise ConfigError(f"models must be model names, got {model!r}")
+        try:
+            parse_model(model)
+        except ValueError as error:
+            raise ConfigError(f"models: {model!r}: {error}") from error
+    seeds = _as_list(c.get("seeds"), "seeds")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise ConfigError(f"seeds must be integers in [0, 2^31), got {seed!r}")
+    events = _positive_int(c.get("events"), "events")
+    out = c.get("out")
+    if not isinstance(out, str) or not out:
+        raise ConfigError(f"out must be a directory path, got {out!r}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"out {out!r} exists and is not a directory")
+    model_list = c.get("model_list")
+    if model_list is not None and (
+        not isinstance(model_list, list) or not all(isinstance(m, str) for m in model_list)
+    ):
+        raise ConfigError(f"model_list must be null or a list of model names, got {model_list!r}")
+    if not isinstance(c.get("progress", True), bool):
+        raise ConfigError(f"progress must be true or false, got {c.get('progress')!r}")
+    try:
+        specs = plan_shards(models, seeds, events)
+    except ValueError as error:
+        raise ConfigError(f"models/seeds/events: {error}") from error
+    return dict(
+        out=out,
+        specs=specs,
+        selection=from_section(Selection, c.get("selection"), "selection"),
+        smearing=from_section(Smearing, c.get("smearing"), "smearing"),
+        processes=_positive_int(c.get("processes"), "processes", allow_null=True),
+        max_generated=_positive_int(c.get("max_generated"), "max_generated", allow_null=True),
+        model_list=model_list,
         progress=c.get("progress", True),
     )
+
+
+def main_from_config(cfg) -> dict[str, Any]:
+    """Run a generation from a Hydra/OmegaConf config (conf/generate/config.yaml)."""
+    manifest = run_generation(**check_config(cfg))
     print(json.dumps(manifest["n_events"], indent=1))
     return manifest
+
+
+def _task(cfg) -> None:
+    """Hydra task: user mistakes and named I/O errors as one line (exit 2), Ctrl-C likewise."""
+    out = Path(str(cfg.get("out", "")))
+    try:
+        main_from_config(cfg)
+    except ConfigError as error:
+        _exit(f"error: {error}", 2)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        reason = str(error.strerror or error)
+        _exit(
+            f"error: {reason}" + ("" if str(error.filename) in reason else f": {error.filename}"), 2
+        )
+    except ImportError as error:
+        if "pythia8mc" not in str(error):
+            raise
+        _exit(f"error: {error}", 2)
+    except KeyboardInterrupt:
+        done = len(list(out.rglob("*.h5"))) if out.is_dir() else 0
+        _exit(
+            f"interrupted; {done} finished shard(s) are kept in {out}; rerun the same command "
+            "to generate only the missing ones",
+            130,
+        )
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"jaxws.data.generate: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def main() -> None:
     import hydra
 
     config_dir = str(Path(__file__).resolve().parents[2] / "conf" / "generate")
-    hydra.main(version_base="1.3", config_path=config_dir, config_name="config")(main_from_config)()
+    hydra.main(version_base="1.3", config_path=config_dir, config_name="config")(_task)()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxws.config import ConfigError
+
 COLUMNS = ("mjj", "mj1", "delta_mj", "tau21_1", "tau21_2", "label")
 FEATURES = ("mj1", "delta_mj", "tau21_1", "tau21_2")
 
@@ -84,31 +86,31 @@ def load_split(
         FileNotFoundError: the file is missing.
     """
     if name not in SHA256:
-        raise ValueError(f"unknown LHCO split {name!r}; known: {sorted(SHA256)}")
+        raise ConfigError(f"unknown LHCO split {name!r}; known: {sorted(SHA256)}")
     unknown = [f for f in features if f not in COLUMNS[:-1]]
     if unknown or not features:
-        raise ValueError(f"unknown LHCO features {unknown}; choose from {COLUMNS[:-1]}")
+        raise ConfigError(f"unknown LHCO features {unknown}; choose from {COLUMNS[:-1]}")
     path = Path(directory or default_directory()) / f"{name}.npy"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: LHCO R&D file not found")
+        raise ConfigError(f"{path}: LHCO R&D file not found")
     if verify:
         digest = _sha256(path)
         if digest != SHA256[name]:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: sha256 {digest} does not match the published {SHA256[name]}; "
                 "the file is corrupted or a different version"
             )
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as err:
-        raise ValueError(f"{path}: not a plain numpy array: {err}") from err
+        raise ConfigError(f"{path}: not a plain numpy array: {err}") from err
     if data.ndim != 2 or data.shape[1] != len(COLUMNS):
-        raise ValueError(f"{path}: expected shape (N, {len(COLUMNS)}), got {data.shape}")
+        raise ConfigError(f"{path}: expected shape (N, {len(COLUMNS)}), got {data.shape}")
     if not np.all(np.isfinite(data)):
-        raise ValueError(f"{path}: contains non-finite values")
+        raise ConfigError(f"{path}: contains non-finite values")
     labels = data[:, -1]
     if not np.all((labels == 0) | (labels == 1)):
-        raise ValueError(f"{path}: label column holds values other than 0 and 1")
+        raise ConfigError(f"{path}: label column holds values other than 0 and 1")
     columns = [COLUMNS.index(f) for f in features]
     return LHCOSplit(
         features=data[:, columns].astype(np.float32),

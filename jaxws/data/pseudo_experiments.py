@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxws.config import check
+from jaxws.config import ConfigError, check
 from jaxws.data.events import SIDEBAND, SIGNAL_REGION, JetEvents
 from jaxws.train import MemberData
 
@@ -128,7 +128,7 @@ def build_pseudo_experiments(
     bkg_sr, bkg_sb = _region_indices(background, 0)
     sig_sr, sig_sb = _region_indices(signal, len(background))
     if len(bkg_sr) == 0 or len(sig_sr) == 0:
-        raise ValueError(
+        raise ConfigError(
             f"need SR events in both samples: background has {len(bkg_sr)}, signal {len(sig_sr)}"
         )
     background_ratio = len(bkg_sb) / len(bkg_sr)
@@ -159,7 +159,7 @@ def build_pseudo_experiments(
     ]
     if shortfalls:
         details = "; ".join(f"{w}: need {n}, have {h}" for w, n, h in shortfalls)
-        raise ValueError(f"not enough events for this study design ({details})")
+        raise ConfigError(f"not enough events for this study design ({details})")
 
     rows, injection_of, experiment_of, sig_sb_of = [], [], [], []
     for injection, n_sb in zip(injections, n_sig_sb, strict=True):

@@ -44,7 +44,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from jaxws.config import ConfigError
 from jaxws.data.events import JetEvents
+from jaxws.track.files import default_file_mode, named_os_error
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -82,7 +84,7 @@ _DESCRIPTIONS = {
 }
 
 
-class ShardError(ValueError):
+class ShardError(ConfigError):
     """A shard or manifest that is missing, incomplete, corrupted or inconsistent."""
 
 
@@ -103,13 +105,21 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise named_os_error(error, path) from error
+    os.fchmod(fd, default_file_mode())  # umask permissions, not mkstemp's 0600
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise named_os_error(error, path) from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -144,6 +154,7 @@ def write_shard(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs
         sha256 of the written file.
     """
     _check_arrays(arrays, str(path), require_all=True)
+    check_values(arrays, str(path))
     n = len(arrays["mjj"])
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -186,6 +197,50 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], where: str, require_all: boo
                 raise ShardError(f"{where}: constituents must be (N, 2, C, 3), got {shape}")
         elif shape[1:] != tail:
             raise ShardError(f"{where}: dataset {name!r} must be (N, *{tail}), got {shape}")
+
+
+#: datasets that must hold finite floats, and the integer codes the label-like ones may take
+FINITE = ("constituents", "pt_truncated", "jets", "mjj")
+CODES = {"region": (0, 1), "label": (0, 1)}
+
+
+def check_values(arrays: Mapping[str, np.ndarray], where: str) -> None:
+    """Refuse numbers no event can have: NaN or inf, unknown region or label codes, negative
+    constituent counts, non-numeric datasets.
+
+    The message names `where` (the file), the dataset, how many events are bad and the index
+    of the first one (in the order the arrays hold them).
+
+    Raises:
+        ShardError: the first problem found.
+    """
+    for name, array in arrays.items():
+        if name not in SCHEMA:
+            continue
+        array = np.asarray(array)
+        want = np.dtype(SCHEMA[name][0]).kind
+        if array.dtype.kind not in ("f" if want == "f" else "iu"):
+            kind = "floating-point numbers" if want == "f" else "integers"
+            raise ShardError(f"{where}: dataset {name!r} has dtype {array.dtype}; need {kind}")
+        if len(array) == 0:
+            continue
+        flat = array.reshape(len(array), -1)
+        if name in FINITE:
+            bad = ~np.isfinite(flat).all(axis=1)
+            what = "NaN or inf values"
+        elif name in CODES:
+            bad = ~np.isin(flat, CODES[name]).all(axis=1)
+            what = f"values outside {list(CODES[name])}"
+        elif name == "n_constituents":
+            bad = (flat < 0).any(axis=1)
+            what = "negative counts"
+        else:
+            continue
+        if bad.any():
+            raise ShardError(
+                f"{where}: dataset {name!r} has {what} in {int(bad.sum())} of {len(array)} "
+                f"events (first at event {int(np.argmax(bad))})"
+            )
 
 
 def _open(path: Path) -> h5py.File:
@@ -254,6 +309,7 @@ def read_shard(
         except (OSError, KeyError, ValueError) as err:
             raise ShardError(f"{path}: failed to read datasets (corrupted?): {err}") from err
     _check_arrays(arrays, str(path), require_all=False)
+    check_values(arrays, str(path))
     if isinstance(index, slice) and index == slice(None) and n_attr is not None:
         if int(n_attr) != len(arrays["mjj"]):
             raise ShardError(f"{path}: holds {len(arrays['mjj'])} events, attributes say {n_attr}")
@@ -426,6 +482,9 @@ class ShardCollection:
             parts.append(read_shard(entry["path"], entry["sha256"], index=slice(0, take)))
             need = None if need is None else need - take
         if not parts:
+            files = [str(e["path"]) for e in self.entries if e["model"] == model]
+            if files:
+                raise ShardError(f"the shards of model {model!r} hold no events: {files}")
             raise ShardError(f"no shards for model {model!r}; have {self.models}")
         width = max(p["constituents"].shape[2] for p in parts)
         for p in parts:
@@ -477,6 +536,11 @@ def load_events(
     """
     from jaxws.simulate.hidden_valley import canonical_name, model_id_of
 
+    if regions is not None:
+        regions = list(regions)
+        unknown = sorted(set(regions) - set(CODES["region"]))
+        if unknown:
+            raise ShardError(f"regions must be 0 (SR) and/or 1 (SB), got {unknown}")
     collection = ShardCollection(sources)
     counts = collection.counts()
     chosen = collection.models if models is None else [canonical_name(m) for m in models]
@@ -484,7 +548,13 @@ def load_events(
     for model in chosen:
         if model not in counts:
             raise ShardError(f"model {model!r} not in the shards; they hold {counts}")
+        if counts[model] == 0:
+            raise ShardError(f"the shards of model {model!r} hold no events")
         limit = max_events.get(model) if isinstance(max_events, Mapping) else max_events
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1
+        ):
+            raise ShardError(f"max_events for {model!r} must be a positive integer, got {limit!r}")
         if limit is not None and limit > counts[model]:
             raise ShardError(
                 f"asked for {limit} events of {model!r} but the shards hold only {counts[model]}"
@@ -496,6 +566,6 @@ def load_events(
             raise ShardError(str(err)) from err
         events = to_jet_events(arrays, model_id)
         if regions is not None:
-            events = events.take(np.isin(events.region, list(regions)))
+            events = events.take(np.isin(events.region, regions))
         parts.append(events)
     return JetEvents.concatenate(parts)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cached_property
+from pathlib import Path
 
 import jax
 
-from jaxws.config import check, from_section
+from jaxws.config import ConfigError, check, from_section
 from jaxws.data.events import JetEvents
 
 
@@ -92,6 +93,46 @@ class PythiaData:
         check(self.resolution >= 4, f"data.resolution must be >= 4, got {self.resolution}")
         _check_channels(self.channels)
         check(len(self.paths) >= 1, "data.paths must name at least one shard source")
+        check(
+            self.max_events is None or self.max_events >= 1,
+            f"data.max_events must be null (all) or >= 1, got {self.max_events}",
+        )
+
+    def check_inputs(self) -> None:
+        """Refuse missing, unreadable or invalid shards and models the shards do not hold.
+
+        Reads every shard this config will use, one at a time, through the validating reader
+        (checksum, schema, NaN or inf, region and label codes), so a bad file is refused
+        before anything is written rather than in the middle of a run.
+        """
+        from jaxws.data.shards import ShardCollection, read_shard
+        from jaxws.simulate.hidden_valley import canonical_name
+
+        for path in self.paths:
+            if not Path(path).exists():
+                raise ConfigError(f"data.paths: {path} does not exist")
+        collection = ShardCollection(list(self.paths))
+        counts = collection.counts()
+        for role, name in (("background", self.background), ("signal", self.signal)):
+            model = canonical_name(name)
+            have = counts.get(model, 0)
+            if have == 0:
+                raise ConfigError(
+                    f"data.{role} {name!r}: the shards in {list(self.paths)} hold no events of "
+                    f"it; they hold {counts}"
+                )
+            if self.max_events is not None and self.max_events > have:
+                raise ConfigError(
+                    f"data.max_events {self.max_events} is more than the {have} events of "
+                    f"{model!r} in the shards"
+                )
+            need = self.max_events
+            for entry in collection.entries:
+                if entry["model"] != model or need == 0:
+                    continue
+                take = entry["n_events"] if need is None else min(need, entry["n_events"])
+                read_shard(entry["path"], entry["sha256"], index=slice(0, take))
+                need = None if need is None else need - take
 
 
 class SimulatorSource:
@@ -154,9 +195,11 @@ class PythiaSource:
 
 def make_source(section) -> SimulatorSource | PythiaSource:
     """The event source named by the `data` config section's `source` key."""
+    if section is not None and not hasattr(section, "get"):
+        raise ConfigError(f"data must be a config group (e.g. data=simulator), got {section!r}")
     source = (section or {}).get("source", "simulator")
     if source == "simulator":
         return SimulatorSource(from_section(SimulatorData, section, "data"))
     if source == "pythia":
         return PythiaSource(from_section(PythiaData, section, "data"))
-    raise ValueError(f"data.source must be 'simulator' or 'pythia', got {source!r}")
+    raise ConfigError(f"data.source must be 'simulator' or 'pythia', got {source!r}")

@@ -1,11 +1,17 @@
 """Methods: each module has `run(cfg, key, run_dir, tracker) -> metrics` (Hydra `method=<name>`).
 
+A module may also have `validate(cfg)`, which checks its whole config and its input files
+before the entry point writes anything; study methods without one get the shared study
+checks (`jaxws.methods.study.validate`).
+
 Study methods (cwola, transfer, mtl and the meta-learning variants) also expose
 `study(cfg, inputs, key, tracker) -> StudyResult`, so `method=compare` can run several of them
 on the same pseudo-experiments.
 """
 
 import importlib
+
+from jaxws.config import ConfigError
 
 
 def load(name: str):
@@ -20,4 +26,33 @@ def load(name: str):
 
         return meta.method_module(name)
     except (ImportError, AttributeError, KeyError, ValueError):
-        raise ValueError(f"unknown method {name!r}") from None
+        raise ConfigError(
+            f"method.name {name!r} is not a method; known: {sorted(known_methods())}"
+        ) from None
+
+
+def known_methods() -> list[str]:
+    """Names `method.name` may take (modules with a `run`, and the meta-learning variants)."""
+    import pkgutil
+
+    names = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in ("study", "pretrain", "meta"):
+            names.append(info.name)
+    try:
+        from jaxws.methods import meta
+
+        names += meta.available()
+    except ImportError:
+        pass
+    return sorted(set(names))
+
+
+def validate(module, cfg) -> None:
+    """Check the method's whole config and input files (raises `ConfigError`)."""
+    if hasattr(module, "validate"):
+        module.validate(cfg)
+    elif hasattr(module, "study"):
+        from jaxws.methods import study
+
+        study.validate(cfg)

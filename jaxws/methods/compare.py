@@ -11,23 +11,44 @@ import jax
 from omegaconf import OmegaConf
 
 from jaxws import methods
+from jaxws.config import ConfigError
 from jaxws.methods import study as study_lib
 
 
-def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+def _chosen(cfg) -> dict:
     entries = OmegaConf.to_container(cfg.method, resolve=True)
     unknown = sorted(set(entries) - {"name", "methods"})
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in config section 'method' (compare)")
+        raise ConfigError(
+            f"unknown key(s) {unknown} in config section 'method' (compare); allowed: "
+            "['methods', 'name']"
+        )
     chosen = entries.get("methods") or {}
-    if not chosen:
-        raise ValueError("method.methods must name at least one method to compare")
+    if not isinstance(chosen, dict) or not chosen:
+        raise ConfigError("method.methods must name at least one method to compare")
+    for label, section in chosen.items():
+        if not isinstance(section, dict) or "name" not in section:
+            raise ConfigError(f"method.methods.{label} needs a 'name'")
+        module = methods.load(section["name"])
+        if not hasattr(module, "study"):
+            raise ConfigError(
+                f"method.methods.{label}.name {section['name']!r} is not a study method"
+            )
+    return chosen
+
+
+def validate(cfg) -> None:
+    """The compared methods exist and are study methods; the shared sections are valid."""
+    _chosen(cfg)
+    study_lib.validate(cfg)
+
+
+def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+    chosen = _chosen(cfg)
     data_key, train_key = jax.random.split(key)
     inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
     results = {}
     for index, (label, section) in enumerate(chosen.items()):
-        if "name" not in section:
-            raise ValueError(f"method.methods.{label} needs a 'name'")
         module = methods.load(section["name"])
         sub_cfg = OmegaConf.merge(cfg, {"method": None})
         sub_cfg.method = section

@@ -14,11 +14,13 @@ Two entry points:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxws.config import ConfigError
 from jaxws.methods import study as study_lib
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
@@ -42,7 +44,7 @@ def study(cfg, inputs: study_lib.StudyInputs, key: jax.Array, tracker) -> study_
         progress="CWoLa",
         checkpoint_dir=tracker.path("checkpoints/cwola"),
     )
-    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs)
+    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs, fit=result)
 
 
 def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
@@ -62,35 +64,79 @@ class Scorer:
       variables: member variables with a leading member axis.
       feature_shape: the per-event shape the scorer accepts.
       history: the engine's `FitResult` (losses, epochs).
+      diverged: per member, why it is unusable ('' if fine; see
+        `jaxws.methods.study.diverged_members`); the ensemble score leaves such members out.
     """
 
     model: object
     variables: dict
     feature_shape: tuple[int, ...]
     history: object
+    diverged: list[str] = dataclasses.field(default_factory=list)
 
     def member_scores(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """(E, N) logits of each member."""
         x = _checked(x, "x")
         if x.shape[1:] != self.feature_shape:
-            raise ValueError(
+            raise ConfigError(
                 f"x has feature shape {x.shape[1:]}, the scorer was trained on {self.feature_shape}"
             )
         return np.asarray(predict_ensemble(self.model, self.variables, jnp.asarray(x), batch_size))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Ensemble score: the mean member probability, shape (N,)."""
-        return np.asarray(jax.nn.sigmoid(self.member_scores(x))).mean(axis=0)
+        """Ensemble score: the mean probability of the members that did not diverge, (N,)."""
+        probabilities = np.asarray(jax.nn.sigmoid(self.member_scores(x)))
+        usable = np.array([not reason for reason in self.diverged], bool)
+        if len(usable) == len(probabilities) and usable.any():
+            probabilities = probabilities[usable]
+        return probabilities.mean(axis=0)
 
 
 def _checked(x, name: str) -> np.ndarray:
-    x = np.asarray(x, np.float32)
+    """`x` as float32 (N, ...) events, refusing non-numbers and NaN or inf (naming `name`)."""
+    try:
+        x = np.asarray(x, np.float32)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{name} must be an array of numbers: {error}") from error
     if x.ndim < 2:
-        raise ValueError(f"{name} must have shape (N, features...), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
-        raise ValueError(f"{name} contains NaN or inf values ({bad} events)")
+        raise ConfigError(f"{name} must have shape (N, features...), got {x.shape}")
+    bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if bad.any():
+        raise ConfigError(
+            f"{name} contains NaN or inf values in {int(bad.sum())} of {len(x)} events (first "
+            f"at index {int(np.argmax(bad))})"
+        )
     return x
+
+
+def _integer(value, name: str, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
+
+
+def _check_arguments(
+    learning_rate, seed, n_members, validation_fraction, chunk_size, min_events
+) -> None:
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, int | float | np.floating | np.integer)
+        or not np.isfinite(learning_rate)
+        or learning_rate <= 0
+    ):
+        raise ConfigError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    _integer(seed, "seed", 0)
+    _integer(n_members, "n_members", 1)
+    _integer(chunk_size, "chunk_size", 1, allow_none=True)
+    _integer(min_events, "min_events", 1)
+    if (
+        isinstance(validation_fraction, bool)
+        or not isinstance(validation_fraction, int | float | np.floating)
+        or not 0 < validation_fraction < 1
+    ):
+        raise ConfigError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
 
 
 def weak_supervision(
@@ -125,21 +171,22 @@ def weak_supervision(
       min_events: refuse samples smaller than this.
 
     Returns:
-      A `Scorer`.
+      A `Scorer`; members that diverged are named in `Scorer.diverged` (and a warning) and
+      left out of its ensemble score.
+
+    Raises:
+      ConfigError: a bad argument or array, named, before anything is trained.
     """
+    _check_arguments(learning_rate, seed, n_members, validation_fraction, chunk_size, min_events)
     mixed_a, mixed_b = _checked(mixed_a, "mixed_a"), _checked(mixed_b, "mixed_b")
     if mixed_a.shape[1:] != mixed_b.shape[1:]:
-        raise ValueError(
+        raise ConfigError(
             f"mixed samples have different feature shapes: mixed_a {mixed_a.shape[1:]}, "
             f"mixed_b {mixed_b.shape[1:]}"
         )
     for name, sample in (("mixed_a", mixed_a), ("mixed_b", mixed_b)):
         if len(sample) < min_events:
-            raise ValueError(f"{name} has {len(sample)} events; need at least {min_events}")
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
-    if n_members < 1:
-        raise ValueError(f"n_members must be >= 1, got {n_members}")
+            raise ConfigError(f"{name} has {len(sample)} events; need at least {min_events}")
     feature_shape = mixed_a.shape[1:]
     if model is None:
         if len(feature_shape) == 3 and feature_shape[0] == 2:
@@ -147,7 +194,7 @@ def weak_supervision(
         elif len(feature_shape) == 1:
             model = MLP()
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"no default model for feature shape {feature_shape}: pass `model=` "
                 "(vectors (N, D) and two-jet images (N, 2, R, R) have defaults)"
             )
@@ -172,4 +219,12 @@ def weak_supervision(
         config,
         chunk_size=chunk_size,
     )
-    return Scorer(model, result.variables, feature_shape, result)
+    diverged = study_lib.diverged_members(result)
+    flagged = [f"member {m}: {reason}" for m, reason in enumerate(diverged) if reason]
+    if flagged:
+        warnings.warn(
+            f"weak_supervision: {len(flagged)} of {n_members} members diverged and are left out "
+            f"of the ensemble score: {'; '.join(flagged)}",
+            stacklevel=2,
+        )
+    return Scorer(model, result.variables, feature_shape, result, diverged)

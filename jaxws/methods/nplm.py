@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
-from jaxws.config import check, from_section
+from jaxws.config import ConfigError, check, from_section
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
 
@@ -320,15 +320,68 @@ def permutation_null(
     return t
 
 
+#: fewest events per observed array: below this a t value has no useful null distribution
+MIN_OBSERVED_EVENTS = 10
+
+
 def _load_observed(path: str, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays of a user `.npz`, refusing anything but numeric arrays of enough events."""
     file = Path(path)
+    where = f"data.observed_file {path!r}"
     if not file.is_file():
-        raise ValueError(f"data.observed_file {path!r} does not exist")
-    with np.load(file, allow_pickle=False) as arrays:
+        raise ConfigError(f"{where} does not exist")
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ConfigError(
+            f"{where} is not a readable .npz archive of numeric arrays (jaxws never loads "
+            f"pickles): {' '.join(str(error).split())[:120]}"
+        ) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{where} holds a single .npy array; it needs an .npz with {names}")
+    with archive as arrays:
         missing = [n for n in names if n not in arrays]
         if missing:
-            raise ValueError(f"data.observed_file {path!r} lacks arrays {missing}")
-        return arrays[names[0]], arrays[names[1]]
+            raise ConfigError(f"{where} lacks arrays {missing}; it holds {list(arrays)}")
+        try:
+            loaded = [arrays[n] for n in names]
+        except (OSError, ValueError, EOFError) as error:
+            raise ConfigError(f"{where}: an array cannot be read ({error})") from error
+    for name, array in zip(names, loaded, strict=True):
+        if array.dtype.kind not in "fiu":
+            raise ConfigError(f"{where}: array {name!r} has dtype {array.dtype}; need numbers")
+        if len(array) < MIN_OBSERVED_EVENTS:
+            raise ConfigError(
+                f"{where}: array {name!r} has {len(array)} events; need at least "
+                f"{MIN_OBSERVED_EVENTS}"
+            )
+        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if bad.any():
+            raise ConfigError(
+                f"{where}: array {name!r} has {int(bad.sum())} events with NaN or inf (first at "
+                f"index {int(np.argmax(bad))})"
+            )
+    return loaded[0], loaded[1]
+
+
+def _checked_observed(data, settings) -> tuple[np.ndarray, np.ndarray]:
+    """The observed file's arrays, checked as the test will use them (errors name the file)."""
+    names = ("data", "reference") if settings.test == "nplm" else ("a", "b")
+    first, second = _load_observed(data.observed_file, names)
+    try:
+        if settings.test == "nplm":
+            return nplm.check_nplm_inputs(first, second, settings.clip, (0.0, None))
+        return nplm.check_samples(first, second, ("a", "b"), (0.0, None))
+    except ValueError as error:
+        raise ConfigError(f"data.observed_file {data.observed_file!r}: {error}") from error
+
+
+def validate(cfg: Any) -> None:
+    """Check the ``data`` and ``method`` sections and the observed file before any toy runs."""
+    data = from_section(ExponentialToyConfig, cfg.get("data"), "data")
+    settings = from_section(NPLMSettings, cfg.get("method"), "method")
+    if data.observed_file:
+        _checked_observed(data, settings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,7 +540,7 @@ def _observed(
     result: dict[str, float] = {}
     if settings.test == "nplm":
         if data.observed_file:
-            observed, reference = _load_observed(data.observed_file, ("data", "reference"))
+            observed, reference = _checked_observed(data, settings)
         else:
             n_max = toys.capacity(data.n_expected * (1 + data.observed_signal_fraction))
             k_data, k_reference = jax.random.split(k_toy)
@@ -508,8 +561,7 @@ def _observed(
         t_observed = float(fit.t[0])
     else:
         if data.observed_file:
-            first, second = _load_observed(data.observed_file, ("a", "b"))
-            first, second = nplm.check_samples(first, second, ("a", "b"), (0.0, None))
+            first, second = _checked_observed(data, settings)
             events, in_a, valid = toys.pad_arrays(first, second)
         else:
             s = data.observed_signal_fraction

@@ -139,6 +139,36 @@ def event_pool_images(events, data_config) -> np.ndarray:
     return np.asarray(images, np.float32)
 
 
+def validate(cfg) -> None:
+    """Check the sections a study method uses and its input files, before anything is written.
+
+    Refuses (with `ConfigError`) bad `data`, `study`, `training` and `model` sections, shard
+    sources that are missing or lack the chosen models, and designs that need more events than
+    the data section can provide (the exact per-region counts are checked again once the
+    events exist).
+    """
+    source = make_source(cfg.get("data"))
+    study = from_section(StudySection, cfg.get("study"), "study")
+    from_section(TrainingSection, cfg.get("training"), "training")
+    build_model(cfg.get("model"))
+    config = source.config
+    if hasattr(config, "check_inputs"):
+        config.check_inputs()
+    else:
+        need_background = study.n_test_background + study.n_background_sr
+        need_signal = study.n_test_signal + max(study.injections)
+        check(
+            config.n_background >= need_background,
+            f"data.n_background {config.n_background} is fewer than the study's SR background "
+            f"alone (study.n_test_background + study.n_background_sr = {need_background})",
+        )
+        check(
+            config.n_signal >= need_signal,
+            f"data.n_signal {config.n_signal} is fewer than the study's SR signal alone "
+            f"(study.n_test_signal + largest injection = {need_signal})",
+        )
+
+
 def prepare(cfg, seed: int) -> StudyInputs:
     """Load events from the configured source, build pseudo-experiments and jet images."""
     source = make_source(cfg.data)
@@ -162,9 +192,58 @@ def prepare(cfg, seed: int) -> StudyInputs:
     )
 
 
+#: A member whose best validation loss stays above this never beat predicting one half for
+#: every event (binary cross-entropy ln 2 nats, about what a fresh initialisation scores), by
+#: half again: it never improved on its initial validation loss, which the engine does not record.
+DIVERGED_LOSS = 1.5 * float(np.log(2.0))
+
+
+def diverged_members(fit, max_loss: float = DIVERGED_LOSS) -> list[str]:
+    """Why each member of an ensemble fit is unusable ('' for a healthy member).
+
+    A member is flagged when a training or validation loss of an epoch it ran is NaN or inf,
+    when no epoch had a finite validation loss (the engine then keeps its initial weights,
+    best epoch -1), or when its best validation loss stays above `max_loss` (see
+    `DIVERGED_LOSS`). Derived from the engine's `FitResult` alone.
+
+    Args:
+      fit: a `FitResult` with a leading member axis (train_loss, val_loss: (E, max_epochs),
+        NaN after a member stopped; best_epoch, best_val_loss, epochs: (E,)).
+      max_loss: best validation loss above which a member counts as never improved.
+
+    Returns:
+      One reason string per member.
+    """
+    train = np.asarray(fit.train_loss, float).reshape(len(np.asarray(fit.epochs)), -1)
+    val = np.asarray(fit.val_loss, float).reshape(train.shape)
+    ran = np.arange(train.shape[1])[None, :] < np.asarray(fit.epochs)[:, None]
+    bad = ran & ~(np.isfinite(train) & np.isfinite(val))
+    best_epoch = np.asarray(fit.best_epoch)
+    best_loss = np.asarray(fit.best_val_loss, float)
+    reasons = []
+    for member in range(len(train)):
+        if bad[member].any():
+            epoch = int(np.argmax(bad[member]))
+            reasons.append(f"loss not finite from epoch {epoch}")
+        elif best_epoch[member] < 0 or not np.isfinite(best_loss[member]):
+            reasons.append("no finite validation loss; initial weights kept")
+        elif best_loss[member] > max_loss:
+            reasons.append(
+                f"never improved: best validation loss {best_loss[member]:.3g} > {max_loss:.3g}"
+            )
+        else:
+            reasons.append("")
+    return reasons
+
+
 @dataclasses.dataclass
 class StudyResult:
-    """Per-member evaluation (leading axis E = injections x pseudo-experiments)."""
+    """Per-member evaluation (leading axis E = injections x pseudo-experiments).
+
+    `diverged` holds, per member, why it is unusable ('' if it is fine, see
+    `diverged_members`); flagged members are kept in the per-member tables but left out of
+    every mean, spread and discovery estimate, with their number stated.
+    """
 
     injection: np.ndarray
     experiment: np.ndarray
@@ -176,9 +255,16 @@ class StudyResult:
     best_z: np.ndarray  # (E,)
     epochs: np.ndarray
     sculpting: Any = None  # jaxws.methods.sculpting.Sculpting of the no-signal members
+    diverged: list[str] = dataclasses.field(default_factory=list)
+
+    def usable(self) -> np.ndarray:
+        """(E,) True for members that did not diverge."""
+        if not self.diverged:
+            return np.ones(len(self.injection), bool)
+        return np.array([not reason for reason in self.diverged])
 
 
-def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
+def evaluate(inputs: StudyInputs, model, variables, epochs=None, fit=None) -> StudyResult:
     """Score the pure SR test sets with every member and compute efficiencies and significances.
 
     Args:
@@ -186,6 +272,7 @@ def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
       model: the flax module the variables belong to.
       variables: model variables with a leading member axis E.
       epochs: (E,) epochs each member trained (for the record).
+      fit: the engine's `FitResult`, if any: its losses flag diverged members.
     """
     experiments, study = inputs.experiments, inputs.study
     n_members = len(experiments.injection)
@@ -251,14 +338,74 @@ def evaluate(inputs: StudyInputs, model, variables, epochs=None) -> StudyResult:
         best_z=np.asarray(working.best_significance),
         epochs=np.zeros(n_members, int) if epochs is None else np.asarray(epochs),
         sculpting=sculpted,
+        diverged=[""] * n_members if fit is None else diverged_members(fit),
     )
 
 
-def _by_injection(result: StudyResult, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(injections, values reshaped to (n_injections, n_pseudo_experiments))."""
+def _by_injection(
+    result: StudyResult, values: np.ndarray, usable_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(injections, values reshaped to (n_injections, n_pseudo_experiments)); with
+    `usable_only`, diverged members' entries are NaN."""
+    values = np.asarray(values, float)
+    if usable_only:
+        values = np.where(result.usable(), values, np.nan)
     injections = np.unique(result.injection)
     table = np.stack([values[result.injection == i] for i in injections])
     return injections, table
+
+
+def _spread(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+
+
+def _mean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def _plotted_runs(result: StudyResult) -> np.ndarray:
+    """Best final Z (n_injections, n_runs) of the pseudo-experiments without diverged members
+    (all of them when none diverged; the per-injection mean over usable members if every
+    pseudo-experiment has one)."""
+    _, table = _by_injection(result, result.best_z, usable_only=True)
+    complete = np.isfinite(table).all(axis=0)
+    if complete.any():
+        return table[:, complete]
+    return np.array([[_mean(row)] for row in table])
+
+
+def report_diverged(results: dict[str, StudyResult]) -> list[dict]:
+    """Print one console line per method with diverged members; returns them as rows."""
+    import sys
+
+    rows = []
+    for method, result in results.items():
+        flagged = [m for m, reason in enumerate(result.diverged) if reason]
+        if not flagged:
+            continue
+        detail = "; ".join(
+            f"member {m} (injection {int(result.injection[m])}, experiment "
+            f"{int(result.experiment[m])}): {result.diverged[m]}"
+            for m in flagged
+        )
+        print(
+            f"jaxws: warning: {method}: {len(flagged)} of {len(result.diverged)} members "
+            f"diverged and are left out of means and spreads: {detail}",
+            file=sys.stderr,
+        )
+        rows += [
+            {
+                "method": method,
+                "member": m,
+                "injection": int(result.injection[m]),
+                "experiment": int(result.experiment[m]),
+                "reason": result.diverged[m],
+            }
+            for m in flagged
+        ]
+    return rows
 
 
 def signal_for_discovery(injections, initial_z, final_z_table, target: float = 5.0):
@@ -328,11 +475,12 @@ def bootstrap_thresholds(
     """
     rng = np.random.default_rng(seed)
     n_points, n_runs = final_z_table.shape
-    mean = final_z_table.mean(axis=1)
+    mean = np.nanmean(final_z_table, axis=1)
     thresholds, signals = np.empty(n_bootstrap), np.empty(n_bootstrap)
     for b in range(n_bootstrap):
         pick = rng.integers(0, n_runs, size=(n_points, n_runs))
-        curve = np.take_along_axis(final_z_table, pick, axis=1).mean(axis=1)
+        with np.errstate(invalid="ignore"):
+            curve = np.nanmean(np.take_along_axis(final_z_table, pick, axis=1), axis=1)
         thresholds[b] = learning_threshold(initial_z, curve)
         signals[b] = signal_for_discovery(injections, initial_z, curve[:, None])[0]
 
@@ -367,7 +515,8 @@ def threshold_table(results: dict[str, StudyResult], reference: str = "CWoLa") -
     """
     rows = []
     for method, result in results.items():
-        injections, best = _by_injection(result, result.best_z)
+        # Diverged members (NaN) are left out of the mean curves and the bootstrap.
+        injections, best = _by_injection(result, result.best_z, usable_only=True)
         _, initial = _by_injection(result, result.initial_z)
         keep = injections > 0
         numbers = bootstrap_thresholds(injections[keep], initial[keep, 0], best[keep])
@@ -395,8 +544,9 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
     metrics: dict[str, float] = {}
     rows = []
     for method, result in results.items():
-        injections, best = _by_injection(result, result.best_z)
-        _, auc = _by_injection(result, result.auc)
+        usable = result.usable()
+        injections, best = _by_injection(result, result.best_z, usable_only=True)
+        _, auc = _by_injection(result, result.auc, usable_only=True)
         _, initial = _by_injection(result, result.initial_z)
         for k, injection in enumerate(injections):
             rows.append(
@@ -404,27 +554,35 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
                     "method": method,
                     "injection": int(injection),
                     "initial_z": float(initial[k, 0]),
-                    "final_z_mean": float(best[k].mean()),
-                    "final_z_std": float(best[k].std(ddof=1)) if best.shape[1] > 1 else 0.0,
-                    "auc_mean": float(auc[k].mean()),
-                    "auc_std": float(auc[k].std(ddof=1)) if auc.shape[1] > 1 else 0.0,
+                    "final_z_mean": _mean(best[k]),
+                    "final_z_std": _spread(best[k]),
+                    "auc_mean": _mean(auc[k]),
+                    "auc_std": _spread(auc[k]),
+                    "n_diverged": int(np.sum(~np.isfinite(best[k]))),
                 }
             )
-        mean_signal, per_run = signal_for_discovery(injections, initial[:, 0], best)
+        # A pseudo-experiment with a diverged member at any injection has no curve of its own.
+        mean_curve = np.array([[_mean(row)] for row in best])
+        mean_signal, _ = signal_for_discovery(injections, initial[:, 0], mean_curve)
+        complete = np.isfinite(best).all(axis=0)
+        _, per_run = signal_for_discovery(injections, initial[:, 0], best[:, complete])
         key = method.lower().replace(" ", "_").replace("-", "_")
+        metrics[f"{key}/n_diverged"] = int((~usable).sum())
         metrics[f"{key}/signal_for_5sigma"] = mean_signal
         finite = per_run[np.isfinite(per_run)]
         metrics[f"{key}/signal_for_5sigma_std"] = (
             float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
         )
         metrics[f"{key}/runs_reaching_5sigma"] = int(len(finite))
-        zero = result.injection == 0
+        zero = (result.injection == 0) & usable
         if zero.any():
             metrics[f"{key}/no_signal_auc_mean"] = float(result.auc[zero].mean())
             ratio = result.signal_efficiencies[zero] / result.background_efficiencies
             metrics[f"{key}/no_signal_eps_ratio_mean"] = float(ratio.mean())
-        top = injections.max()
-        metrics[f"{key}/auc_at_max_injection"] = float(result.auc[result.injection == top].mean())
+        top = (result.injection == injections.max()) & usable
+        metrics[f"{key}/auc_at_max_injection"] = (
+            float(result.auc[top].mean()) if top.any() else float("nan")
+        )
     return metrics, rows
 
 
@@ -454,6 +612,9 @@ def report(
     from jaxws import plotting
 
     metrics, rows = summarise(results)
+    diverged = report_diverged(results)
+    if diverged:
+        tracker.save_json("diverged_members", diverged)
     tracker.save_table("study", rows)
     thresholds = threshold_table(results)
     tracker.save_table("thresholds", thresholds)
@@ -486,13 +647,14 @@ def report(
                         "final_z": float(result.final_z[m, k]),
                         "auc": float(result.auc[m]),
                         "epochs": int(result.epochs[m]),
+                        "diverged": result.diverged[m] if result.diverged else "",
                     }
                 )
     tracker.save_table("working_points", working_rows)
     _report_sculpting(tracker, inputs, results, metrics, figure_name)
     first = next(iter(results.values()))
     injections, initial = _by_injection(first, first.initial_z)
-    curves = {method: _by_injection(r, r.best_z)[1] for method, r in results.items()}
+    curves = {method: _plotted_runs(r) for method, r in results.items()}
     mask = injections > 0
     fig = plotting.significance_curve(
         None,

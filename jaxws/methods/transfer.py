@@ -437,7 +437,7 @@ def study(cfg, inputs, key: jax.Array, tracker):
         sections["fine_tune"].config(inputs.training),
         progress="transfer",
     )
-    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs)
+    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs, fit=result)
 
 
 def run(cfg, key: jax.Array, run_dir, tracker) -> dict:

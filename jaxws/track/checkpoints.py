@@ -29,13 +29,16 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxws.config import ConfigError
+from jaxws.track.files import default_directory_mode
+
 _STATE = "variables"
 _METADATA = "metadata.json"
 # Metadata fields that must agree for variables to be usable by the caller's network.
 CHECKED_FIELDS = ("architecture", "resolution")
 
 
-class ArtifactMismatchError(ValueError):
+class ArtifactMismatchError(ConfigError):
     """A stored artifact was made for another architecture, resolution or parameter layout."""
 
 
@@ -84,6 +87,7 @@ def save_variables(path: str | Path, variables: dict, metadata: dict) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(default_directory_mode())  # umask permissions, not mkdtemp's 0700
     try:
         host = jax.tree.map(np.asarray, jax.device_get(variables))
         checkpointer = ocp.StandardCheckpointer()

@@ -3,7 +3,8 @@ to Weights & Biases.
 
 W&B runs in offline mode by default (no network needed; `wandb sync <run_dir>/wandb/...`
 uploads later). A Hydra multirun sweep shares one W&B group, so a sweep reads as one unit.
-`tracking=none` turns W&B off; the local files are always written.
+`tracking=none` turns W&B off; the local files are always written and are the record: if W&B
+fails to start or to write, the run goes on with local files only and says so once.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ import csv
 import dataclasses
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from jaxws.config import check
-from jaxws.track.files import _to_jsonable, atomic_write_bytes, atomic_write_json
+from jaxws.track.files import (
+    _to_jsonable,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    make_directory,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,29 +67,60 @@ class Tracker:
         tracking: TrackingConfig | None = None,
         name: str = "run",
     ):
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = make_directory(run_dir)
         self.metrics: dict[str, Any] = {}
+        # This session's metrics.jsonl lines; the file is rewritten from them, so a resumed
+        # run replaces the interrupted run's lines instead of appending duplicates.
+        self._metric_lines: list[str] = []
         self._wandb_run = None
+        self.wandb_failure: str | None = None
         if config is not None:
             atomic_write_json(self.run_dir / "config.json", config)
         if tracking is not None and tracking.wandb and tracking.mode != "disabled":
-            import wandb
+            try:
+                import wandb
 
-            self._wandb_run = wandb.init(
-                project=tracking.project,
-                group=tracking.group or name,
-                name=name,
-                tags=list(tracking.tags),
-                config=_to_jsonable(config or {}),
-                dir=str(self.run_dir),
-                mode=tracking.mode,
-                reinit="create_new",
-            )
+                self._wandb_run = wandb.init(
+                    project=tracking.project,
+                    group=tracking.group or name,
+                    name=name,
+                    tags=list(tracking.tags),
+                    config=_to_jsonable(config or {}),
+                    dir=str(self.run_dir),
+                    mode=tracking.mode,
+                    reinit="create_new",
+                )
+            except Exception as error:  # noqa: BLE001 - W&B is optional; local files are the record
+                self._wandb_failed("start", error)
 
     @property
     def wandb_run(self):
         return self._wandb_run
+
+    def _wandb_failed(self, action: str, error: BaseException) -> None:
+        """Drop W&B after its first failure and say so once; local files carry on."""
+        if self.wandb_failure is None:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            self.wandb_failure = f"W&B failed to {action} ({reason})"
+            print(
+                f"jaxws: warning: {self.wandb_failure}; continuing with local files in "
+                f"{self.run_dir}",
+                file=sys.stderr,
+            )
+        run, self._wandb_run = self._wandb_run, None
+        if run is not None:
+            try:
+                run.finish(exit_code=1)
+            except Exception:  # noqa: BLE001, S110 - already reported; nothing more to do
+                pass
+
+    def _to_wandb(self, action: str, call) -> None:
+        if self._wandb_run is None:
+            return
+        try:
+            call(self._wandb_run)
+        except Exception as error:  # noqa: BLE001 - W&B is optional
+            self._wandb_failed(action, error)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
@@ -90,17 +129,17 @@ class Tracker:
         """Record scalar metrics (kept for `metrics.json`, appended to `metrics.jsonl`)."""
         metrics = _to_jsonable(metrics)
         self.metrics.update(metrics)
-        line = json.dumps({"step": step, **metrics}, allow_nan=False) + "\n"
-        with open(self.run_dir / "metrics.jsonl", "a") as handle:
-            handle.write(line)
+        self._metric_lines.append(json.dumps({"step": step, **metrics}, allow_nan=False) + "\n")
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(self._metric_lines))
         atomic_write_json(self.run_dir / "metrics.json", self.metrics)
-        if self._wandb_run is not None:
-            self._wandb_run.log(metrics, step=step)
+        self._to_wandb("log metrics", lambda run: run.log(metrics, step=step))
 
     def save_json(self, name: str, obj: Any) -> Path:
         path = atomic_write_json(self.run_dir / f"{name}.json", obj)
-        if self._wandb_run is not None:
-            self._wandb_run.save(str(path), base_path=str(self.run_dir), policy="now")
+        self._to_wandb(
+            "save a file",
+            lambda run: run.save(str(path), base_path=str(self.run_dir), policy="now"),
+        )
         return path
 
     def save_table(self, name: str, rows: list[dict[str, Any]]) -> Path:
@@ -114,11 +153,14 @@ class Tracker:
         for row in rows:
             writer.writerow(_to_jsonable(row))
         path = atomic_write_bytes(self.run_dir / f"{name}.csv", buffer.getvalue().encode())
-        if self._wandb_run is not None:
+
+        def log_table(run) -> None:
             import wandb
 
             data = [[_to_jsonable(row[c]) for c in columns] for row in rows]
-            self._wandb_run.log({name: wandb.Table(columns=columns, data=data)})
+            run.log({name: wandb.Table(columns=columns, data=data)})
+
+        self._to_wandb("log a table", log_table)
         return path
 
     def save_figure(self, name: str, fig) -> Path:
@@ -130,13 +172,16 @@ class Tracker:
             paths.append(
                 atomic_write_bytes(self.run_dir / "figures" / f"{name}.{suffix}", buffer.getvalue())
             )
-        if self._wandb_run is not None:
+
+        def log_image(run) -> None:
             import wandb
 
-            self._wandb_run.log({name: wandb.Image(str(paths[0]))})
+            run.log({name: wandb.Image(str(paths[0]))})
+
+        self._to_wandb("log a figure", log_image)
         return paths[0]
 
     def finish(self) -> None:
-        if self._wandb_run is not None:
-            self._wandb_run.finish()
-            self._wandb_run = None
+        """Close the W&B run (if any); a failure there is reported, not raised."""
+        self._to_wandb("finish", lambda run: run.finish())
+        self._wandb_run = None

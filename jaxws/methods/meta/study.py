@@ -20,7 +20,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from jaxws.config import check, from_section
+from jaxws.config import ConfigError, check, from_section
 from jaxws.methods import meta as meta_lib
 from jaxws.methods import transfer
 from jaxws.models import partition
@@ -55,14 +55,14 @@ def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
     background = np.flatnonzero(sample.model_index == -1)
     if len(background) < tasks.n_background:
-        raise ValueError(
+        raise ConfigError(
             f"{len(background)} source background events, a task needs {tasks.n_background}"
         )
     rows = []
     for k, name in enumerate(sample.sources):
         signal = np.flatnonzero(sample.model_index == k)
         if len(signal) < tasks.n_signal:
-            raise ValueError(
+            raise ConfigError(
                 f"source model {name!r} has {len(signal)} events, a task needs {tasks.n_signal}"
             )
         train, val = [], []
@@ -158,7 +158,7 @@ def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
 
     name = name or str(cfg.method.name)
     model, fit, _ = meta_transfer(cfg, inputs, key, tracker, name)
-    return study_lib.evaluate(inputs, model, fit.variables, fit.epochs)
+    return study_lib.evaluate(inputs, model, fit.variables, fit.epochs, fit=fit)
 
 
 def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
