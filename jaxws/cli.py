@@ -22,6 +22,9 @@ TOP_LEVEL_KEYS = {
     "seed",
     "run_name",
     "stats",
+    "paths",
+    "objective",
+    "verbose",
 }
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -32,18 +35,20 @@ def _group_name() -> str:
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return Path(hydra_cfg.sweep.dir).name
+        sweep_dir = Path(hydra_cfg.sweep.dir)  # <date>/<time>-<name>: the group names both
+        return f"{sweep_dir.parent.name}_{sweep_dir.name}"
     return ""
 
 
-def enable_compilation_cache() -> None:
-    """Reuse compiled XLA programs across runs (JAX's persistent cache; `JAXWS_JAX_CACHE`
-    overrides the directory, an empty value turns it off)."""
-    import os
-
+def enable_compilation_cache(configured: str | None = None) -> None:
+    """Reuse compiled XLA programs across runs (JAX's persistent cache) in the directory of
+    `jaxws.paths.compilation_cache_dir` (`JAXWS_JAX_CACHE`, else `paths.compilation_cache`,
+    else the user cache directory; empty = off)."""
     import jax
 
-    directory = os.environ.get("JAXWS_JAX_CACHE", str(Path(".cache") / "jax-compilation"))
+    from jaxws.paths import compilation_cache_dir
+
+    directory = compilation_cache_dir(configured)
     if directory:
         jax.config.update("jax_compilation_cache_dir", directory)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -84,13 +89,16 @@ def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from jaxws import console
     from jaxws.config import ConfigError
 
+    console.configure(console.verbose_requested(cfg.get("verbose")))
     run_dir = HydraConfig.get().runtime.output_dir
-    enable_compilation_cache()
+    paths = cfg.get("paths") or {}
+    enable_compilation_cache(paths.get("compilation_cache"))
     try:
         metrics = execute(cfg, run_dir, _group_name())
     except (ConfigError, ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
@@ -99,6 +107,16 @@ def _main(cfg: DictConfig) -> None:
     print(f"jaxws: results in {run_dir}")
     if "figure" in metrics:
         print(f"jaxws: figure: {metrics['figure']}")
+    objective = cfg.get("objective")
+    if objective:  # the value a sweeper (Optuna) optimises
+        if objective not in metrics:
+            print(
+                f"jaxws: error: objective {objective!r} not among {sorted(metrics)}",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        return float(metrics[objective])
+    return None
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from jaxws.config import ConfigError
 from jaxws.data import readers
 from jaxws.data.events import JetEvents
 from jaxws.data.readers import EventsError
-from jaxws.data.sources import PythiaSource, make_source
 from jaxws.data.shards import ShardError
+from jaxws.data.sources import PythiaSource, make_source
 
 FIELDS = readers.REQUIRED + readers.OPTIONAL
 
