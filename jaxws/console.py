@@ -4,6 +4,7 @@ the libraries underneath unless asked.
 Hidden unless `verbose=true` (config) or `JAXWS_VERBOSE=1` (environment):
 - Python INFO records of jax (e.g. "Unable to initialize backend 'tpu'"), absl (orbax logs about
   30 INFO lines per checkpoint save through it), orbax and etils;
+- matplotlib's font-fallback warnings;
 - XLA's C++ log below FATAL, which carries the "Very slow compile?" alarm
   (`TF_CPP_MIN_LOG_LEVEL=3`; only effective before jax is first imported, so set here at
   the entry point; a value already in the environment is kept).
@@ -20,6 +21,8 @@ import os
 import sys
 
 LIBRARY_LOGGERS = ("jax", "jaxlib", "absl", "orbax", "etils", "jax._src.xla_bridge")
+#: loggers whose warnings are noise for a user (font fallbacks of the plot style)
+NOISY_WARNINGS = ("matplotlib.font_manager",)
 
 
 def verbose_requested(configured: bool | None = None) -> bool:
@@ -34,6 +37,8 @@ def configure(verbose: bool = False) -> None:
     level = logging.INFO if verbose else logging.WARNING
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    for name in NOISY_WARNINGS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not sys.stderr.isatty():
