@@ -66,6 +66,7 @@ SHRINK = {
     "pythia": [
         *[o for o in TINY_CWOLA if not o.startswith("data.")],
         "data.resolution=8",
+        "data.max_events=4000",  # per model: about 2k SR QCD, 3.4k SR signal, enough here
         "study.n_test_signal=500",
         "study.n_test_background=500",
     ],
