@@ -43,6 +43,9 @@ TOP_LEVEL_KEYS = {
     "run_name",
     "stats",
     "dry_run",
+    "paths",
+    "objective",
+    "verbose",
 }
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 LOCK_NAME = ".jaxws.lock"
@@ -81,16 +84,21 @@ def _group_name() -> str:
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return Path(hydra_cfg.sweep.dir).name
+        sweep_dir = Path(hydra_cfg.sweep.dir)  # <date>/<time>-<name>: the group names both
+        return f"{sweep_dir.parent.name}_{sweep_dir.name}"
     return ""
 
 
-def enable_compilation_cache() -> None:
-    """Reuse compiled XLA programs across runs: JAX's persistent cache in the user's cache
-    directory (`JAXWS_CACHE_DIR` overrides it; see `jaxws.train.compile_cache`)."""
+def enable_compilation_cache(configured: str | None = None) -> None:
+    """Reuse compiled XLA programs across runs (JAX's persistent cache): `JAXWS_JAX_CACHE`
+    (empty = off), else the config's `paths.compilation_cache`, else the user cache directory
+    (`jaxws.paths`, `jaxws.train.compile_cache`)."""
+    from jaxws.paths import compilation_cache_dir
     from jaxws.train import compile_cache
 
-    compile_cache.enable()
+    directory = compilation_cache_dir(configured)
+    if directory:
+        compile_cache.enable(directory)
 
 
 def _resolved(cfg: DictConfig) -> dict:
@@ -275,13 +283,17 @@ def _saved_chunks(run_dir: Path) -> int:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from jaxws import console
+
+    console.configure(console.verbose_requested(cfg.get("verbose")))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     record = {"config.yaml": OmegaConf.to_yaml(cfg), **_hydra_record()}
+    paths = cfg.get("paths") or {}
     try:
-        enable_compilation_cache()
+        enable_compilation_cache(paths.get("compilation_cache"))
         metrics = execute(cfg, run_dir, _group_name(), hydra_record=record)
     except ConfigError as error:
         _remove_if_empty(run_dir)
@@ -304,6 +316,16 @@ def _main(cfg: DictConfig) -> None:
     print(f"jaxws: results in {run_dir}")
     if "figure" in metrics:
         print(f"jaxws: figure: {metrics['figure']}")
+    objective = cfg.get("objective")
+    if objective:  # the value a sweeper (Optuna) optimises
+        if objective not in metrics:
+            print(
+                f"jaxws: error: objective {objective!r} not among {sorted(metrics)}",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        return float(metrics[objective])
+    return None
 
 
 def _named(error: OSError) -> str:

@@ -9,6 +9,14 @@ Style: mplhep's CMS style for every figure (no experiment label: these are not C
 Every function draws on a given Axes or, with ax=None, on a new Figure built without pyplot
 (no global figure registry to leak), and returns the Figure. No file IO here: the tracker
 saves figures (`Tracker.save_figure`).
+
+Fit for a talk: every log axis is labelled with plain numbers at 1, 2, 5 (or every integer)
+times a power of ten, chosen from the axis range so that any range shows at least two labels
+and labels never crowd (`readable_log_axis`); legends sit outside the axes, to the right, so
+they never cover data; bands and error bars name what they are (spread over how many
+pseudo-experiments) and stay inside physical bounds (an efficiency ratio is never negative);
+a neutral line (`sample_label`) names the sample, the events and the number of
+pseudo-experiments.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import mplhep
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from jaxws.stats.roc import RocCurve, SicCurve, significance_improvement
 
@@ -45,6 +53,72 @@ def _runs_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if values.shape[-1] < 2:
         return mean, np.zeros_like(mean)
     return mean, values.std(axis=-1, ddof=1)
+
+
+def _plain_number(value: float, _position=None) -> str:
+    return f"{value:g}"
+
+
+def readable_log_axis(axis, low: float, high: float) -> None:
+    """Label a log axis with plain numbers (0.5, 1, 2, ...) at a density set by its range.
+
+    Over more than 3 decades only powers of ten are labelled; 1.3-3 decades: 1, 2, 5 x 10^k;
+    0.5-1.3 decades: 1, 2, 3, 5 x 10^k; less: every integer multiple of a power of ten. The
+    unlabelled minor ticks stay at every integer multiple.
+
+    Args:
+        axis: `ax.xaxis` or `ax.yaxis` (on a log-scaled Axes).
+        low, high: the axis limits (positive).
+    """
+    decades = np.log10(high / low) if high > low > 0 else 1.0
+    if decades > 3:
+        subs = (1.0,)
+    elif decades > 1.3:
+        subs = (1.0, 2.0, 5.0)
+    elif decades > 0.5:
+        subs = (1.0, 2.0, 3.0, 5.0)
+    else:
+        subs = tuple(float(k) for k in range(1, 10))
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    axis.set_major_formatter(FuncFormatter(_plain_number))
+    axis.set_minor_locator(LogLocator(base=10.0, subs=tuple(float(k) for k in range(1, 10))))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _readable_log_axes(ax: Axes) -> None:
+    if ax.get_xscale() == "log":
+        readable_log_axis(ax.xaxis, *sorted(ax.get_xlim()))
+    if ax.get_yscale() == "log":
+        readable_log_axis(ax.yaxis, *sorted(ax.get_ylim()))
+
+
+def legend_outside(ax: Axes, **kwargs):
+    """A legend to the right of the axes (never over data; saved with bbox_inches='tight')."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def sample_label(
+    sample: str,
+    signal: str,
+    resolution: int | None = None,
+    n_background: int | None = None,
+    n_pseudo_experiments: int | None = None,
+) -> str:
+    """A neutral line naming what was simulated, e.g. `simulator, signal id_lambda10, 12x12
+    images, 1,000 SR background events, 5 pseudo-experiments per point`."""
+    parts = [sample, f"signal {signal}"]
+    if resolution is not None:
+        parts.append(f"{resolution}x{resolution} images")
+    if n_background is not None:
+        parts.append(f"{n_background:,} SR background events")
+    if n_pseudo_experiments is not None:
+        parts.append(f"{n_pseudo_experiments} pseudo-experiments per point")
+    return ", ".join(parts)
+
+
+def _set_label(ax: Axes, label: str | None) -> None:
+    if label:
+        ax.set_title(label, fontsize="small", loc="left", wrap=True)
 
 
 def _check_scale(scale: str) -> None:
@@ -76,7 +150,7 @@ def significance_curve(
         colors: optional method -> colour.
         scale: "log" (both axes) or "linear".
         discovery_z: if given, a horizontal line at that final significance (e.g. 5).
-        title: optional axes title.
+        title: optional line above the axes; `sample_label` makes a neutral one.
 
     Returns:
         The Figure.
@@ -109,7 +183,12 @@ def significance_curve(
                 label=method,
             )
             ax.fill_between(
-                initial_z[order], mean - std, mean + std, color=line.get_color(), alpha=0.25
+                initial_z[order],
+                mean - std,
+                mean + std,
+                color=line.get_color(),
+                alpha=0.25,
+                label=f"{method}: $\\pm1$ s.d. over {runs.shape[1]} pseudo-experiments",
             )
             low.append(np.min(mean - std))
         # Over the initial-significance range, down to the lowest band edge (log: > 0).
@@ -129,14 +208,11 @@ def significance_curve(
         ax.set_xscale(scale)
         ax.set_yscale(scale)
         if scale == "log":
-            # Minor-tick labels crowd a short log range; keep only the decades' labels.
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_minor_formatter(NullFormatter())
+            _readable_log_axes(ax)
         ax.set_xlabel("Initial significance [$\\sigma$]")
         ax.set_ylabel("Final significance [$\\sigma$]")
-        if title:
-            ax.set_title(title)
-        ax.legend()
+        _set_label(ax, title)
+        legend_outside(ax)
     return ax.figure
 
 
@@ -183,7 +259,9 @@ def roc_figure(
         else:
             ax.set_xlabel("Background efficiency $\\epsilon_B$")
             ax.set_ylabel("Signal efficiency $\\epsilon_S$")
-        ax.legend()
+        if rejection:
+            _readable_log_axes(ax)
+        legend_outside(ax)
     return ax.figure
 
 
@@ -225,7 +303,7 @@ def sic_figure(
             ax.axhline(value, linestyle="--", color="grey", linewidth=1, label=label)
         ax.set_xlabel("Signal efficiency $\\epsilon_S$")
         ax.set_ylabel("SIC $\\epsilon_S/\\sqrt{\\epsilon_B}$")
-        ax.legend()
+        legend_outside(ax)
     return ax.figure
 
 
@@ -236,6 +314,7 @@ def no_signal_control(
     *,
     n_test_signal: int | None = None,
     n_test_background: int | None = None,
+    title: str | None = None,
 ) -> Figure:
     """What the classifier does with zero injected signal: eps_s / eps_b at each working point.
 
@@ -254,6 +333,7 @@ def no_signal_control(
         signal_efficiencies_by_method: method -> eps_s at zero injection, shape (K, n_runs).
         n_test_signal: number of test signal events (for the expectation band).
         n_test_background: number of test background events (for the expectation band).
+        title: optional line above the axes (`sample_label`).
 
     Returns:
         The Figure.
@@ -275,8 +355,8 @@ def no_signal_control(
             sigma = np.sqrt(eps_b * (1 - eps_b) * (1.0 / n_test_signal + 1.0 / n_test_background))
             ax.fill_between(
                 eps_b,
-                1 - sigma / eps_b,
-                1 + sigma / eps_b,
+                np.maximum(1 - sigma / eps_b, 0.0),
+                np.minimum(1 + sigma / eps_b, 1.0 / eps_b),
                 color="grey",
                 alpha=0.3,
                 label="random classifier, $\\pm1\\sigma$ (test sampling)",
@@ -289,10 +369,24 @@ def no_signal_control(
                     f"signal efficiencies of {method!r} must have shape (K={eps_b.size}, n_runs),"
                     f" got {runs.shape}"
                 )
+            if np.any((runs < 0) | (runs > 1)):
+                raise ValueError(f"signal efficiencies of {method!r} must lie in [0, 1]")
             mean, std = _runs_mean_std(runs[order] / eps_b[:, None])
-            ax.errorbar(eps_b, mean, yerr=std, marker="o", capsize=3, label=method)
+            # eps_s in [0, 1], so the ratio lies in [0, 1 / eps_b]: the bars stop there
+            lower = np.minimum(std, mean)
+            upper = np.minimum(std, 1.0 / eps_b - mean)
+            ax.errorbar(
+                eps_b,
+                mean,
+                yerr=np.stack([lower, upper]),
+                marker="o",
+                capsize=3,
+                label=f"{method}: mean, $\\pm1$ s.d. over {runs.shape[1]} pseudo-experiments",
+            )
         ax.set_xscale("log")
+        _readable_log_axes(ax)
         ax.set_xlabel("Background efficiency $\\epsilon_B$")
         ax.set_ylabel("$\\epsilon_S/\\epsilon_B$ at zero injected signal")
-        ax.legend()
+        _set_label(ax, title)
+        legend_outside(ax)
     return ax.figure

@@ -6,15 +6,21 @@ from disk instead of recompiling (seconds each on a 2-core CPU).
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+_REPO = Path(__file__).resolve().parent.parent
+# Runs started by tests (in process or as subprocesses) keep their artifacts in a fresh directory
+# per test session, not in the user's ~/.cache/jaxws, and share the repository's XLA cache.
+os.environ.setdefault("JAXWS_CACHE_DIR", tempfile.mkdtemp(prefix="jaxws-test-cache-"))
+os.environ.setdefault("JAXWS_JAX_CACHE", str(_REPO / ".cache" / "jax-compilation"))
 
 import jax  # noqa: E402
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "jax-compilation"
+_CACHE = _REPO / ".cache" / "jax-compilation"
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -12,11 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(compile_cache.CACHE_ENV, raising=False)
+    monkeypatch.delenv("JAXWS_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert compile_cache.default_directory() == tmp_path / "xdg" / "jaxws" / "xla"
+    assert compile_cache.default_directory() == tmp_path / "xdg" / "jaxws" / "jax-compilation"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert compile_cache.default_directory() == tmp_path / "home" / ".cache" / "jaxws" / "xla"
+    expected = tmp_path / "home" / ".cache" / "jaxws" / "jax-compilation"
+    assert compile_cache.default_directory() == expected
+    monkeypatch.setenv("JAXWS_CACHE_DIR", str(tmp_path / "root"))
+    assert compile_cache.default_directory() == tmp_path / "root" / "jax-compilation"
     monkeypatch.setenv(compile_cache.CACHE_ENV, str(tmp_path / "mine"))
     assert compile_cache.default_directory() == tmp_path / "mine"
     for off in ("", "off"):
@@ -36,7 +40,7 @@ def test_importing_the_engine_switches_the_cache_on_in_the_configured_directory(
     env.update(
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        JAXWS_CACHE_DIR=str(tmp_path / "cache"),
+        JAXWS_JAX_CACHE=str(tmp_path / "cache"),
     )
     out = subprocess.run(
         [sys.executable, "-c", CHILD],

@@ -145,3 +145,91 @@ def test_no_signal_control(curve):
         no_signal_control(None, eps_b, {"CWoLa": eps_s}, n_test_signal=100)
     with pytest.raises(ValueError, match="CWoLa"):
         no_signal_control(None, eps_b, {"CWoLa": eps_s.T})
+
+
+def drawn(fig: Figure):
+    """Draw with Agg and return the renderer (the figures are made without pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def visible_labels(ax, axis, renderer):
+    """Tick labels with text inside the view limits, as (text, window extent)."""
+    low, high = sorted(ax.get_xlim() if axis is ax.xaxis else ax.get_ylim())
+    labels = []
+    for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+        if tick.label1.get_visible() and tick.label1.get_text() and low <= tick.get_loc() <= high:
+            labels.append((tick.label1.get_text(), tick.label1.get_window_extent(renderer)))
+    return labels
+
+
+@pytest.mark.parametrize("low, high", [(0.3, 0.9), (0.5, 3.0), (0.2, 40.0), (0.01, 500.0)])
+def test_log_axes_have_readable_non_overlapping_labels_at_any_range(low, high):
+    rng = np.random.default_rng(3)
+    initial = np.geomspace(low, high, 5)
+    fig = significance_curve(
+        None, initial, {"CWoLa": initial[:, None] * rng.uniform(0.9, 1.1, (5, 4))}
+    )
+    (ax,) = fig.axes
+    renderer = drawn(fig)
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = visible_labels(ax, axis, renderer)
+        assert len(labels) >= 2, [text for text, _ in labels]
+        for i, (_, box) in enumerate(labels):
+            for text, other in labels[i + 1 :]:
+                assert not box.overlaps(other), text
+        for text, _ in labels:  # plain numbers, readable from the back of the room
+            float(text)
+
+
+def test_legends_sit_outside_the_axes_and_name_the_pseudo_experiments(runs, curve):
+    initial, by_method = runs
+    figures = [
+        significance_curve(None, initial, by_method),
+        roc_figure(None, {"CNN": curve}),
+        sic_figure(None, {"CNN": curve}),
+        no_signal_control(None, [0.01, 0.1], {"CWoLa": np.full((2, 3), 0.05)}),
+    ]
+    for fig in figures:
+        ax = fig.axes[0]
+        renderer = drawn(fig)
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+    texts = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert "CWoLa: $\\pm1$ s.d. over 10 pseudo-experiments" in texts
+
+
+def test_efficiency_ratio_error_bars_respect_physical_bounds():
+    eps_b = np.array([0.01, 0.1, 0.5])
+    # a wide spread with efficiencies at both bounds: mean - s.d. < 0 and mean + s.d. > 1/eps_b
+    eps_s = np.array([[0.0, 0.0, 0.0, 0.2], [0.0, 0.0, 0.9, 1.0], [0.0, 1.0, 1.0, 1.0]])
+    mean = (eps_s / eps_b[:, None]).mean(axis=1)
+    std = (eps_s / eps_b[:, None]).std(axis=1, ddof=1)
+    assert np.any(mean - std < 0) and np.any(mean + std > 1 / eps_b)
+    fig = no_signal_control(None, eps_b, {"CWoLa": eps_s}, n_test_signal=50, n_test_background=50)
+    ax = fig.axes[0]
+    (errorbar,) = ax.containers
+    bars = errorbar.lines[2][0].get_segments()
+    for (x, y_low), (_, y_high) in bars:
+        assert y_low >= 0.0
+        assert y_high <= 1.0 / x + 1e-12
+    band = bands(ax)[0].get_paths()[0].vertices
+    assert band[:, 1].min() >= 0.0
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        no_signal_control(None, eps_b, {"CWoLa": eps_s + 0.5})
+
+
+def test_sample_label_names_sample_events_and_pseudo_experiments(runs):
+    from jaxws.plotting import sample_label
+
+    label = sample_label("simulator", "id_lambda10", 12, 1000, 5)
+    assert label == (
+        "simulator, signal id_lambda10, 12x12 images, 1,000 SR background events, "
+        "5 pseudo-experiments per point"
+    )
+    initial, by_method = runs
+    fig = significance_curve(None, initial, by_method, title=label)
+    assert fig.axes[0].get_title(loc="left") == label

@@ -1,4 +1,5 @@
-"""One interface to the event sources: `data=simulator` or `data=pythia`.
+"""One interface to the event sources: `data=simulator`, `data=pythia` or `data=events` (your own
+HDF5 files, jaxws.data.readers).
 
 Every method asks a source for background events, the events of a named signal model, and the
 list of signal models (for transfer and meta-learning), so each method runs on either source.
@@ -177,8 +178,18 @@ class PythiaSource:
         return list(self.config.model_list or benchmark_names())
 
     def _load(self, name: str, n_events: int | None) -> JetEvents:
-        from jaxws.data.shards import load_events
+        from pathlib import Path
 
+        from jaxws.data.shards import ShardError, load_events
+
+        missing = [p for p in self.config.paths if not Path(p).exists()]
+        if missing:
+            raise ShardError(
+                f"no Pythia shards at {missing}: generate them with `python -m jaxws.data.generate "
+                f"models=[qcd,{self.config.signal}] seeds=[1] events=2000 out={missing[0]}` "
+                "(physics extra), or use the reference sample: "
+                "data.paths=[../shared/data/hv-reference]"
+            )
         return load_events(
             list(self.config.paths),
             models=[name],
@@ -202,4 +213,8 @@ def make_source(section) -> SimulatorSource | PythiaSource:
         return SimulatorSource(from_section(SimulatorData, section, "data"))
     if source == "pythia":
         return PythiaSource(from_section(PythiaData, section, "data"))
-    raise ConfigError(f"data.source must be 'simulator' or 'pythia', got {source!r}")
+    if source == "events":
+        from jaxws.data.readers import EventsData, EventsSource
+
+        return EventsSource(from_section(EventsData, section, "data"))
+    raise ConfigError(f"data.source must be 'simulator', 'pythia' or 'events', got {source!r}")

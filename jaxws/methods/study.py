@@ -605,6 +605,18 @@ def _report_sculpting(tracker, inputs, results, metrics, figure_name) -> None:
     tracker.save_figure(f"{figure_name}_sculpting", sculpting_figure(checked, label))
 
 
+def _figure_label(inputs: StudyInputs) -> str:
+    from jaxws import plotting
+
+    return plotting.sample_label(
+        getattr(inputs.source.config, "source", "events"),
+        inputs.signal_name,
+        inputs.images.shape[-1],
+        inputs.study.n_background_sr,
+        inputs.study.n_pseudo_experiments,
+    )
+
+
 def report(
     tracker, inputs: StudyInputs, results: dict[str, StudyResult], figure_name: str = "significance"
 ) -> dict[str, Any]:
@@ -660,7 +672,7 @@ def report(
         None,
         initial[mask, 0],
         {m: c[mask] for m, c in curves.items()},
-        title=f"{inputs.signal_name}, {inputs.images.shape[-1]}x{inputs.images.shape[-1]}",
+        title=_figure_label(inputs),
         discovery_z=5.0,
     )
     path = tracker.save_figure(figure_name, fig)
@@ -674,6 +686,7 @@ def report(
             control,
             n_test_signal=inputs.study.n_test_signal,
             n_test_background=inputs.study.n_test_background,
+            title=_figure_label(inputs),
         )
         tracker.save_figure(f"{figure_name}_no_signal_control", fig)
     tracker.log_metrics({k: v for k, v in metrics.items() if k != "figure"})

@@ -325,6 +325,7 @@ class FineTuneSection:
 def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Split a transfer-like `method` section into validated parts (unknown keys refused)."""
     from jaxws.config import to_plain
+    from jaxws.paths import absolute, cache_dir
 
     section = dict(to_plain(method_cfg) or {})
     known = {
@@ -343,7 +344,7 @@ def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str
         )
     return {
         "name": section.get("name", "transfer"),
-        "artifact_dir": section.get("artifact_dir", "artifacts"),
+        "artifact_dir": str(absolute(section.get("artifact_dir") or cache_dir() / "artifacts")),
         "pretrain_seed": section.get("pretrain_seed"),
         "source": from_section(SourceSection, section.get("source"), "method.source"),
         "pretrain": from_section(PretrainConfig, section.get("pretrain"), "method.pretrain"),

@@ -2,7 +2,8 @@
 to Weights & Biases.
 
 W&B runs in offline mode by default (no network needed; `wandb sync <run_dir>/wandb/...`
-uploads later). A Hydra multirun sweep shares one W&B group, so a sweep reads as one unit.
+uploads later). A Hydra multirun sweep shares one W&B group (its date and time), so a sweep reads
+as one unit; each run is named after its overrides.
 `tracking=none` turns W&B off; the local files are always written and are the record: if W&B
 fails to start or to write, the run goes on with local files only and says so once.
 """
@@ -50,6 +51,22 @@ class TrackingConfig:
         )
 
 
+def sweep_run_name(name: str) -> str:
+    """W&B run name: inside a Hydra multirun, `name` plus the job's overrides
+    (`cwola:seed=1,training.learning_rate=0.001`), so runs of a sweep are told apart; else
+    `name`."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return name
+    hydra_cfg = HydraConfig.get()
+    overrides = hydra_cfg.job.get("override_dirname", "")
+    if hydra_cfg.mode != RunMode.MULTIRUN or not overrides:
+        return name
+    return f"{name}:{overrides}"
+
+
 class Tracker:
     """Writes a run's outputs atomically into `run_dir` and mirrors them to W&B.
 
@@ -83,7 +100,7 @@ class Tracker:
                 self._wandb_run = wandb.init(
                     project=tracking.project,
                     group=tracking.group or name,
-                    name=name,
+                    name=sweep_run_name(name),
                     tags=list(tracking.tags),
                     config=_to_jsonable(config or {}),
                     dir=str(self.run_dir),

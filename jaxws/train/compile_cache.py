@@ -6,8 +6,10 @@ Compiling the paper CNN's training epoch takes 40-70 s on a 2-core CPU and the s
 relative to the working directory; `enable()` runs when `jaxws.train` is first imported, so
 notebooks and scripts get it too.
 
-Where: `JAXWS_CACHE_DIR` if set (an empty value or "off" switches the cache off), else
-`$XDG_CACHE_HOME/jaxws/xla`, else `~/.cache/jaxws/xla`. A cache directory that the user has
+Where: `JAXWS_JAX_CACHE` if set (an empty value or "off" switches the cache off), else
+`jax-compilation/` in the jaxws user cache directory (`jaxws.paths.cache_dir`:
+`$JAXWS_CACHE_DIR`, else `$XDG_CACHE_HOME/jaxws`, else `~/.cache/jaxws`); the command line's
+`paths.compilation_cache` sets it per run. A cache directory that the user has
 already given JAX (`jax.config.update("jax_compilation_cache_dir", ...)` or
 `JAX_COMPILATION_CACHE_DIR`) is left alone.
 """
@@ -19,19 +21,20 @@ from pathlib import Path
 
 import jax
 
-CACHE_ENV = "JAXWS_CACHE_DIR"
+CACHE_ENV = "JAXWS_JAX_CACHE"
 # Programs that compile faster than this are not worth a disk round trip.
 MIN_COMPILE_SECONDS = 0.5
 
 
 def default_directory() -> Path | None:
-    """The cache directory from `JAXWS_CACHE_DIR` / XDG, or None when switched off."""
+    """The cache directory from `JAXWS_JAX_CACHE` / the user cache, or None when off."""
+    from jaxws.paths import cache_dir
+
     value = os.environ.get(CACHE_ENV)
     if value is not None:
         value = value.strip()
         return None if value in ("", "off", "0", "false") else Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "jaxws" / "xla"
+    return cache_dir() / "jax-compilation"
 
 
 def enable(directory: str | os.PathLike | None = None) -> Path | None:

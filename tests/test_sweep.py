@@ -1,0 +1,144 @@
+"""A multirun summarises itself: the Hydra callback writes sweep_summary.csv/.png into the sweep
+directory (one row per job) and names them; the launcher and sweeper configs compose."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from jaxws.cli import CONFIG_DIR
+from jaxws.track import sweep
+
+REPO = Path(__file__).resolve().parent.parent
+
+NPLM_TINY = [
+    "experiment=nplm",
+    "tracking=none",
+    "data.n_reference=2000",
+    "data.n_expected=200",
+    "method.epochs=10",
+    "method.checkpoints=[5,10]",
+    "method.n_toys=8",
+    "method.n_signal_toys=2",
+    "method.n_history_toys=2",
+    "method.signal_fractions=[0.02]",
+    "method.chunk_size=8",
+    "method.n_permutations=10",
+]
+
+
+def test_a_real_multirun_leaves_a_summary_with_one_row_per_job(tmp_path):
+    env = {
+        **os.environ,
+        "JAXWS_CACHE_DIR": str(tmp_path / "cache"),
+        "JAXWS_JAX_CACHE": str(REPO / ".cache" / "jax-compilation"),
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxws",
+            "-m",
+            *NPLM_TINY,
+            "seed=0,1",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    table, image = tmp_path / "sweep_summary.csv", tmp_path / "sweep_summary.png"
+    assert result.stdout.strip().splitlines()[-1] == f"jaxws: sweep summary: {table} and {image}"
+    rows = list(csv.DictReader(table.open()))
+    assert [(r["job"], r["seed"], r["status"]) for r in rows] == [
+        ("0", "0", "finished"),
+        ("1", "1", "finished"),
+    ]
+    for row in rows:  # every scalar of each job's results.json is in its row, unchanged
+        results = json.loads((tmp_path / row["job"] / "results.json").read_text())
+        assert float(row["null/ks_pvalue"]) == results["null/ks_pvalue"]
+    assert image.stat().st_size > 10_000
+    assert "Unable to initialize backend" not in result.stdout + result.stderr
+
+
+def fake_job(sweep_dir, number, overrides, results=None, metrics=None):
+    job = sweep_dir / str(number)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if results is not None:
+        (job / "results.json").write_text(json.dumps(results))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_summary_marks_unfinished_jobs_and_finds_the_swept_keys(tmp_path):
+    common = ["tracking=none", "model=mlp"]
+    fake_job(
+        tmp_path,
+        0,
+        [*common, "training.learning_rate=1e-4"],
+        {"cwola/signal_for_5sigma": 300.0, "figure": "x.png"},
+    )
+    fake_job(
+        tmp_path,
+        1,
+        [*common, "training.learning_rate=1e-3"],
+        metrics={"cwola/signal_for_5sigma": 250.0},
+    )
+    fake_job(tmp_path, 10, [*common, "training.learning_rate=1e-2"])
+    rows = sweep.collect(tmp_path)
+    assert [r["job"] for r in rows] == [0, 1, 10]
+    assert [r["status"] for r in rows] == ["finished", "partial", "missing"]
+    assert sweep.swept_keys(rows) == ["training.learning_rate"]
+    assert sweep.key_metrics(rows) == ["cwola/signal_for_5sigma"]
+    table, image = sweep.summarise_sweep(tmp_path)
+    lines = list(csv.reader(table.open()))
+    assert lines[0] == [
+        "job",
+        "status",
+        "tracking",
+        "model",
+        "training.learning_rate",
+        "cwola/signal_for_5sigma",
+    ]
+    assert lines[3] == ["10", "missing", "none", "mlp", "1e-2", ""]
+    assert image.is_file()
+    assert sweep.summarise_sweep(tmp_path / "empty") is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["hydra/launcher=local"],
+        ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+        ["experiment=optuna_sweep"],
+    ],
+)
+def test_launcher_and_sweeper_configs_compose(overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    launcher, sweeper = cfg.hydra.launcher, cfg.hydra.sweeper
+    if "hydra/launcher=local" in overrides:
+        assert launcher._target_.endswith("JoblibLauncher") and launcher.n_jobs == 2
+    elif "hydra/launcher=slurm" in overrides:
+        assert launcher._target_.endswith("SlurmLauncher")
+        assert (launcher.gpus_per_task, launcher.tasks_per_node, launcher.partition) == (
+            1,
+            1,
+            "gpu",
+        )
+    else:
+        assert sweeper._target_.endswith("OptunaSweeper")
+        assert cfg.objective == "cwola/signal_for_5sigma" and sweeper.direction == "minimize"
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "jaxws.track.sweep.SweepSummary"
+    assert Path(cfg.paths.artifact_dir).is_absolute()
