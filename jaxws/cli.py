@@ -166,7 +166,7 @@ def check_run_directory(run_dir: Path, resolved: dict) -> None:
         if changed:
             raise RunDirectoryError(
                 f"{run_dir} holds an interrupted run with another config (differs in "
-                f"{changed[:5]}); resume with the same config or choose a new output directory"
+                f"{changed[:12]}); resume with the same config or choose a new output directory"
             )
 
 

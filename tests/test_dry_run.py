@@ -124,4 +124,4 @@ def test_cli_dry_run_writes_nothing_and_exits_zero(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2
-    assert "not enough events" in bad.stderr and "Traceback" not in bad.stderr
+    assert "n_background" in bad.stderr and "Traceback" not in bad.stderr

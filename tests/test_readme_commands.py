@@ -101,8 +101,9 @@ SHRINK = {
 
 #: README commands not run here, and where they are covered
 NOT_RUN_HERE = {
-    # paper scale (GPU, hours on a CPU): the lead's dry-run test covers it
-    "python -m jaxws model=paper_cnn training=paper study=paper data.resolution=25",
+    # paper scale (GPU, hours on a CPU): tests/test_dry_run.py validates them completely
+    "python -m jaxws experiment=paper_compare dry_run=true",
+    "python -m jaxws experiment=paper",
 }
 
 

@@ -134,7 +134,7 @@ def event_pool_images(events, data_config) -> np.ndarray:
         jnp.asarray(events.constituents),
         data_config.resolution,
         data_config.normalize_images,
-        channels=tuple(data_config.channels),
+        channels=tuple(getattr(data_config, "channels", ("pt",))),
     )
     return np.asarray(images, np.float32)
 
@@ -154,7 +154,7 @@ def validate(cfg) -> None:
     config = source.config
     if hasattr(config, "check_inputs"):
         config.check_inputs()
-    else:
+    elif getattr(config, "source", "") == "simulator":
         need_background = study.n_test_background + study.n_background_sr
         need_signal = study.n_test_signal + max(study.injections)
         check(
