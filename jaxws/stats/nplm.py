@@ -133,11 +133,8 @@ def _module(spec: NetworkSpec) -> TestFunction:
 
 
 def _dense(params: dict, h: jax.Array) -> jax.Array:
-    kernel, bias = params["kernel"], params["bias"]
-    if kernel.size <= 64:
-        # Tiny layers (1-4-1): a broadcast multiply-add; XLA's CPU dot is slow for K = 1.
-        return jnp.sum(h[..., :, None] * kernel, axis=-2) + bias
-    return h @ kernel + bias
+    # A matmul: XLA fuses it with the activation; a broadcast multiply-and-sum was 14x slower.
+    return h @ params["kernel"] + params["bias"]
 
 
 def apply_test_function(params: dict, x: jax.Array, spec: NetworkSpec) -> jax.Array:
@@ -159,35 +156,72 @@ def apply_test_function(params: dict, x: jax.Array, spec: NetworkSpec) -> jax.Ar
     return _dense(layers["output"], h)[..., 0]
 
 
-def init_test_function(key: jax.Array, spec: NetworkSpec) -> dict:
-    """Initial parameters of f (flax defaults: LeCun-normal kernels, zero biases).
+INITIALISATIONS = ("glorot", "lecun")
+CLIP_SCOPES = ("all", "kernels")
+
+
+def init_test_function(key: jax.Array, spec: NetworkSpec, init: str = "glorot") -> dict:
+    """Initial parameters of f.
 
     Args:
         key: typed PRNG key, consumed.
         spec: the architecture.
+        init: "glorot" (NPLM_package's Keras default: glorot-uniform kernels, limit
+            ``sqrt(6 / (fan_in + fan_out))``, and glorot-uniform biases too, which Keras treats
+            as a 1D tensor with ``fan_in = fan_out = width``, limit ``sqrt(3 / width)``) or
+            "lecun" (flax's default: LeCun-normal kernels, zero biases).
 
     Returns:
-        The parameter pytree (``{"params": ...}``).
+        The parameter pytree (``{"params": {"hidden_i": ..., "output": ...}}``).
     """
-    return _module(spec).init(key, jnp.zeros((1, spec.n_inputs)))
+    if init not in INITIALISATIONS:
+        raise ValueError(f"init must be one of {INITIALISATIONS}, got {init!r}")
+    params = _module(spec).init(key, jnp.zeros((1, spec.n_inputs)))
+    if init == "lecun":
+        return params
+    widths = (spec.n_inputs, *spec.hidden, 1)
+    names = [f"hidden_{i}" for i in range(len(spec.hidden))] + ["output"]
+    keys = jax.random.split(key, 2 * len(names))
+    layers = {}
+    for i, (name, fan_in, fan_out) in enumerate(zip(names, widths[:-1], widths[1:], strict=True)):
+        kernel_limit = math.sqrt(6.0 / (fan_in + fan_out))
+        bias_limit = math.sqrt(3.0 / fan_out)
+        layers[name] = {
+            "kernel": jax.random.uniform(
+                keys[2 * i], (fan_in, fan_out), jnp.float32, -kernel_limit, kernel_limit
+            ),
+            "bias": jax.random.uniform(
+                keys[2 * i + 1], (fan_out,), jnp.float32, -bias_limit, bias_limit
+            ),
+        }
+    return {"params": layers}
 
 
-def clip_kernels(params: Any, clip: jax.Array) -> Any:
-    """Weight clipping: every kernel entry into [-clip, clip]; biases are left free.
+def clip_weights(params: Any, clip: jax.Array, scope: str = "all") -> Any:
+    """Weight clipping into [-clip, clip] (NPLM_package clips every weight, biases included).
 
     Args:
         params: parameter pytree of f.
         clip: clipping value (``inf`` for none).
+        scope: "all" (kernels and biases, the papers' statistic) or "kernels" (biases free).
 
     Returns:
         The clipped pytree.
     """
+    if scope not in CLIP_SCOPES:
+        raise ValueError(f"clip scope must be one of {CLIP_SCOPES}, got {scope!r}")
 
     def clip_leaf(path, leaf):
         name = getattr(path[-1], "key", None)
-        return jnp.clip(leaf, -clip, clip) if name == "kernel" else leaf
+        clipped = scope == "all" or name == "kernel"
+        return jnp.clip(leaf, -clip, clip) if clipped else leaf
 
     return jax.tree_util.tree_map_with_path(clip_leaf, params)
+
+
+def clip_kernels(params: Any, clip: jax.Array) -> Any:
+    """Weight clipping of the kernels only (``clip_weights(params, clip, "kernels")``)."""
+    return clip_weights(params, clip, "kernels")
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,20 +262,20 @@ class TrainSpec:
     """Static training schedule (full batch; Adam or damped Newton).
 
     Args:
-        epochs: number of full-batch Adam steps.
+        epochs: number of full-batch Adam steps (Newton iterations for "newton").
         checkpoints: epochs (ascending, the last one equal to ``epochs``) at which t is
-            recorded for the "t against epochs" diagnostic.
+            recorded inside the compiled loop ("t against epochs"); t at epoch c is
+            ``-2 L`` after c steps.
         decay: learning-rate profile over the epochs, multiplying the per-member rate:
             "constant" (the papers' choice) or "cosine" (cosine decay to ``final_fraction``).
         final_fraction: last-epoch learning rate over the initial one for "cosine".
-        optimizer: "adam" (full-batch Adam, the papers' choice; kernels clipped after every
-            step) or "newton" (damped saddle-free Newton on all parameters at once; kernels at
-            the clip bound pushed outward are held, the others projected into the box; a step
-            is kept only if it lowers the loss). Adam needs O(1e5) epochs to converge on the
-            1-4-1 network; Newton gets there in O(100) iterations of about 2 Adam epochs of
-            work each (closed-form Hessian), which makes statistical tests of the null
-            affordable. For "newton", ``epochs``
-            counts iterations and the learning rate is unused.
+        optimizer: "adam" (full-batch Adam, the papers' choice; weights clipped after every
+            step) or "newton" (damped saddle-free Newton on all parameters at once; clipped
+            weights at the bound pushed outward are held, the others projected into the box; a
+            step is kept only if it lowers the loss). Newton is an option only: it can stop in
+            a local minimum that long Adam training leaves (tests/test_nplm.py compares them).
+        clip_scope: "all" (every weight, biases included, as NPLM_package) or "kernels".
+        init: "glorot" (NPLM_package's glorot-uniform kernels and biases) or "lecun".
     """
 
     epochs: int
@@ -249,6 +283,8 @@ class TrainSpec:
     decay: str = "constant"
     final_fraction: float = 0.01
     optimizer: str = "adam"
+    clip_scope: str = "all"
+    init: str = "glorot"
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -270,6 +306,10 @@ class TrainSpec:
             raise ValueError(
                 f"TrainSpec.final_fraction must be in (0, 1], got {self.final_fraction!r}"
             )
+        if self.clip_scope not in CLIP_SCOPES:
+            raise ValueError(f"TrainSpec.clip_scope must be one of {CLIP_SCOPES}")
+        if self.init not in INITIALISATIONS:
+            raise ValueError(f"TrainSpec.init must be one of {INITIALISATIONS}")
 
     def rate_profile(self, step: jax.Array) -> jax.Array:
         """Learning-rate multiplier at a (0-based) step."""
@@ -324,28 +364,28 @@ def fit_test_function(
         optax.scale_by_adam(),
         optax.scale_by_schedule(lambda step: -hparams.learning_rate * train.rate_profile(step)),
     )
+    checkpoints = jnp.asarray(train.checkpoints)
 
     def loss(params):
         f = apply_test_function(params, x, spec)
         return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
 
-    def step(carry, _):
-        params, opt_state = carry
-        grads = jax.grad(loss)(params)
+    def step(carry, epoch):
+        params, opt_state, history = carry
+        value, grads = jax.value_and_grad(loss)(params)
+        # value is L after `epoch` steps: record it where a checkpoint asks for that epoch.
+        history = jnp.where(checkpoints == epoch, -2.0 * value, history)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = clip_kernels(optax.apply_updates(params, updates), hparams.clip)
-        return (params, opt_state), None
+        params = clip_weights(optax.apply_updates(params, updates), hparams.clip, train.clip_scope)
+        return (params, opt_state, history), None
 
-    params = clip_kernels(init_test_function(key, spec), hparams.clip)
-    carry = (params, optimizer.init(params))
-    history = []
-    done = 0
-    for checkpoint in train.checkpoints:  # few segments, each one compiled scan
-        carry, _ = jax.lax.scan(step, carry, None, length=checkpoint - done)
-        done = checkpoint
-        history.append(-2.0 * loss(carry[0]))
-    t_history = jnp.stack(history)
-    return NPLMFit(t=t_history[-1], t_history=t_history, params=carry[0])
+    params = clip_weights(init_test_function(key, spec, train.init), hparams.clip, train.clip_scope)
+    history = jnp.zeros(len(train.checkpoints), jnp.float32)
+    carry = (params, optimizer.init(params), history)
+    (params, _, history), _ = jax.lax.scan(step, carry, jnp.arange(train.epochs))
+    t = -2.0 * loss(params)
+    t_history = history.at[-1].set(t)  # the last checkpoint is `epochs`: after the last step
+    return NPLMFit(t=t, t_history=t_history, params=params)
 
 
 def _fit_newton(
@@ -363,11 +403,13 @@ def _fit_newton(
     lambda shrinks after a step that lowers the loss and grows (the step is then rejected)
     otherwise, so the loss never increases.
     """
-    params = clip_kernels(init_test_function(key, spec), hparams.clip)
+    params = clip_weights(init_test_function(key, spec, train.init), hparams.clip, train.clip_scope)
     flat, unravel = ravel_pytree(params)
-    is_kernel = ravel_pytree(
+    is_clipped = ravel_pytree(
         jax.tree_util.tree_map_with_path(
-            lambda path, leaf: jnp.full(leaf.shape, getattr(path[-1], "key", None) == "kernel"),
+            lambda path, leaf: jnp.full(
+                leaf.shape, train.clip_scope == "all" or getattr(path[-1], "key", None) == "kernel"
+            ),
             params,
         )
     )[0]
@@ -386,17 +428,17 @@ def _fit_newton(
     def step(carry, _):
         flat_params, damping, current = carry
         grad, hessian = derivatives(flat_params)
-        # Projected Newton (Bertsekas 1982): kernels at the clip bound whose descent direction
+        # Projected Newton (Bertsekas 1982): clipped weights at the bound whose descent direction
         # points outward are held fixed; the step solves for the free parameters only.
         at_bound = jnp.abs(flat_params) >= hparams.clip * (1.0 - 1e-6)
-        held = is_kernel & at_bound & (flat_params * grad < 0)
+        held = is_clipped & at_bound & (flat_params * grad < 0)
         free = ~held
         hessian = jnp.where(free[:, None] & free[None, :], hessian, 0.0) + jnp.diag(held * 1.0)
         grad = jnp.where(free, grad, 0.0)
         eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
         scale = jnp.abs(eigenvalues) + damping
         proposal = flat_params - eigenvectors @ ((eigenvectors.T @ grad) / scale)
-        proposal = jnp.where(is_kernel, jnp.clip(proposal, -hparams.clip, hparams.clip), proposal)
+        proposal = jnp.where(is_clipped, jnp.clip(proposal, -hparams.clip, hparams.clip), proposal)
         proposed = loss(proposal)
         better = proposed < current
         return (
@@ -486,8 +528,9 @@ def fit_ensemble(
     spec: NetworkSpec,
     train: TrainSpec,
     chunk_size: int = 16,
+    schedule: str = "auto",
 ) -> NPLMFit:
-    """Train E members at once: ``jax.vmap`` of :func:`fit_test_function`, in chunks.
+    """Train E members in chunks, each chunk one compiled program (vmap or lax.map).
 
     ``x``, ``data_weight`` and ``reference_weight`` either carry a leading member axis or are
     shared by all members (a permutation null shares the events and varies the weights).
@@ -502,7 +545,9 @@ def fit_ensemble(
         hparams: leaves of shape (E,) or scalars (shared).
         spec: the architecture.
         train: the schedule.
-        chunk_size: members trained together; memory grows with chunk_size * n.
+        chunk_size: members trained by one compiled call; memory grows with chunk_size * n.
+        schedule: "vmap" (members of a chunk vectorised), "sequential" (``lax.map``: one
+            after the other, inside the same program) or "auto" (see :func:`resolve_schedule`).
 
     Returns:
         The fits with a leading member axis E (numpy arrays).
@@ -522,7 +567,8 @@ def fit_ensemble(
         reference_weight.ndim == 2,
     )
     in_axes = (0, *(0 if m else None for m in per_member), 0)
-    fit_chunk = _compiled_chunk_fit(spec, train, in_axes)
+    schedule = resolve_schedule(schedule, int(x.shape[-2]))
+    fit_chunk = _compiled_chunk_fit(spec, train, in_axes, schedule)
 
     chunk = min(chunk_size, n_members)
     results = []
@@ -546,13 +592,53 @@ def fit_ensemble(
 
 
 _CHUNK_CACHE: dict = {}
+SCHEDULES = ("auto", "vmap", "sequential")
+# Events per member above which "auto" trains the members of a chunk one after the other
+# (lax.map inside one compiled program) instead of vmapped: bench/nplm_toys.py on 2 cores
+# shows no throughput gain from vmapping full-batch fits this large (memory-bound passes).
+SEQUENTIAL_ABOVE_EVENTS = 50_000
 
 
-def _compiled_chunk_fit(spec: NetworkSpec, train: TrainSpec, in_axes: tuple) -> Any:
-    cache_key = (spec, train, in_axes)
+def resolve_schedule(schedule: str, n_events: int) -> str:
+    """The concrete schedule of a chunk: "vmap" or "sequential" ("auto" decides by size).
+
+    Args:
+        schedule: "auto", "vmap" or "sequential".
+        n_events: events per member (data plus reference, padding included).
+
+    Returns:
+        "vmap" or "sequential".
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule == "auto":
+        return "sequential" if n_events > SEQUENTIAL_ABOVE_EVENTS else "vmap"
+    return schedule
+
+
+def _compiled_chunk_fit(
+    spec: NetworkSpec, train: TrainSpec, in_axes: tuple, schedule: str = "vmap"
+) -> Any:
+    cache_key = (spec, train, in_axes, schedule)
     if cache_key not in _CHUNK_CACHE:
         fit = lambda k, x, d, r, h: fit_test_function(k, x, d, r, h, spec, train)  # noqa: E731
-        _CHUNK_CACHE[cache_key] = jax.jit(jax.vmap(fit, in_axes=in_axes))
+        if schedule == "vmap":
+            _CHUNK_CACHE[cache_key] = jax.jit(jax.vmap(fit, in_axes=in_axes))
+        else:
+
+            def sequential(*args):
+                mapped = tuple(a for a, axis in zip(args, in_axes, strict=True) if axis == 0)
+
+                def one(members):
+                    it = iter(members)
+                    full = [
+                        next(it) if axis == 0 else a for a, axis in zip(args, in_axes, strict=True)
+                    ]
+                    return fit(*full)
+
+                return jax.lax.map(one, mapped)
+
+            _CHUNK_CACHE[cache_key] = jax.jit(sequential)
     return _CHUNK_CACHE[cache_key]
 
 
