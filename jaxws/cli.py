@@ -73,6 +73,8 @@ def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
     if group and not tracking.group:
         tracking = TrackingConfig(**{**tracking.__dict__, "group": group})
     module = methods.load(cfg.method.name)
+    if hasattr(module, "check_inputs"):
+        module.check_inputs(cfg)  # bad config or user files: refused before anything is written
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracker = Tracker(run_dir, resolved, tracking, name=str(cfg.run_name))
     try:

@@ -653,6 +653,7 @@ def nplm_inputs(
     reference: jax.Array,
     reference_mask: jax.Array,
     n_expected: jax.Array | float,
+    reference_event_weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Events and weights of NPLM for one member (vmappable; padded events have mask 0).
 
@@ -662,19 +663,53 @@ def nplm_inputs(
         reference: (n_ref_max, d) reference events R.
         reference_mask: (n_ref_max,) 1 for real reference events.
         n_expected: N(R), the data count expected under the reference hypothesis.
+        reference_event_weights: optional per-event weights w_i >= 0 of the reference
+            (e.g. generator weights); None means all 1.
 
     Returns:
-        ``(x, data_weight, reference_weight)`` with reference weight ``N(R) / N_R``.
+        ``(x, data_weight, reference_weight)``; reference event i gets
+        ``N(R) w_i / sum_j w_j`` (``N(R) / N_R`` for unit weights), so the reference weights
+        sum to N(R).
     """
     data_mask = jnp.asarray(data_mask, jnp.float32)
     reference_mask = jnp.asarray(reference_mask, jnp.float32)
-    n_reference = jnp.sum(reference_mask)
+    if reference_event_weights is not None:
+        reference_mask = reference_mask * jnp.asarray(reference_event_weights, jnp.float32)
+    total = jnp.sum(reference_mask)
     x = jnp.concatenate([data, reference], axis=-2)
     data_weight = jnp.concatenate([data_mask, jnp.zeros_like(reference_mask)], axis=-1)
     reference_weight = jnp.concatenate(
-        [jnp.zeros_like(data_mask), reference_mask * (n_expected / n_reference)], axis=-1
+        [jnp.zeros_like(data_mask), reference_mask * (n_expected / total)], axis=-1
     )
     return x, data_weight, reference_weight
+
+
+def reference_statistics(
+    reference: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (weighted) mean and standard deviation of the reference sample.
+
+    Args:
+        reference: (N_R, d) reference events.
+        weights: optional (N_R,) event weights.
+
+    Returns:
+        ``(mean, std)``, each (d,); inputs are standardised as ``(x - mean) / std`` for data
+        and reference alike, so the clip acts on the same scale whatever the feature units.
+
+    Raises:
+        ValueError: a feature is constant over the reference (std 0).
+    """
+    reference = np.asarray(reference, np.float64)
+    w = np.ones(len(reference)) if weights is None else np.asarray(weights, np.float64)
+    mean = np.average(reference, axis=0, weights=w)
+    std = np.sqrt(np.average((reference - mean) ** 2, axis=0, weights=w))
+    constant = np.flatnonzero(~(std > 0))
+    if constant.size:
+        raise ValueError(
+            f"reference feature(s) {constant.tolist()} are constant (std 0): cannot standardise"
+        )
+    return mean, std
 
 
 def symmetrized_weights(
@@ -770,14 +805,25 @@ def symmetrized_test(
 # --------------------------------------------------------------------------------------------
 
 
+MIN_EVENTS = 2  # a 1-event sample has no distribution to compare
+
+
 def _as_events(name: str, events: Any) -> np.ndarray:
-    array = np.asarray(events, dtype=np.float64)
+    try:
+        array = np.asarray(events, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not a numeric array ({error})") from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
         raise ValueError(f"{name} must have shape (n_events, n_features), got {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty (zero events): the test needs N > 0")
+    if array.shape[0] < MIN_EVENTS:
+        raise ValueError(
+            f"{name} has {array.shape[0]} event: the test needs at least {MIN_EVENTS} events "
+            "(with one event t measures nothing but the network's flexibility)"
+        )
     bad = ~np.isfinite(array)
     if bad.any():
         raise ValueError(
@@ -879,6 +925,35 @@ def check_nplm_inputs(
     return d, r
 
 
+def check_event_weights(name: str, weights: Any, n_events: int) -> np.ndarray:
+    """Validate per-event weights: one finite, non-negative number per event, positive sum.
+
+    Args:
+        name: what to call the weights in error messages.
+        weights: (n_events,) values.
+        n_events: number of events they belong to.
+
+    Returns:
+        The weights as float64 (n_events,).
+
+    Raises:
+        ValueError: naming the array and the problem.
+    """
+    try:
+        w = np.asarray(weights, np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not a numeric array ({error})") from None
+    if w.shape != (n_events,):
+        raise ValueError(f"{name} must have shape ({n_events},), one per event, got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name} has {int((~np.isfinite(w)).sum())} NaN or inf values")
+    if np.any(w < 0):
+        raise ValueError(f"{name} has {int((w < 0).sum())} negative values")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} sum to 0")
+    return w
+
+
 # --------------------------------------------------------------------------------------------
 # Null distributions, p-values, significance
 # --------------------------------------------------------------------------------------------
@@ -926,6 +1001,7 @@ def compare_with_chi2(t: Sequence[float] | np.ndarray, dof: float) -> dict[str, 
     fitted = fit_chi2_dof(positive) if positive.size >= 2 else math.nan
     ks_fitted = scipy_stats.kstest(t, scipy_stats.chi2(fitted).cdf) if positive.size >= 2 else None
     return {
+        **tail_comparison(t, dof),
         "dof": float(dof),
         "ks_statistic": float(ks.statistic),
         "ks_pvalue": float(ks.pvalue),
@@ -936,6 +1012,95 @@ def compare_with_chi2(t: Sequence[float] | np.ndarray, dof: float) -> dict[str, 
         "variance": float(t.var(ddof=1)),
         "n_toys": int(t.size),
     }
+
+
+TAIL_QUANTILES = (0.95, 0.99)
+
+
+def tail_comparison(
+    t: Sequence[float] | np.ndarray, dof: float, quantiles: Sequence[float] = TAIL_QUANTILES
+) -> dict[str, float]:
+    """The tail of the toys against chi2(dof): quantiles and counts beyond them.
+
+    KS is dominated by the bulk; an anti-conservative tail (too many toys beyond chi2's
+    99% point, so chi2 p-values too small where a discovery is claimed) needs its own test.
+    For each quantile q: the empirical q-quantile of t, chi2(dof)'s, the number of toys beyond
+    chi2's (expected ``n (1 - q)``), and binomial p-values of that count (two-sided, and
+    one-sided for an excess).
+
+    Args:
+        t: null toys' test statistics.
+        dof: the chi2 degrees of freedom compared with.
+        quantiles: the probabilities q.
+
+    Returns:
+        Keys ``q95_empirical``, ``q95_chi2``, ``n_beyond_q95``, ``expected_beyond_q95``,
+        ``binomial_pvalue_q95``, ``excess_pvalue_q95`` (and the same for every q).
+    """
+    t = np.asarray(t, np.float64)
+    result: dict[str, float] = {}
+    for q in quantiles:
+        name = f"q{100 * q:g}".replace(".", "_")
+        threshold = float(scipy_stats.chi2(dof).ppf(q))
+        beyond = int(np.sum(t > threshold))
+        result[f"{name}_empirical"] = float(np.quantile(t, q))
+        result[f"{name}_chi2"] = threshold
+        result[f"n_beyond_{name}"] = beyond
+        result[f"expected_beyond_{name}"] = t.size * (1.0 - q)
+        result[f"binomial_pvalue_{name}"] = float(
+            scipy_stats.binomtest(beyond, t.size, 1 - q).pvalue
+        )
+        result[f"excess_pvalue_{name}"] = float(
+            scipy_stats.binomtest(beyond, t.size, 1 - q, alternative="greater").pvalue
+        )
+    return result
+
+
+def significance(t_observed: float, t_null: Sequence[float] | np.ndarray, dof: float) -> dict:
+    """p-values and Z of an observation, each labelled with where it comes from.
+
+    Conventions: ``p_toys = (k + 1) / (n + 1)`` (k null toys with t >= t_obs). When k = 0 the
+    toys only bound the p-value, ``p <= 1 / (n + 1)``, so ``z_toys`` is a lower bound
+    (``z_toys_is_bound`` True): Z from n toys is never quoted beyond ``Phi^-1(1 - 1/(n+1))``.
+    ``p_chi2 = chi2.sf(t_obs, dof)`` relies on the asymptotic null (check it with
+    :func:`compare_with_chi2`).
+
+    Args:
+        t_observed: the observed statistic.
+        t_null: null toys.
+        dof: degrees of freedom of the asymptotic chi2.
+
+    Returns:
+        ``t``, ``p_toys``, ``z_toys``, ``z_toys_is_bound``, ``n_toys``, ``p_chi2``, ``z_chi2``,
+        ``dof``.
+    """
+    t_null = np.asarray(t_null, np.float64)
+    p_toys = empirical_p_value(t_observed, t_null)
+    p_chi2 = float(chi2_p_value(t_observed, dof))
+    return {
+        "t": float(t_observed),
+        "p_toys": p_toys,
+        "z_toys": float(z_from_p(p_toys)),
+        "z_toys_is_bound": bool(np.sum(t_null >= t_observed) == 0),
+        "n_toys": int(t_null.size),
+        "p_chi2": p_chi2,
+        "z_chi2": float(z_from_p(p_chi2)),
+        "dof": float(dof),
+    }
+
+
+def format_significance(result: dict) -> str:
+    """One line: ``Z = 2.1 (toys, p = 0.018, 1000 toys); Z = 2.3 (chi2(13), p = 0.011)``.
+
+    A Z from toys that is only a bound prints as ``Z > ...``.
+    """
+    relation = ">" if result["z_toys_is_bound"] else "="
+    bound = " (bound: no toy beyond t)" if result["z_toys_is_bound"] else ""
+    return (
+        f"t = {result['t']:.2f}: Z {relation} {result['z_toys']:.2f} from {result['n_toys']} "
+        f"toys (p {'<=' if result['z_toys_is_bound'] else '='} {result['p_toys']:.3g}){bound}; "
+        f"Z = {result['z_chi2']:.2f} from chi2({result['dof']:g}) (p = {result['p_chi2']:.3g})"
+    )
 
 
 def empirical_p_value(t_observed: float, t_null: Sequence[float] | np.ndarray) -> float:
