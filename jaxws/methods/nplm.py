@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from jaxws.config import check, from_section
 from jaxws.simulate import nplm_toys as toys
-from jaxws.stats import nplm
+from jaxws.stats import kernel_nplm, nplm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +116,14 @@ class NPLMSettings:
         n_permutations: permutations of the observed pair (symmetrized test).
         n_history_toys: toys drawn in the t-against-epochs figure.
         progress: progress bars over toys (tqdm, on stderr).
+        model: "neural" (the network f) or "kernel" (kernel NPLM, Letizia et al. 2022:
+            Nystrom Gaussian kernel, :mod:`jaxws.stats.kernel_nplm`; NPLM test only).
+        kernel_centres: M, Nystrom centres of the kernel model.
+        kernel_penalty: lambda of its L2 penalty (units of the summed loss).
+        kernel_width: Gaussian width sigma (standardised units); null means the
+            ``kernel_width_quantile`` of the reference's pairwise distances.
+        kernel_width_quantile: that quantile (0.9 in the paper).
+        kernel_iterations: Newton iterations of the (convex) kernel fit.
     """
 
     name: str = "nplm"
@@ -139,8 +147,36 @@ class NPLMSettings:
     n_permutations: int = 200
     n_history_toys: int = 8
     progress: bool = True
+    model: str = "neural"
+    kernel_centres: int = 50
+    kernel_penalty: float = 1.0
+    kernel_width: float | None = None
+    kernel_width_quantile: float = 0.9
+    kernel_iterations: int = 30
 
     def __post_init__(self) -> None:
+        check(
+            self.model in ("neural", "kernel"),
+            f"method.model must be neural or kernel, got {self.model!r}",
+        )
+        check(
+            self.model == "neural" or self.test == "nplm",
+            "method.model=kernel is implemented for method.test=nplm only",
+        )
+        check(self.kernel_centres >= 1, "method.kernel_centres must be >= 1")
+        check(self.kernel_iterations >= 1, "method.kernel_iterations must be >= 1")
+        check(
+            math.isfinite(self.kernel_penalty) and self.kernel_penalty > 0,
+            f"method.kernel_penalty must be > 0, got {self.kernel_penalty}",
+        )
+        check(
+            0 < self.kernel_width_quantile < 1,
+            f"method.kernel_width_quantile must be in (0, 1), got {self.kernel_width_quantile}",
+        )
+        check(
+            self.kernel_width is None or self.kernel_width > 0,
+            f"method.kernel_width must be > 0 or null, got {self.kernel_width}",
+        )
         check(
             self.test in ("nplm", "symmetrized"),
             f"method.test must be nplm or symmetrized, got {self.test!r}",
@@ -188,8 +224,34 @@ class NPLMSettings:
         clip = math.inf if self.clip is None else self.clip
         return nplm.Hparams(jnp.float32(self.learning_rate), jnp.float32(clip))
 
+    def with_kernel_width(self, reference: np.ndarray) -> NPLMSettings:
+        """These settings with sigma from the reference (kernel model, width not given)."""
+        if self.model != "kernel" or self.kernel_width is not None:
+            return self
+        width = kernel_nplm.kernel_width(reference, self.kernel_width_quantile)
+        return dataclasses.replace(self, kernel_width=width)
+
+    def recorded_checkpoints(self) -> tuple[int, ...]:
+        """Training lengths at which t is recorded (the kernel fit records its end only)."""
+        if self.model == "kernel":
+            return (self.kernel_iterations,)
+        return self.train_spec().checkpoints
+
     def fit(self, keys: jax.Array, x: Any, dw: Any, rw: Any) -> nplm.NPLMFit:
-        """``fit_ensemble`` with these settings (input width from ``x``)."""
+        """``fit_ensemble`` (or the kernel fit) with these settings (input width from ``x``)."""
+        if self.model == "kernel":
+            if self.kernel_width is None:
+                raise ValueError("kernel_width must be set before fitting (see with_kernel_width)")
+            t = kernel_nplm.fit_kernel_ensemble(
+                keys,
+                x,
+                dw,
+                rw,
+                self.kernel_width,
+                self.kernel_penalty,
+                kernel_nplm.KernelSpec(self.kernel_centres, self.kernel_iterations),
+            )
+            return nplm.NPLMFit(t=t, t_history=t[:, None], params=None)
         return nplm.fit_ensemble(
             keys,
             x,
@@ -234,6 +296,35 @@ def _progress(settings: NPLMSettings, total: int, what: str) -> tqdm:
     return tqdm(total=total, desc=what, unit="toy", disable=not settings.progress, leave=False)
 
 
+def _nplm_toy_maker(
+    data: ExponentialToyConfig,
+    settings: NPLMSettings,
+    signal_fraction: float,
+    shared_reference: jax.Array,
+) -> Any:
+    """Jitted, vmapped keys -> (x, data weight, reference weight, overflow) of NPLM toys."""
+    shape = data.signal_shape()
+    n_max = toys.capacity(data.n_expected * (1.0 + _largest_fraction(settings, signal_fraction)))
+    reference_mask = jnp.ones(data.n_reference)
+
+    @jax.jit
+    @jax.vmap
+    def make(toy_key):
+        k_data, k_reference = jax.random.split(toy_key)
+        if data.fixed_reference:
+            k_reference = shared_reference
+        sample = toys.sample_data(k_data, data.n_expected, signal_fraction, shape, n_max)
+        reference = toys.sample_reference(k_reference, data.n_reference)
+        x, dw, rw = nplm.nplm_inputs(
+            sample.events, sample.mask, reference, reference_mask, data.n_expected
+        )
+        if settings.standardise:
+            x = standardise_by_reference(x, rw)
+        return x, dw, rw, sample.overflow
+
+    return make
+
+
 def nplm_toy_statistics(
     key: jax.Array,
     data: ExponentialToyConfig,
@@ -256,27 +347,9 @@ def nplm_toy_statistics(
     Returns:
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
     """
-    shape = data.signal_shape()
-    n_max = toys.capacity(data.n_expected * (1.0 + _largest_fraction(settings, signal_fraction)))
-    reference_mask = jnp.ones(data.n_reference)
     k_toys, k_fit, k_shared = jax.random.split(key, 3)
     shared_reference = reference_key if reference_key is not None else k_shared
-
-    @jax.jit
-    @jax.vmap
-    def make(toy_key):
-        k_data, k_reference = jax.random.split(toy_key)
-        if data.fixed_reference:
-            k_reference = shared_reference
-        sample = toys.sample_data(k_data, data.n_expected, signal_fraction, shape, n_max)
-        reference = toys.sample_reference(k_reference, data.n_reference)
-        x, dw, rw = nplm.nplm_inputs(
-            sample.events, sample.mask, reference, reference_mask, data.n_expected
-        )
-        if settings.standardise:
-            x = standardise_by_reference(x, rw)
-        return x, dw, rw, sample.overflow
-
+    make = _nplm_toy_maker(data, settings, signal_fraction, shared_reference)
     toy_keys = jax.random.split(k_toys, n_toys)
     fit_keys = jax.random.split(k_fit, n_toys)
     if settings.clip is None:
@@ -482,6 +555,76 @@ def permutation_null(
     return np.concatenate(t)
 
 
+def clip_calibration(
+    key: jax.Array,
+    data: ExponentialToyConfig,
+    settings: NPLMSettings,
+    clips: tuple[float, ...],
+    n_toys: int,
+    significance_level: float = 0.01,
+) -> list[dict[str, Any]]:
+    """Scan weight-clip values: where does the NPLM null follow chi2(n_params)?
+
+    The papers choose the clip so that null toys follow chi2 with dof = number of trainable
+    parameters at the chosen training length (arXiv:1912.12155). Every clip value trains the
+    same null toys (same data, reference and initial weights; clip is a vmapped leaf, so all
+    clips share one compiled program).
+
+    Args:
+        key: typed key, consumed.
+        data: toy configuration (simulated exponential).
+        settings: method settings (everything but the clip).
+        clips: clip values to scan.
+        n_toys: null toys per clip.
+        significance_level: a clip "follows chi2" when the KS p-value against chi2(dof) and the
+            binomial p-values of the counts beyond chi2's 95% and 99% points all exceed it.
+
+    Returns:
+        One row per clip: ``clip``, ``follows_chi2`` and :func:`compare_with_chi2`'s numbers.
+    """
+    dof = nplm.n_parameters(settings.network())
+    k_toys, k_fit, k_shared = jax.random.split(key, 3)
+    make = _nplm_toy_maker(data, settings, 0.0, k_shared)
+    fit_keys = jax.random.split(k_fit, n_toys)
+    t_by_clip = {clip: [] for clip in clips}
+    toy_keys = jax.random.split(k_toys, n_toys)
+    with _progress(settings, n_toys * len(clips), "clip calibration") as bar:
+        for start in range(0, n_toys, settings.chunk_size):
+            stop = min(start + settings.chunk_size, n_toys)
+            x, dw, rw, overflow = make(toy_keys[start:stop])
+            toys.check_no_overflow(overflow, "NPLM toys")
+            n = stop - start
+            tile = lambda a: jnp.concatenate([a] * len(clips))  # noqa: E731
+            hparams = nplm.Hparams(
+                jnp.full(n * len(clips), settings.learning_rate, jnp.float32),
+                jnp.repeat(jnp.asarray(clips, jnp.float32), n),
+            )
+            fit = nplm.fit_ensemble(
+                tile(fit_keys[start:stop]),
+                tile(x),
+                tile(dw),
+                tile(rw),
+                hparams,
+                settings.network(int(x.shape[-1])),
+                settings.train_spec(),
+                chunk_size=settings.chunk_size * len(clips),
+                schedule=settings.schedule,
+            )
+            for i, clip in enumerate(clips):
+                t_by_clip[clip].append(fit.t[i * n : (i + 1) * n])
+            bar.update(n * len(clips))
+    rows = []
+    for clip in clips:
+        comparison = nplm.compare_with_chi2(np.concatenate(t_by_clip[clip]), dof)
+        follows = min(
+            comparison["ks_pvalue"],
+            comparison["binomial_pvalue_q95"],
+            comparison["binomial_pvalue_q99"],
+        )
+        rows.append({"clip": clip, "follows_chi2": follows > significance_level, **comparison})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # User inputs (checked before any toy trains)
 # --------------------------------------------------------------------------------------------
@@ -674,6 +817,13 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
     prepared = None
     if observation is not None and not symmetrized:
         prepared = _prepare_nplm_observation(observation, data, settings)
+        settings = settings.with_kernel_width(prepared["reference"])
+    elif settings.model == "kernel":
+        reference = np.asarray(toys.sample_reference(k_reference, min(data.n_reference, 2000)))
+        if settings.standardise:
+            reference = (reference - reference.mean(0)) / reference.std(0)
+        settings = settings.with_kernel_width(reference)
+    if observation is not None and not symmetrized:
         t_null, t_history = resampled_toy_statistics(
             k_null,
             prepared["reference"],
@@ -688,15 +838,20 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
         t_null, t_history = nplm_toy_statistics(
             k_null, data, settings, settings.n_toys, reference_key=k_reference
         )
+    if settings.model == "kernel":
+        # A penalised kernel model has no integer parameter count: chi2 at the fitted dof.
+        dof = nplm.fit_chi2_dof(t_null[t_null > 0])
     comparison = nplm.compare_with_chi2(t_null, dof)
     metrics: dict[str, Any] = {f"null/{k}": v for k, v in comparison.items()}
-    metrics["n_parameters"] = n_params
+    metrics["n_parameters"] = n_params if settings.model == "neural" else settings.kernel_centres
+    if settings.model == "kernel":
+        metrics["kernel_width"] = settings.kernel_width
     metrics["n_features"] = n_features
     tracker.save_json(
         "null_toys",
         {
             "t": t_null.tolist(),
-            "checkpoints": list(settings.train_spec().checkpoints),
+            "checkpoints": list(settings.recorded_checkpoints()),
             "t_history": t_history.tolist(),
             "comparison": comparison,
         },
@@ -707,7 +862,7 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
     )
     tracker.save_figure(
         "t_against_epochs",
-        history_figure(settings.train_spec().checkpoints, t_history, dof, settings.n_history_toys),
+        history_figure(settings.recorded_checkpoints(), t_history, dof, settings.n_history_toys),
     )
 
     if observation is None:  # sensitivity needs a signal model: simulated data only
