@@ -6,7 +6,8 @@ the package's example_1D/toy.py builds it (features, target = [label, weight]); 
 package's own ``train_model`` with its ``imperfect_model`` (1-4-1 BSMfinder, weight clip) and
 ``imperfect_loss``. ``correction="NORM"`` with the normalisation nuisance frozen at 0 makes the
 nuisance terms identically 0 (``train_model`` needs ``get_norm``, which only exists with a
-correction), so t is the plain NPLM statistic.
+correction, and ``get_shape``, for which a frozen zero ``nu_s`` is set on the instance), so t is
+the plain NPLM statistic.
 
 Usage: python nplm_package_driver.py N_REFERENCE N_EXPECTED EPOCHS SEED
 Prints one line: ``ms_per_epoch <float> t <float>``.
@@ -55,6 +56,9 @@ def main() -> None:
         train_f=True,
         train_nu=False,
     )
+    # train_model records get_shape(), which reads nu_s: only a SHAPE correction creates it.
+    # A frozen zero on the instance (the package's code is untouched) lets it run.
+    model.nu_s = tf.Variable([0.0], trainable=False, dtype="float32")
     optimizer = tf.keras.optimizers.legacy.Adam()
     train_model(model, feature, target, imperfect_loss, optimizer, 3, 1000)  # warm-up
     start = time.perf_counter()

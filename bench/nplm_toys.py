@@ -155,16 +155,20 @@ def main() -> None:
         f"{CLIP:g}, Adam lr {LEARNING_RATE:g}, full batch; {args.epochs} epochs per call, "
         f"medians of {args.repetitions} interleaved rounds.\n"
     )
-    floor = statistics.median(times["floor: minimal JAX loop, 1 toy"])
-    package = statistics.median(times.get("NPLM_package (TensorFlow), 1 toy", [np.nan]))
-    print("| case | ms per toy-epoch (median) | all rounds | vs floor | speed-up vs NPLM_package |")
+    floor = times["floor: minimal JAX loop, 1 toy"]
+    package = times.get("NPLM_package (TensorFlow), 1 toy", [np.nan] * args.repetitions)
+    print(
+        "| case | ms per toy-epoch (median) | all rounds | time / floor (median of rounds) "
+        "| speed-up vs NPLM_package (median of rounds) |"
+    )
     print("|---|---|---|---|---|")
     for name, values in times.items():
-        median = statistics.median(values)
         rounds = ", ".join(f"{v:.2f}" for v in values)
+        vs_floor = statistics.median(v / f for v, f in zip(values, floor, strict=True))
+        vs_package = statistics.median(p / v for v, p in zip(values, package, strict=True))
         print(
-            f"| {name} | {median:.2f} | {rounds} | {median / floor:.2f}x | "
-            f"{package / median:.1f}x |"
+            f"| {name} | {statistics.median(values):.2f} | {rounds} | {vs_floor:.2f}x | "
+            f"{vs_package:.1f}x |"
         )
     if not use_package:
         print("\nNPLM_package not run (give --tf-python and --nplm-package); vs floor only.")

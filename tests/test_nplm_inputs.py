@@ -211,7 +211,7 @@ def _save(tmp_path, **arrays):
             },
             r"'reference_weights' must have shape \(3000,\)",
         ),  # fmt: skip
-        ({"data": np.ones((5, 1)), "reference": np.ones((30, 1))}, "fewer than 5 x N"),
+        ({"data": np.ones((5, 1)), "reference": np.arange(30.0)[:, None]}, "fewer than 5 x N"),
         (
             {"data": np.ones((5, 2)), "reference": np.c_[np.arange(3000.0), np.ones(3000)]},
             r"feature\(s\) \[1\] are constant",

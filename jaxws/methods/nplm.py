@@ -242,11 +242,12 @@ class NPLMSettings:
         if self.model == "kernel":
             if self.kernel_width is None:
                 raise ValueError("kernel_width must be set before fitting (see with_kernel_width)")
+            n_events = np.shape(dw)[-1]
             t = kernel_nplm.fit_kernel_ensemble(
                 keys,
                 x,
-                dw,
-                rw,
+                jnp.broadcast_to(jnp.asarray(dw, jnp.float32), (len(keys), n_events)),
+                jnp.broadcast_to(jnp.asarray(rw, jnp.float32), (len(keys), n_events)),
                 self.kernel_width,
                 self.kernel_penalty,
                 kernel_nplm.KernelSpec(self.kernel_centres, self.kernel_iterations),
