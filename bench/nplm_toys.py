@@ -1,14 +1,23 @@
-"""Throughput of NPLM toy training: toys per hour, one toy alone against vmapped chunks.
+"""NPLM toy training speed, side by side in one run: jaxws, a minimal JAX loop, NPLM_package.
 
-The 1-4-1 setting of arXiv:1806.02350 (N_R = 200k reference events, N(R) = 2k expected data
-events, weight clip 9). Each case times a few hundred full-batch Adam epochs (after a warm-up
-call that compiles) and extrapolates linearly to the papers' 300k epochs per toy; the damped
-Newton optimizer (jaxws' default, ~200 iterations to converge) is timed the same way. The
-reference TensorFlow implementation needs about 45 ms per epoch per toy; the target is
-100 toys x 300k epochs in at most 4 hours on 2 cores.
+Setting of arXiv:1806.02350: 1-4-1 sigmoid network, N_R = 200k reference events, N(R) = 2k
+expected data events, weight clip 9, full-batch Adam (lr 1e-3). Cases, each timed over
+``--epochs`` epochs after a call that compiles:
 
-Usage: python bench/nplm_toys.py [--epochs 200] [--chunks 1 4 8 16] [--newton-iterations 20]
-Prints a markdown table with the machine.
+* jaxws ``fit_ensemble`` with 1 toy, and chunks of toys vmapped or run one after the other
+  (``lax.map`` inside the same compiled program: the "sequential" schedule);
+* the floor: the shortest plain JAX loop for the same fit (matmul layers, optax Adam, clip,
+  ``lax.scan`` over epochs, one jitted call), 1 toy;
+* NPLM_package (TensorFlow), run unmodified through bench/nplm_package_driver.py in another
+  interpreter, when ``--tf-python`` and ``--nplm-package`` are given (TensorFlow is not a jaxws
+  dependency).
+
+The cases are interleaved over ``--repetitions`` rounds and the medians reported, with the load
+average at each round (the machine is shared). The unit is ms per toy-epoch (wall time of a
+call over toys x epochs).
+
+Usage: python bench/nplm_toys.py [--epochs 100] [--repetitions 3] [--chunks 4 8]
+       [--tf-python /path/to/python --nplm-package /path/to/NPLM_package/src]
 """
 
 from __future__ import annotations
@@ -16,19 +25,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 from jaxws.simulate import nplm_toys as toys  # noqa: E402
 from jaxws.stats import nplm  # noqa: E402
 
-PAPER_EPOCHS = 300_000
-TENSORFLOW_MS_PER_EPOCH = 45.0
-TARGET_TOYS, TARGET_HOURS = 100, 4.0
+CLIP, LEARNING_RATE = 9.0, 1e-3
 
 
 def _inputs(n_toys: int, n_reference: int, n_expected: float):
@@ -44,60 +57,122 @@ def _inputs(n_toys: int, n_reference: int, n_expected: float):
     return jax.jit(jax.vmap(make))(jax.random.split(jax.random.key(0), n_toys))
 
 
-def _seconds_per_step(chunk: int, steps: int, optimizer: str, inputs) -> float:
+def _jaxws_case(inputs, chunk: int, schedule: str, epochs: int):
     x, dw, rw = (a[:chunk] for a in inputs)
     keys = jax.random.split(jax.random.key(1), chunk)
-    train = nplm.TrainSpec(steps, optimizer=optimizer)
-    hparams = nplm.Hparams(jnp.float32(1e-3), jnp.float32(9.0))
-    spec = nplm.NetworkSpec()
-    nplm.fit_ensemble(keys, x, dw, rw, hparams, spec, train, chunk_size=chunk)  # compile
+    train = nplm.TrainSpec(epochs)
+    hparams = nplm.Hparams(jnp.float32(LEARNING_RATE), jnp.float32(CLIP))
+
+    def call():
+        nplm.fit_ensemble(
+            keys, x, dw, rw, hparams, nplm.NetworkSpec(), train, chunk, schedule=schedule
+        )
+
+    return call, chunk
+
+
+def _floor_case(inputs, epochs: int):
+    """The shortest plain JAX fit: what jaxws' per-toy cost should approach."""
+    x, d, r = (a[0] for a in inputs)
+    optimizer = optax.adam(LEARNING_RATE)
+
+    def loss(p):
+        h = jax.nn.sigmoid(x @ p["w1"] + p["b1"])
+        f = (h @ p["w2"] + p["b2"])[:, 0]
+        return jnp.sum(r * jnp.expm1(f) - d * f)
+
+    def step(carry, _):
+        p, state = carry
+        updates, state = optimizer.update(jax.grad(loss)(p), state, p)
+        p = jax.tree.map(lambda a: jnp.clip(a, -CLIP, CLIP), optax.apply_updates(p, updates))
+        return (p, state), None
+
+    @jax.jit
+    def fit(p):
+        (p, _), _ = jax.lax.scan(step, (p, optimizer.init(p)), None, length=epochs)
+        return -2.0 * loss(p)
+
+    p0 = {"w1": jnp.full((1, 4), 0.5), "b1": jnp.zeros(4), "w2": jnp.full((4, 1), 0.5),
+          "b2": jnp.zeros(1)}  # fmt: skip
+    return (lambda: fit(p0).block_until_ready()), 1
+
+
+def _time(call, n_toys: int, epochs: int) -> float:
     start = time.perf_counter()
-    nplm.fit_ensemble(keys, x, dw, rw, hparams, spec, train, chunk_size=chunk)
-    return (time.perf_counter() - start) / steps
+    call()
+    return (time.perf_counter() - start) / (n_toys * epochs) * 1e3
+
+
+def _package_ms(args) -> float:
+    driver = Path(__file__).with_name("nplm_package_driver.py")
+    env = {**os.environ, "PYTHONPATH": args.nplm_package}
+    command = [args.tf_python, str(driver), str(args.n_reference), str(args.n_expected),
+               str(args.epochs), "0"]  # fmt: skip
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return float(out.split()[out.split().index("ms_per_epoch") + 1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=200, help="Adam epochs timed per case")
-    parser.add_argument("--chunks", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--newton-iterations", type=int, default=20)
-    parser.add_argument("--newton-to-converge", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--n-reference", type=int, default=200_000)
     parser.add_argument("--n-expected", type=float, default=2000.0)
+    parser.add_argument("--tf-python", default="", help="interpreter with TensorFlow, tf_keras")
+    parser.add_argument("--nplm-package", default="", help="NPLM_package's src folder")
     args = parser.parse_args()
 
     inputs = _inputs(max(args.chunks), args.n_reference, args.n_expected)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cases = {"jaxws, 1 toy": _jaxws_case(inputs, 1, "vmap", args.epochs)}
+    for chunk in args.chunks:
+        cases[f"jaxws, {chunk} toys vmapped"] = _jaxws_case(inputs, chunk, "vmap", args.epochs)
+        cases[f"jaxws, {chunk} toys sequential (lax.map)"] = _jaxws_case(
+            inputs, chunk, "sequential", args.epochs
+        )
+    cases["floor: minimal JAX loop, 1 toy"] = _floor_case(inputs, args.epochs)
+    for call, _ in cases.values():
+        call()  # compile
+    use_package = bool(args.tf_python and args.nplm_package)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    if use_package:
+        times["NPLM_package (TensorFlow), 1 toy"] = []
+    loads = []
+    for _ in range(args.repetitions):
+        loads.append(os.getloadavg()[0])
+        for name, (call, n_toys) in cases.items():
+            times[name].append(_time(call, n_toys, args.epochs))
+        if use_package:
+            times["NPLM_package (TensorFlow), 1 toy"].append(_package_ms(args))
+
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"jax {jax.__version__} ({jax.default_backend()}), load average {load:.1f} at start"
+        f"jax {jax.__version__} ({jax.default_backend()}); load average (1 min) at each round: "
+        f"{', '.join(f'{x:.1f}' for x in loads)}"
     )
     print(
-        f"Setting: 1-4-1, N_R = {args.n_reference}, N(R) = {args.n_expected:g}; Adam timed over "
-        f"{args.epochs} epochs, extrapolated to {PAPER_EPOCHS} epochs per toy; Newton timed "
-        f"over {args.newton_iterations} iterations, {args.newton_to_converge} per toy.\n"
+        f"Setting: 1-4-1 sigmoid, N_R = {args.n_reference}, N(R) = {args.n_expected:g}, clip "
+        f"{CLIP:g}, Adam lr {LEARNING_RATE:g}, full batch; {args.epochs} epochs per call, "
+        f"medians of {args.repetitions} interleaved rounds.\n"
     )
+    floor = times["floor: minimal JAX loop, 1 toy"]
+    package = times.get("NPLM_package (TensorFlow), 1 toy", [np.nan] * args.repetitions)
     print(
-        "| optimizer | toys per call | ms per step per toy | s per toy (full training) "
-        "| toys per hour | hours for 100 toys | speed-up per toy vs TF (45 ms x 300k) |"
+        "| case | ms per toy-epoch (median) | all rounds | time / floor (median of rounds) "
+        "| speed-up vs NPLM_package (median of rounds) |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for optimizer, steps, per_toy in (
-        ("adam", args.epochs, PAPER_EPOCHS),
-        ("newton", args.newton_iterations, args.newton_to_converge),
-    ):
-        for chunk in args.chunks:
-            seconds = _seconds_per_step(chunk, steps, optimizer, inputs) / chunk
-            toy_seconds = seconds * per_toy
-            print(
-                f"| {optimizer} | {chunk} | {seconds * 1e3:.2f} | {toy_seconds:.0f} | "
-                f"{3600 / toy_seconds:.2f} | {TARGET_TOYS * toy_seconds / 3600:.1f} | "
-                f"{TENSORFLOW_MS_PER_EPOCH * 1e-3 * PAPER_EPOCHS / toy_seconds:.1f}x |"
-            )
-    print(
-        f"\nTarget: {TARGET_TOYS} toys x {PAPER_EPOCHS} epochs in <= {TARGET_HOURS:g} h "
-        f"({TARGET_HOURS * 3600 / (TARGET_TOYS * PAPER_EPOCHS) * 1e3:.2f} ms per epoch per toy)."
-    )
+    print("|---|---|---|---|---|")
+    for name, values in times.items():
+        rounds = ", ".join(f"{v:.2f}" for v in values)
+        vs_floor = statistics.median(v / f for v, f in zip(values, floor, strict=True))
+        vs_package = statistics.median(p / v for v, p in zip(values, package, strict=True))
+        print(
+            f"| {name} | {statistics.median(values):.2f} | {rounds} | {vs_floor:.2f}x | "
+            f"{vs_package:.1f}x |"
+        )
+    if not use_package:
+        print("\nNPLM_package not run (give --tf-python and --nplm-package); vs floor only.")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -133,11 +133,8 @@ def _module(spec: NetworkSpec) -> TestFunction:
 
 
 def _dense(params: dict, h: jax.Array) -> jax.Array:
-    kernel, bias = params["kernel"], params["bias"]
-    if kernel.size <= 64:
-        # Tiny layers (1-4-1): a broadcast multiply-add; XLA's CPU dot is slow for K = 1.
-        return jnp.sum(h[..., :, None] * kernel, axis=-2) + bias
-    return h @ kernel + bias
+    # A matmul: XLA fuses it with the activation; a broadcast multiply-and-sum was 14x slower.
+    return h @ params["kernel"] + params["bias"]
 
 
 def apply_test_function(params: dict, x: jax.Array, spec: NetworkSpec) -> jax.Array:
@@ -159,35 +156,72 @@ def apply_test_function(params: dict, x: jax.Array, spec: NetworkSpec) -> jax.Ar
     return _dense(layers["output"], h)[..., 0]
 
 
-def init_test_function(key: jax.Array, spec: NetworkSpec) -> dict:
-    """Initial parameters of f (flax defaults: LeCun-normal kernels, zero biases).
+INITIALISATIONS = ("glorot", "lecun")
+CLIP_SCOPES = ("all", "kernels")
+
+
+def init_test_function(key: jax.Array, spec: NetworkSpec, init: str = "glorot") -> dict:
+    """Initial parameters of f.
 
     Args:
         key: typed PRNG key, consumed.
         spec: the architecture.
+        init: "glorot" (NPLM_package's Keras default: glorot-uniform kernels, limit
+            ``sqrt(6 / (fan_in + fan_out))``, and glorot-uniform biases too, which Keras treats
+            as a 1D tensor with ``fan_in = fan_out = width``, limit ``sqrt(3 / width)``) or
+            "lecun" (flax's default: LeCun-normal kernels, zero biases).
 
     Returns:
-        The parameter pytree (``{"params": ...}``).
+        The parameter pytree (``{"params": {"hidden_i": ..., "output": ...}}``).
     """
-    return _module(spec).init(key, jnp.zeros((1, spec.n_inputs)))
+    if init not in INITIALISATIONS:
+        raise ValueError(f"init must be one of {INITIALISATIONS}, got {init!r}")
+    params = _module(spec).init(key, jnp.zeros((1, spec.n_inputs)))
+    if init == "lecun":
+        return params
+    widths = (spec.n_inputs, *spec.hidden, 1)
+    names = [f"hidden_{i}" for i in range(len(spec.hidden))] + ["output"]
+    keys = jax.random.split(key, 2 * len(names))
+    layers = {}
+    for i, (name, fan_in, fan_out) in enumerate(zip(names, widths[:-1], widths[1:], strict=True)):
+        kernel_limit = math.sqrt(6.0 / (fan_in + fan_out))
+        bias_limit = math.sqrt(3.0 / fan_out)
+        layers[name] = {
+            "kernel": jax.random.uniform(
+                keys[2 * i], (fan_in, fan_out), jnp.float32, -kernel_limit, kernel_limit
+            ),
+            "bias": jax.random.uniform(
+                keys[2 * i + 1], (fan_out,), jnp.float32, -bias_limit, bias_limit
+            ),
+        }
+    return {"params": layers}
 
 
-def clip_kernels(params: Any, clip: jax.Array) -> Any:
-    """Weight clipping: every kernel entry into [-clip, clip]; biases are left free.
+def clip_weights(params: Any, clip: jax.Array, scope: str = "all") -> Any:
+    """Weight clipping into [-clip, clip] (NPLM_package clips every weight, biases included).
 
     Args:
         params: parameter pytree of f.
         clip: clipping value (``inf`` for none).
+        scope: "all" (kernels and biases, the papers' statistic) or "kernels" (biases free).
 
     Returns:
         The clipped pytree.
     """
+    if scope not in CLIP_SCOPES:
+        raise ValueError(f"clip scope must be one of {CLIP_SCOPES}, got {scope!r}")
 
     def clip_leaf(path, leaf):
         name = getattr(path[-1], "key", None)
-        return jnp.clip(leaf, -clip, clip) if name == "kernel" else leaf
+        clipped = scope == "all" or name == "kernel"
+        return jnp.clip(leaf, -clip, clip) if clipped else leaf
 
     return jax.tree_util.tree_map_with_path(clip_leaf, params)
+
+
+def clip_kernels(params: Any, clip: jax.Array) -> Any:
+    """Weight clipping of the kernels only (``clip_weights(params, clip, "kernels")``)."""
+    return clip_weights(params, clip, "kernels")
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,20 +262,20 @@ class TrainSpec:
     """Static training schedule (full batch; Adam or damped Newton).
 
     Args:
-        epochs: number of full-batch Adam steps.
+        epochs: number of full-batch Adam steps (Newton iterations for "newton").
         checkpoints: epochs (ascending, the last one equal to ``epochs``) at which t is
-            recorded for the "t against epochs" diagnostic.
+            recorded inside the compiled loop ("t against epochs"); t at epoch c is
+            ``-2 L`` after c steps.
         decay: learning-rate profile over the epochs, multiplying the per-member rate:
             "constant" (the papers' choice) or "cosine" (cosine decay to ``final_fraction``).
         final_fraction: last-epoch learning rate over the initial one for "cosine".
-        optimizer: "adam" (full-batch Adam, the papers' choice; kernels clipped after every
-            step) or "newton" (damped saddle-free Newton on all parameters at once; kernels at
-            the clip bound pushed outward are held, the others projected into the box; a step
-            is kept only if it lowers the loss). Adam needs O(1e5) epochs to converge on the
-            1-4-1 network; Newton gets there in O(100) iterations of about 2 Adam epochs of
-            work each (closed-form Hessian), which makes statistical tests of the null
-            affordable. For "newton", ``epochs``
-            counts iterations and the learning rate is unused.
+        optimizer: "adam" (full-batch Adam, the papers' choice; weights clipped after every
+            step) or "newton" (damped saddle-free Newton on all parameters at once; clipped
+            weights at the bound pushed outward are held, the others projected into the box; a
+            step is kept only if it lowers the loss). Newton is an option only: it can stop in
+            a local minimum that long Adam training leaves (tests/test_nplm.py compares them).
+        clip_scope: "all" (every weight, biases included, as NPLM_package) or "kernels".
+        init: "glorot" (NPLM_package's glorot-uniform kernels and biases) or "lecun".
     """
 
     epochs: int
@@ -249,6 +283,8 @@ class TrainSpec:
     decay: str = "constant"
     final_fraction: float = 0.01
     optimizer: str = "adam"
+    clip_scope: str = "all"
+    init: str = "glorot"
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -270,6 +306,10 @@ class TrainSpec:
             raise ValueError(
                 f"TrainSpec.final_fraction must be in (0, 1], got {self.final_fraction!r}"
             )
+        if self.clip_scope not in CLIP_SCOPES:
+            raise ValueError(f"TrainSpec.clip_scope must be one of {CLIP_SCOPES}")
+        if self.init not in INITIALISATIONS:
+            raise ValueError(f"TrainSpec.init must be one of {INITIALISATIONS}")
 
     def rate_profile(self, step: jax.Array) -> jax.Array:
         """Learning-rate multiplier at a (0-based) step."""
@@ -324,28 +364,28 @@ def fit_test_function(
         optax.scale_by_adam(),
         optax.scale_by_schedule(lambda step: -hparams.learning_rate * train.rate_profile(step)),
     )
+    checkpoints = jnp.asarray(train.checkpoints)
 
     def loss(params):
         f = apply_test_function(params, x, spec)
         return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
 
-    def step(carry, _):
-        params, opt_state = carry
-        grads = jax.grad(loss)(params)
+    def step(carry, epoch):
+        params, opt_state, history = carry
+        value, grads = jax.value_and_grad(loss)(params)
+        # value is L after `epoch` steps: record it where a checkpoint asks for that epoch.
+        history = jnp.where(checkpoints == epoch, -2.0 * value, history)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = clip_kernels(optax.apply_updates(params, updates), hparams.clip)
-        return (params, opt_state), None
+        params = clip_weights(optax.apply_updates(params, updates), hparams.clip, train.clip_scope)
+        return (params, opt_state, history), None
 
-    params = clip_kernels(init_test_function(key, spec), hparams.clip)
-    carry = (params, optimizer.init(params))
-    history = []
-    done = 0
-    for checkpoint in train.checkpoints:  # few segments, each one compiled scan
-        carry, _ = jax.lax.scan(step, carry, None, length=checkpoint - done)
-        done = checkpoint
-        history.append(-2.0 * loss(carry[0]))
-    t_history = jnp.stack(history)
-    return NPLMFit(t=t_history[-1], t_history=t_history, params=carry[0])
+    params = clip_weights(init_test_function(key, spec, train.init), hparams.clip, train.clip_scope)
+    history = jnp.zeros(len(train.checkpoints), jnp.float32)
+    carry = (params, optimizer.init(params), history)
+    (params, _, history), _ = jax.lax.scan(step, carry, jnp.arange(train.epochs))
+    t = -2.0 * loss(params)
+    t_history = history.at[-1].set(t)  # the last checkpoint is `epochs`: after the last step
+    return NPLMFit(t=t, t_history=t_history, params=params)
 
 
 def _fit_newton(
@@ -363,11 +403,13 @@ def _fit_newton(
     lambda shrinks after a step that lowers the loss and grows (the step is then rejected)
     otherwise, so the loss never increases.
     """
-    params = clip_kernels(init_test_function(key, spec), hparams.clip)
+    params = clip_weights(init_test_function(key, spec, train.init), hparams.clip, train.clip_scope)
     flat, unravel = ravel_pytree(params)
-    is_kernel = ravel_pytree(
+    is_clipped = ravel_pytree(
         jax.tree_util.tree_map_with_path(
-            lambda path, leaf: jnp.full(leaf.shape, getattr(path[-1], "key", None) == "kernel"),
+            lambda path, leaf: jnp.full(
+                leaf.shape, train.clip_scope == "all" or getattr(path[-1], "key", None) == "kernel"
+            ),
             params,
         )
     )[0]
@@ -386,17 +428,17 @@ def _fit_newton(
     def step(carry, _):
         flat_params, damping, current = carry
         grad, hessian = derivatives(flat_params)
-        # Projected Newton (Bertsekas 1982): kernels at the clip bound whose descent direction
+        # Projected Newton (Bertsekas 1982): clipped weights at the bound whose descent direction
         # points outward are held fixed; the step solves for the free parameters only.
         at_bound = jnp.abs(flat_params) >= hparams.clip * (1.0 - 1e-6)
-        held = is_kernel & at_bound & (flat_params * grad < 0)
+        held = is_clipped & at_bound & (flat_params * grad < 0)
         free = ~held
         hessian = jnp.where(free[:, None] & free[None, :], hessian, 0.0) + jnp.diag(held * 1.0)
         grad = jnp.where(free, grad, 0.0)
         eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
         scale = jnp.abs(eigenvalues) + damping
         proposal = flat_params - eigenvectors @ ((eigenvectors.T @ grad) / scale)
-        proposal = jnp.where(is_kernel, jnp.clip(proposal, -hparams.clip, hparams.clip), proposal)
+        proposal = jnp.where(is_clipped, jnp.clip(proposal, -hparams.clip, hparams.clip), proposal)
         proposed = loss(proposal)
         better = proposed < current
         return (
@@ -486,8 +528,9 @@ def fit_ensemble(
     spec: NetworkSpec,
     train: TrainSpec,
     chunk_size: int = 16,
+    schedule: str = "auto",
 ) -> NPLMFit:
-    """Train E members at once: ``jax.vmap`` of :func:`fit_test_function`, in chunks.
+    """Train E members in chunks, each chunk one compiled program (vmap or lax.map).
 
     ``x``, ``data_weight`` and ``reference_weight`` either carry a leading member axis or are
     shared by all members (a permutation null shares the events and varies the weights).
@@ -502,7 +545,9 @@ def fit_ensemble(
         hparams: leaves of shape (E,) or scalars (shared).
         spec: the architecture.
         train: the schedule.
-        chunk_size: members trained together; memory grows with chunk_size * n.
+        chunk_size: members trained by one compiled call; memory grows with chunk_size * n.
+        schedule: "vmap" (members of a chunk vectorised), "sequential" (``lax.map``: one
+            after the other, inside the same program) or "auto" (see :func:`resolve_schedule`).
 
     Returns:
         The fits with a leading member axis E (numpy arrays).
@@ -522,7 +567,8 @@ def fit_ensemble(
         reference_weight.ndim == 2,
     )
     in_axes = (0, *(0 if m else None for m in per_member), 0)
-    fit_chunk = _compiled_chunk_fit(spec, train, in_axes)
+    schedule = resolve_schedule(schedule, int(x.shape[-2]))
+    fit_chunk = _compiled_chunk_fit(spec, train, in_axes, schedule)
 
     chunk = min(chunk_size, n_members)
     results = []
@@ -546,13 +592,53 @@ def fit_ensemble(
 
 
 _CHUNK_CACHE: dict = {}
+SCHEDULES = ("auto", "vmap", "sequential")
+# Events per member above which "auto" trains the members of a chunk one after the other
+# (lax.map inside one compiled program) instead of vmapped: bench/nplm_toys.py on 2 cores
+# shows no throughput gain from vmapping full-batch fits this large (memory-bound passes).
+SEQUENTIAL_ABOVE_EVENTS = 50_000
 
 
-def _compiled_chunk_fit(spec: NetworkSpec, train: TrainSpec, in_axes: tuple) -> Any:
-    cache_key = (spec, train, in_axes)
+def resolve_schedule(schedule: str, n_events: int) -> str:
+    """The concrete schedule of a chunk: "vmap" or "sequential" ("auto" decides by size).
+
+    Args:
+        schedule: "auto", "vmap" or "sequential".
+        n_events: events per member (data plus reference, padding included).
+
+    Returns:
+        "vmap" or "sequential".
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule == "auto":
+        return "sequential" if n_events > SEQUENTIAL_ABOVE_EVENTS else "vmap"
+    return schedule
+
+
+def _compiled_chunk_fit(
+    spec: NetworkSpec, train: TrainSpec, in_axes: tuple, schedule: str = "vmap"
+) -> Any:
+    cache_key = (spec, train, in_axes, schedule)
     if cache_key not in _CHUNK_CACHE:
         fit = lambda k, x, d, r, h: fit_test_function(k, x, d, r, h, spec, train)  # noqa: E731
-        _CHUNK_CACHE[cache_key] = jax.jit(jax.vmap(fit, in_axes=in_axes))
+        if schedule == "vmap":
+            _CHUNK_CACHE[cache_key] = jax.jit(jax.vmap(fit, in_axes=in_axes))
+        else:
+
+            def sequential(*args):
+                mapped = tuple(a for a, axis in zip(args, in_axes, strict=True) if axis == 0)
+
+                def one(members):
+                    it = iter(members)
+                    full = [
+                        next(it) if axis == 0 else a for a, axis in zip(args, in_axes, strict=True)
+                    ]
+                    return fit(*full)
+
+                return jax.lax.map(one, mapped)
+
+            _CHUNK_CACHE[cache_key] = jax.jit(sequential)
     return _CHUNK_CACHE[cache_key]
 
 
@@ -567,6 +653,7 @@ def nplm_inputs(
     reference: jax.Array,
     reference_mask: jax.Array,
     n_expected: jax.Array | float,
+    reference_event_weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Events and weights of NPLM for one member (vmappable; padded events have mask 0).
 
@@ -576,19 +663,53 @@ def nplm_inputs(
         reference: (n_ref_max, d) reference events R.
         reference_mask: (n_ref_max,) 1 for real reference events.
         n_expected: N(R), the data count expected under the reference hypothesis.
+        reference_event_weights: optional per-event weights w_i >= 0 of the reference
+            (e.g. generator weights); None means all 1.
 
     Returns:
-        ``(x, data_weight, reference_weight)`` with reference weight ``N(R) / N_R``.
+        ``(x, data_weight, reference_weight)``; reference event i gets
+        ``N(R) w_i / sum_j w_j`` (``N(R) / N_R`` for unit weights), so the reference weights
+        sum to N(R).
     """
     data_mask = jnp.asarray(data_mask, jnp.float32)
     reference_mask = jnp.asarray(reference_mask, jnp.float32)
-    n_reference = jnp.sum(reference_mask)
+    if reference_event_weights is not None:
+        reference_mask = reference_mask * jnp.asarray(reference_event_weights, jnp.float32)
+    total = jnp.sum(reference_mask)
     x = jnp.concatenate([data, reference], axis=-2)
     data_weight = jnp.concatenate([data_mask, jnp.zeros_like(reference_mask)], axis=-1)
     reference_weight = jnp.concatenate(
-        [jnp.zeros_like(data_mask), reference_mask * (n_expected / n_reference)], axis=-1
+        [jnp.zeros_like(data_mask), reference_mask * (n_expected / total)], axis=-1
     )
     return x, data_weight, reference_weight
+
+
+def reference_statistics(
+    reference: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (weighted) mean and standard deviation of the reference sample.
+
+    Args:
+        reference: (N_R, d) reference events.
+        weights: optional (N_R,) event weights.
+
+    Returns:
+        ``(mean, std)``, each (d,); inputs are standardised as ``(x - mean) / std`` for data
+        and reference alike, so the clip acts on the same scale whatever the feature units.
+
+    Raises:
+        ValueError: a feature is constant over the reference (std 0).
+    """
+    reference = np.asarray(reference, np.float64)
+    w = np.ones(len(reference)) if weights is None else np.asarray(weights, np.float64)
+    mean = np.average(reference, axis=0, weights=w)
+    std = np.sqrt(np.average((reference - mean) ** 2, axis=0, weights=w))
+    constant = np.flatnonzero(~(std > 0))
+    if constant.size:
+        raise ValueError(
+            f"reference feature(s) {constant.tolist()} are constant (std 0): cannot standardise"
+        )
+    return mean, std
 
 
 def symmetrized_weights(
@@ -684,14 +805,25 @@ def symmetrized_test(
 # --------------------------------------------------------------------------------------------
 
 
+MIN_EVENTS = 2  # a 1-event sample has no distribution to compare
+
+
 def _as_events(name: str, events: Any) -> np.ndarray:
-    array = np.asarray(events, dtype=np.float64)
+    try:
+        array = np.asarray(events, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not a numeric array ({error})") from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
         raise ValueError(f"{name} must have shape (n_events, n_features), got {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty (zero events): the test needs N > 0")
+    if array.shape[0] < MIN_EVENTS:
+        raise ValueError(
+            f"{name} has {array.shape[0]} event: the test needs at least {MIN_EVENTS} events "
+            "(with one event t measures nothing but the network's flexibility)"
+        )
     bad = ~np.isfinite(array)
     if bad.any():
         raise ValueError(
@@ -793,6 +925,35 @@ def check_nplm_inputs(
     return d, r
 
 
+def check_event_weights(name: str, weights: Any, n_events: int) -> np.ndarray:
+    """Validate per-event weights: one finite, non-negative number per event, positive sum.
+
+    Args:
+        name: what to call the weights in error messages.
+        weights: (n_events,) values.
+        n_events: number of events they belong to.
+
+    Returns:
+        The weights as float64 (n_events,).
+
+    Raises:
+        ValueError: naming the array and the problem.
+    """
+    try:
+        w = np.asarray(weights, np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not a numeric array ({error})") from None
+    if w.shape != (n_events,):
+        raise ValueError(f"{name} must have shape ({n_events},), one per event, got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name} has {int((~np.isfinite(w)).sum())} NaN or inf values")
+    if np.any(w < 0):
+        raise ValueError(f"{name} has {int((w < 0).sum())} negative values")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} sum to 0")
+    return w
+
+
 # --------------------------------------------------------------------------------------------
 # Null distributions, p-values, significance
 # --------------------------------------------------------------------------------------------
@@ -840,6 +1001,7 @@ def compare_with_chi2(t: Sequence[float] | np.ndarray, dof: float) -> dict[str, 
     fitted = fit_chi2_dof(positive) if positive.size >= 2 else math.nan
     ks_fitted = scipy_stats.kstest(t, scipy_stats.chi2(fitted).cdf) if positive.size >= 2 else None
     return {
+        **tail_comparison(t, dof),
         "dof": float(dof),
         "ks_statistic": float(ks.statistic),
         "ks_pvalue": float(ks.pvalue),
@@ -850,6 +1012,95 @@ def compare_with_chi2(t: Sequence[float] | np.ndarray, dof: float) -> dict[str, 
         "variance": float(t.var(ddof=1)),
         "n_toys": int(t.size),
     }
+
+
+TAIL_QUANTILES = (0.95, 0.99)
+
+
+def tail_comparison(
+    t: Sequence[float] | np.ndarray, dof: float, quantiles: Sequence[float] = TAIL_QUANTILES
+) -> dict[str, float]:
+    """The tail of the toys against chi2(dof): quantiles and counts beyond them.
+
+    KS is dominated by the bulk; an anti-conservative tail (too many toys beyond chi2's
+    99% point, so chi2 p-values too small where a discovery is claimed) needs its own test.
+    For each quantile q: the empirical q-quantile of t, chi2(dof)'s, the number of toys beyond
+    chi2's (expected ``n (1 - q)``), and binomial p-values of that count (two-sided, and
+    one-sided for an excess).
+
+    Args:
+        t: null toys' test statistics.
+        dof: the chi2 degrees of freedom compared with.
+        quantiles: the probabilities q.
+
+    Returns:
+        Keys ``q95_empirical``, ``q95_chi2``, ``n_beyond_q95``, ``expected_beyond_q95``,
+        ``binomial_pvalue_q95``, ``excess_pvalue_q95`` (and the same for every q).
+    """
+    t = np.asarray(t, np.float64)
+    result: dict[str, float] = {}
+    for q in quantiles:
+        name = f"q{100 * q:g}".replace(".", "_")
+        threshold = float(scipy_stats.chi2(dof).ppf(q))
+        beyond = int(np.sum(t > threshold))
+        result[f"{name}_empirical"] = float(np.quantile(t, q))
+        result[f"{name}_chi2"] = threshold
+        result[f"n_beyond_{name}"] = beyond
+        result[f"expected_beyond_{name}"] = t.size * (1.0 - q)
+        result[f"binomial_pvalue_{name}"] = float(
+            scipy_stats.binomtest(beyond, t.size, 1 - q).pvalue
+        )
+        result[f"excess_pvalue_{name}"] = float(
+            scipy_stats.binomtest(beyond, t.size, 1 - q, alternative="greater").pvalue
+        )
+    return result
+
+
+def significance(t_observed: float, t_null: Sequence[float] | np.ndarray, dof: float) -> dict:
+    """p-values and Z of an observation, each labelled with where it comes from.
+
+    Conventions: ``p_toys = (k + 1) / (n + 1)`` (k null toys with t >= t_obs). When k = 0 the
+    toys only bound the p-value, ``p <= 1 / (n + 1)``, so ``z_toys`` is a lower bound
+    (``z_toys_is_bound`` True): Z from n toys is never quoted beyond ``Phi^-1(1 - 1/(n+1))``.
+    ``p_chi2 = chi2.sf(t_obs, dof)`` relies on the asymptotic null (check it with
+    :func:`compare_with_chi2`).
+
+    Args:
+        t_observed: the observed statistic.
+        t_null: null toys.
+        dof: degrees of freedom of the asymptotic chi2.
+
+    Returns:
+        ``t``, ``p_toys``, ``z_toys``, ``z_toys_is_bound``, ``n_toys``, ``p_chi2``, ``z_chi2``,
+        ``dof``.
+    """
+    t_null = np.asarray(t_null, np.float64)
+    p_toys = empirical_p_value(t_observed, t_null)
+    p_chi2 = float(chi2_p_value(t_observed, dof))
+    return {
+        "t": float(t_observed),
+        "p_toys": p_toys,
+        "z_toys": float(z_from_p(p_toys)),
+        "z_toys_is_bound": bool(np.sum(t_null >= t_observed) == 0),
+        "n_toys": int(t_null.size),
+        "p_chi2": p_chi2,
+        "z_chi2": float(z_from_p(p_chi2)),
+        "dof": float(dof),
+    }
+
+
+def format_significance(result: dict) -> str:
+    """One line: ``Z = 2.1 (toys, p = 0.018, 1000 toys); Z = 2.3 (chi2(13), p = 0.011)``.
+
+    A Z from toys that is only a bound prints as ``Z > ...``.
+    """
+    relation = ">" if result["z_toys_is_bound"] else "="
+    bound = " (bound: no toy beyond t)" if result["z_toys_is_bound"] else ""
+    return (
+        f"t = {result['t']:.2f}: Z {relation} {result['z_toys']:.2f} from {result['n_toys']} "
+        f"toys (p {'<=' if result['z_toys_is_bound'] else '='} {result['p_toys']:.3g}){bound}; "
+        f"Z = {result['z_chi2']:.2f} from chi2({result['dof']:g}) (p = {result['p_chi2']:.3g})"
+    )
 
 
 def empirical_p_value(t_observed: float, t_null: Sequence[float] | np.ndarray) -> float:

@@ -1,0 +1,110 @@
+"""Kernel NPLM (Letizia et al. 2022): the fit against SciPy, its null against chi2, end to end."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import optimize
+
+from jaxws.methods import nplm as nplm_method
+from jaxws.simulate import nplm_toys as toys
+from jaxws.stats import kernel_nplm, nplm
+
+
+def _toys(key, n_toys, n_reference=2000, n_expected=100.0):
+    n_max = toys.capacity(n_expected)
+
+    def make(k):
+        k_data, k_ref = jax.random.split(k)
+        sample = toys.sample_data(k_data, n_expected, 0.0, toys.SignalShape(), n_max)
+        reference = toys.sample_reference(k_ref, n_reference)
+        x, d, r = nplm.nplm_inputs(
+            sample.events, sample.mask, reference, jnp.ones(n_reference), n_expected
+        )
+        return nplm_method.standardise_by_reference(x, r), d, r
+
+    return jax.vmap(make)(jax.random.split(key, n_toys))
+
+
+def test_kernel_width_is_the_quantile_of_pairwise_distances():
+    events = np.array([[0.0], [1.0], [3.0]])  # distances 1, 2, 3
+    assert kernel_nplm.kernel_width(events, 0.5) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="width 0"):
+        kernel_nplm.kernel_width(np.zeros((5, 2)))
+
+
+def test_kernel_fit_reaches_the_scipy_minimum():
+    jax.config.update("jax_enable_x64", True)
+    try:
+        x, d, r = (np.asarray(a[0], np.float64) for a in _toys(jax.random.key(0), 1, 300, 40.0))
+        spec = kernel_nplm.KernelSpec(n_centres=12, iterations=40)
+        sigma, penalty = 0.8, 0.5
+        fit = kernel_nplm.fit_kernel_nplm(jax.random.key(1), x, d, r, sigma, penalty, spec)
+        k_nm = np.asarray(kernel_nplm.gaussian_kernel(x, fit.centres, sigma))
+        k_mm = np.asarray(kernel_nplm.gaussian_kernel(fit.centres, fit.centres, sigma))
+
+        def objective(alpha):
+            f = k_nm @ alpha
+            return np.sum(r * np.expm1(f) - d * f) + 0.5 * penalty * alpha @ k_mm @ alpha
+
+        alpha = np.asarray(fit.alpha)
+        reference = optimize.minimize(objective, np.zeros(12), method="BFGS", tol=1e-12)
+        # At least as low as SciPy's minimum, and a stationary point (gradient ~ 0).
+        assert objective(alpha) <= reference.fun + 1e-9
+        f = k_nm @ alpha
+        gradient = k_nm.T @ (r * np.exp(f) - d) + penalty * k_mm @ alpha
+        assert np.max(np.abs(gradient)) < 1e-3, gradient  # O(10) at alpha = 0
+        np.testing.assert_allclose(fit.t, -2 * np.sum(r * np.expm1(f) - d * f), rtol=1e-8)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def test_kernel_null_follows_chi2_at_fitted_dof_in_bulk_and_tail():
+    # 200 null toys, N_R = 2000, N(R) = 100, M = 50, lambda = 1, sigma the 0.9 quantile.
+    x, d, r = _toys(jax.random.key(2), 200)
+    sigma = kernel_nplm.kernel_width(np.asarray(x[0])[np.asarray(r[0]) > 0])
+    keys = jax.random.split(jax.random.key(3), 200)
+    spec = kernel_nplm.KernelSpec(50, 30)
+    t = kernel_nplm.fit_kernel_ensemble(keys, x, d, r, sigma, 1.0, spec)
+    # Converged: three times the iterations moves no toy's t by more than 1e-2.
+    longer = kernel_nplm.fit_kernel_ensemble(
+        keys[:20], x[:20], d[:20], r[:20], sigma, 1.0, kernel_nplm.KernelSpec(50, 90)
+    )
+    np.testing.assert_allclose(t[:20], longer, atol=1e-2)
+    dof = nplm.fit_chi2_dof(t[t > 0])
+    comparison = nplm.compare_with_chi2(t, dof)
+    # KS against chi2(fitted dof) (optimistic since fitted) and the tail counts beyond its 95%
+    # and 99% points (binomial, 200 toys: expected 10 and 2).
+    assert comparison["ks_pvalue"] > 0.01, comparison
+    assert comparison["binomial_pvalue_q95"] > 0.01, comparison
+    assert comparison["binomial_pvalue_q99"] > 0.01, comparison
+    assert comparison["n_nonpositive"] == 0
+
+
+def test_kernel_model_end_to_end(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from jaxws.track import Tracker
+
+    config_dir = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "conf")
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "experiment=nplm",
+                "method.model=kernel",
+                "method.n_toys=20",
+                "method.chunk_size=20",
+                "method.signal_fractions=[0.2]",
+                "method.n_signal_toys=4",
+                "method.progress=false",
+                "data.n_reference=1000",
+                "data.n_expected=50",
+            ],
+        )
+    metrics = nplm_method.run(cfg, jax.random.key(0), tmp_path, Tracker(tmp_path))
+    assert metrics["kernel_width"] > 0 and metrics["n_parameters"] == 50
+    assert 0 < metrics["null/dof"] < 50 and np.isfinite(metrics["observed/t"])
+    assert np.isfinite(metrics["sensitivity/0.2/z_chi2"])
