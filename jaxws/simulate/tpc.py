@@ -157,7 +157,8 @@ class TPCConfig:
     neutron_fraction: float = 0.0
     neutron_slope_kev: float = 30.0
     n_background_train: int = 20000
-    n_background_null: int = 20000
+    n_background_null: int = 50000
+    n_background_bank: int = 200000
     n_signal_train: int = 10000
     n_signal_benchmark: int = 4000
 
@@ -181,6 +182,7 @@ class TPCConfig:
         for name in (
             "n_background_train",
             "n_background_null",
+            "n_background_bank",
             "n_signal_train",
             "n_signal_benchmark",
         ):
@@ -393,6 +395,41 @@ def simulate_detected(
     ]
     events = {name: np.concatenate([np.asarray(c[name]) for c in chunks])[:n] for name in chunks[0]}
     return select_detected(events)
+
+
+def simulate_detected_count(
+    key: jax.Array,
+    n_detected: int,
+    params: TPCParams,
+    sensors: jax.Array,
+    nr_fraction: float = 0.0,
+    nr_slope_kev: float = math.inf,
+    chunk_size: int = 4096,
+) -> dict[str, np.ndarray]:
+    """Exactly `n_detected` detected events: chunks (chunk c from `fold_in(key, c)`) until enough.
+
+    Unlike `simulate_detected`, whose count is before the thresholds, this fixes the count
+    after them (what a data set of N observed events needs).
+    """
+    kept: list[dict[str, np.ndarray]] = []
+    total, chunk = 0, 0
+    while total < n_detected:
+        events = select_detected(
+            simulate_events_jit(
+                jax.random.fold_in(key, chunk),
+                chunk_size,
+                params,
+                jnp.asarray(sensors, jnp.float32),
+                jnp.float32(nr_fraction),
+                jnp.float32(nr_slope_kev),
+            )
+        )
+        kept.append(events)
+        total += events["s1"].size
+        chunk += 1
+        if chunk > 1000 and total == 0:
+            raise ValueError("no simulated event passes the S1/S2 thresholds")
+    return {name: np.concatenate([e[name] for e in kept])[:n_detected] for name in kept[0]}
 
 
 def event_features(events: dict[str, jax.Array]) -> jax.Array:
