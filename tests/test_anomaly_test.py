@@ -162,11 +162,22 @@ def test_gaussian_kde_and_a_small_pool_give_too_small_p_values():
     assert summary["fraction_below_05"] > 0.05 + 4 * summary["error_05"]
 
 
+def test_pareto_tail_shape_of_a_power_law():
+    x = (np.random.default_rng(12).pareto(2.5, 40000) + 1.0).astype("f4")  # xi = 1 / 2.5
+    density = at.score_density(x, tail_fraction=0.02)
+    np.testing.assert_allclose(float(density.shape_high), 0.4, atol=0.08)
+    far = np.asarray([30.0, 100.0], "f4")
+    got = np.asarray(at.log_density_at(density, jnp.asarray(far)))
+    # Within a factor 1.7 where the sample holds a few events per thousand beyond.
+    np.testing.assert_allclose(got, stats.pareto(2.5).logpdf(far), atol=0.55)
+
+
 def test_exponential_tails_follow_the_sample_and_keep_the_density_normalised():
     rng = np.random.default_rng(11)
     x = rng.exponential(2.0, 40000).astype("f4")  # slope 0.5 everywhere
     density = at.score_density(x, tail_fraction=0.01)
-    np.testing.assert_allclose(float(density.slope_high), 0.5, rtol=0.05)
+    np.testing.assert_allclose(float(density.scale_high), 2.0, rtol=0.05)
+    assert float(density.shape_high) < 0.05
     np.testing.assert_allclose(float(density.tail_high), np.quantile(x, 0.99), rtol=0.01)
     far = np.asarray([20.0, 30.0, 40.0], "f4")
     np.testing.assert_allclose(

@@ -41,6 +41,7 @@ GRID_SIZE = 2048
 # Probability in each exponential tail of a score density (see `fit_score_density`).
 TAIL_FRACTION = 0.01
 MIN_TAIL_EVENTS = 5
+MAX_TAIL_SHAPE = 0.9
 # Kernel half-width (in bandwidths) used for the grid span and the support of a template.
 GRID_MARGIN = 6.0
 SUPPORT_MARGIN = 5.0
@@ -115,7 +116,8 @@ class ScoreDensity:
       KDE on the grid; bandwidth: kernel width h; sample_min / sample_max: extreme sample values
       (without exponential tails the density beyond the grid follows their kernels);
       tail_low / tail_high: where the exponential tails take over (-inf / +inf: none);
-      slope_low / slope_high: their decay rates; log_mass_low / log_mass_high: log of the
+      scale_low / scale_high, shape_low / shape_high: generalised-Pareto scale and shape xi of
+      each tail (xi = 0: exponential); log_mass_low / log_mass_high: log of the
       probability in each tail; log_core_norm: log of the factor that makes the KDE core on
       [tail_low, tail_high] carry the remaining probability.
     """
@@ -128,8 +130,10 @@ class ScoreDensity:
     sample_max: jax.Array
     tail_low: jax.Array
     tail_high: jax.Array
-    slope_low: jax.Array
-    slope_high: jax.Array
+    scale_low: jax.Array
+    scale_high: jax.Array
+    shape_low: jax.Array
+    shape_high: jax.Array
     log_mass_low: jax.Array
     log_mass_high: jax.Array
     log_core_norm: jax.Array
@@ -174,13 +178,15 @@ def fit_score_density(
     """Binned Gaussian KDE with Silverman's bandwidth and exponential tails (pure; no checks).
 
     The KDE describes the core; beyond the `tail_fraction` and 1 - `tail_fraction` quantiles
-    u_lo, u_hi of the sample the density is exponential, f = p_hi lambda_hi exp(-lambda_hi (TS -
-    u_hi)) above u_hi (p_hi = tail_fraction, lambda_hi = 1 / mean excess over u_hi, the maximum
-    likelihood estimate of an exponential tail), and the mirror image below u_lo. This keeps the
-    density honest where the sample is sparse: a Gaussian KDE tail falls like the outermost
-    kernel, far faster than the skewed, heavy-tailed scores of a VAE or a classifier, so events
-    just beyond the sample would look enormously anomalous. `tail_fraction` = 0 gives the plain
-    KDE (Gaussian tails).
+    u_lo, u_hi of the sample each tail is a generalised Pareto law fitted to the exceedances
+    (peaks over threshold), f = p_hi g(TS - u_hi; scale, xi) above u_hi with p_hi the share of
+    the sample above u_hi, and the mirror image below u_lo; xi = 0 is an exponential tail,
+    xi > 0 a power law (`_pareto_tail`). This keeps the density honest where the sample is
+    sparse: a Gaussian KDE tail falls like the outermost kernel, far faster than the skewed,
+    heavy-tailed scores of a VAE or a classifier, so events just beyond the sample would look
+    enormously anomalous, and fresh data, which reach further than any finite toy bank, would
+    get too small p-values. `tail_fraction` = 0 gives the plain KDE (Gaussian tails). Weights
+    act as a mask in the tails.
 
     Args:
       samples: (n,) scores.
@@ -211,17 +217,21 @@ def fit_score_density(
 
     zero = jnp.float32(0.0)
     if tail_fraction > 0:
-        total = jnp.sum(weights)
+        valid = weights > 0
+        n_valid = jnp.sum(valid)
         tail_low = _weighted_quantile(samples, weights, tail_fraction)
         tail_high = _weighted_quantile(samples, weights, 1.0 - tail_fraction)
-        above = (samples > tail_high) & (weights > 0)
-        below = (samples < tail_low) & (weights > 0)
-        excess_high = jnp.sum(jnp.where(above, weights * (samples - tail_high), 0.0))
-        excess_low = jnp.sum(jnp.where(below, weights * (tail_low - samples), 0.0))
-        mass_high = jnp.sum(jnp.where(above, weights, 0.0)) / total
-        mass_low = jnp.sum(jnp.where(below, weights, 0.0)) / total
-        slope_high = jnp.sum(jnp.where(above, weights, 0.0)) / jnp.maximum(excess_high, 1e-30)
-        slope_low = jnp.sum(jnp.where(below, weights, 0.0)) / jnp.maximum(excess_low, 1e-30)
+        # Upper tail: exceedances are the last n_high of the ascending valid samples.
+        ascending = jnp.sort(jnp.where(valid, samples, -big))
+        n_high = jnp.sum(valid & (samples > tail_high))
+        rank_high = jnp.arange(samples.shape[0]) - (samples.shape[0] - n_high)
+        scale_high, shape_high = _pareto_tail(ascending - tail_high, rank_high, n_high)
+        # Lower tail: the first n_low of the ascending samples, ranked by distance below.
+        ascending_low = jnp.sort(jnp.where(valid, samples, big))
+        n_low = jnp.sum(valid & (samples < tail_low))
+        rank_low = n_low - 1 - jnp.arange(samples.shape[0])
+        scale_low, shape_low = _pareto_tail(tail_low - ascending_low, rank_low, n_low)
+        mass_high, mass_low = n_high / n_valid, n_low / n_valid
         # KDE probability on [tail_low, tail_high] (trapezoid on the grid), rescaled to 1 - tails.
         inside = (grid >= tail_low) & (grid <= tail_high)
         core_mass = jnp.sum(jnp.where(inside, jnp.exp(log_density), 0.0)) * step
@@ -229,7 +239,8 @@ def fit_score_density(
         log_mass_low, log_mass_high = jnp.log(mass_low), jnp.log(mass_high)
     else:
         tail_low, tail_high = jnp.float32(-jnp.inf), jnp.float32(jnp.inf)
-        slope_low = slope_high = jnp.float32(1.0)
+        scale_low = scale_high = jnp.float32(1.0)
+        shape_low = shape_high = zero
         log_mass_low = log_mass_high = log_core_norm = zero
     return ScoreDensity(
         grid_low=low,
@@ -240,12 +251,43 @@ def fit_score_density(
         sample_max=sample_max,
         tail_low=tail_low,
         tail_high=tail_high,
-        slope_low=slope_low,
-        slope_high=slope_high,
+        scale_low=scale_low,
+        scale_high=scale_high,
+        shape_low=shape_low,
+        shape_high=shape_high,
         log_mass_low=log_mass_low,
         log_mass_high=log_mass_high,
         log_core_norm=log_core_norm,
     )
+
+
+def _pareto_tail(excess: jax.Array, rank: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Generalised-Pareto (scale, shape xi) of the exceedances by probability-weighted moments.
+
+    Hosking and Wallis (1987): with a0 the mean exceedance and a1 = mean((1 - p_j) y_(j)),
+    p_j = (j + 0.65) / n for the ascending exceedances y_(j) (rank j = 0..n-1; other entries
+    of `excess` carry ranks outside that range), xi = 2 - a0 / (a0 - 2 a1) and scale = 2 a0 a1 /
+    (a0 - 2 a1). xi is clipped to [0, MAX_TAIL_SHAPE]: a bounded tail (xi < 0) would give zero
+    density beyond its end point, which new data can reach.
+    """
+    in_tail = (rank >= 0) & (rank < n)
+    y = jnp.where(in_tail, excess, 0.0)
+    n = jnp.maximum(n, 1).astype(jnp.float32)
+    a0 = jnp.sum(y) / n
+    a1 = jnp.sum(jnp.where(in_tail, (1.0 - (rank + 0.65) / n) * y, 0.0)) / n
+    denominator = jnp.maximum(a0 - 2.0 * a1, 1e-30)
+    shape = jnp.clip(2.0 - a0 / denominator, 0.0, MAX_TAIL_SHAPE)
+    # With xi clipped, keep the mean exceedance right: mean = scale / (1 - xi).
+    scale = jnp.maximum(a0 * (1.0 - shape), 1e-30)
+    return scale, shape
+
+
+def _pareto_log_density(excess: jax.Array, scale: jax.Array, shape: jax.Array) -> jax.Array:
+    """log of the generalised-Pareto density at excess >= 0 (exponential for xi -> 0)."""
+    small = shape < 1e-4
+    safe_shape = jnp.where(small, 1.0, shape)
+    pareto = -(1.0 + 1.0 / safe_shape) * jnp.log1p(safe_shape * excess / scale)
+    return -jnp.log(scale) + jnp.where(small, -excess / scale, pareto)
 
 
 def score_density(
@@ -290,13 +332,11 @@ def log_density_at(density: ScoreDensity, scores: jax.Array) -> jax.Array:
     # Finite stand-ins for infinite thresholds keep the unused branches free of NaN.
     tail_high = jnp.where(jnp.isfinite(density.tail_high), density.tail_high, 0.0)
     tail_low = jnp.where(jnp.isfinite(density.tail_low), density.tail_low, 0.0)
-    high_tail = (
-        density.log_mass_high
-        + jnp.log(density.slope_high)
-        - density.slope_high * (scores - tail_high)
+    high_tail = density.log_mass_high + _pareto_log_density(
+        jnp.maximum(scores - tail_high, 0.0), density.scale_high, density.shape_high
     )
-    low_tail = (
-        density.log_mass_low + jnp.log(density.slope_low) - density.slope_low * (tail_low - scores)
+    low_tail = density.log_mass_low + _pareto_log_density(
+        jnp.maximum(tail_low - scores, 0.0), density.scale_low, density.shape_low
     )
     return jnp.where(
         scores > density.tail_high,
