@@ -13,12 +13,13 @@ from jaxws.simulate import tpc
 
 PARAMS = tpc.TPCParams()
 SENSORS = jnp.asarray(tpc.sensor_grid_for(PARAMS, 2), jnp.float32)
+FLAT = tpc.flat_spectrum(PARAMS)
 
 
 @pytest.fixture(scope="module")
 def events():
-    er = tpc.simulate_events_jit(jax.random.key(0), 4096, PARAMS, SENSORS, 0.0, jnp.inf)
-    nr = tpc.simulate_events_jit(jax.random.key(1), 4096, PARAMS, SENSORS, 1.0, jnp.inf)
+    er = tpc.simulate_events_jit(jax.random.key(0), 4096, PARAMS, SENSORS, 0.0, FLAT)
+    nr = tpc.simulate_events_jit(jax.random.key(1), 4096, PARAMS, SENSORS, 1.0, FLAT)
     return {k: np.asarray(v) for k, v in er.items()}, {k: np.asarray(v) for k, v in nr.items()}
 
 
@@ -98,7 +99,7 @@ def test_nuclear_recoils_have_lower_charge_to_light(events):
 
 def test_vmap_over_keys_and_nr_fraction_matches_single_calls(events):
     keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
-    batched = jax.vmap(lambda k, f: tpc.simulate_events(k, 4096, PARAMS, SENSORS, f, jnp.inf))(
+    batched = jax.vmap(lambda k, f: tpc.simulate_events(k, 4096, PARAMS, SENSORS, f, FLAT))(
         keys, jnp.array([0.0, 1.0])
     )
     for i, single in enumerate(events):  # the fixture: same keys, one call each

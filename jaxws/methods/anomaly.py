@@ -202,22 +202,23 @@ def simulate_samples(key: jax.Array, data: tpc.TPCConfig, masses: tuple[float, .
     params = data.params()
     sensors = tpc.sensor_grid_for(params, data.sensor_rings)
 
-    def sample(index: int, n: int, nr_fraction: float, slope: float) -> dict:
+    def sample(index: int, n: int, nr_fraction: float, spectrum: tpc.RecoilSpectrum) -> dict:
         return tpc.simulate_detected(
-            jax.random.fold_in(key, index), n, params, sensors, nr_fraction, slope
+            jax.random.fold_in(key, index), n, params, sensors, nr_fraction, spectrum
         )
 
-    background = (data.neutron_fraction, data.neutron_slope_kev)
+    background = (data.neutron_fraction, tpc.exponential_spectrum(data.neutron_slope_kev, params))
     samples = {
         "background_train": sample(0, data.n_background_train, *background),
         "background_null": sample(1, data.n_background_null, *background),
         "background_bank": sample(3, data.n_background_bank, *background),
-        "signal_train": sample(2, data.n_signal_train, 1.0, math.inf),
+        "signal_train": sample(2, data.n_signal_train, 1.0, tpc.flat_spectrum(params)),
     }
     benchmarks = [
-        sample(10 + j, data.n_signal_benchmark, 1.0, float(tpc.nr_spectrum_slope(mass)))
+        sample(10 + j, data.n_signal_benchmark, 1.0, tpc.wimp_spectrum(mass, params))
         for j, mass in enumerate(masses)
     ]
+    samples["signal_efficiency"] = [len(b["s1"]) / data.n_signal_benchmark for b in benchmarks]
     shortest = min(len(b["s1"]) for b in benchmarks)
     samples["benchmarks"] = [{k: v[:shortest] for k, v in b.items()} for b in benchmarks]
     return samples
@@ -478,7 +479,7 @@ def fresh_background_sets(
         params,
         tpc.sensor_grid_for(params, data.sensor_rings),
         data.neutron_fraction,
-        data.neutron_slope_kev,
+        tpc.exponential_spectrum(data.neutron_slope_kev, params),
     )
     return events, counts
 

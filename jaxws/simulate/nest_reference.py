@@ -137,7 +137,10 @@ def band_comparison(params, sensors, n_events: int = 20000, seed: int = 0) -> di
         in_range = (er_s1 >= bins[0]) & (er_s1 < bins[-1])
         which = np.clip(np.digitize(er_s1, bins) - 1, 0, len(bins) - 2)
         medians = np.array(
-            [np.median(nr_band[(nr_s1 >= lo) & (nr_s1 < hi)]) for lo, hi in zip(bins[:-1], bins[1:], strict=True)]
+            [
+                np.median(nr_band[(nr_s1 >= lo) & (nr_s1 < hi)])
+                for lo, hi in zip(bins[:-1], bins[1:], strict=True)
+            ]
         )
         total = float(np.mean(er_band[in_range] < medians[which[in_range]]))
         out[source] = {
