@@ -33,7 +33,7 @@ from jaxws import plotting
 from jaxws.config import ConfigError, check, from_section
 from jaxws.models.mlp import MLP
 from jaxws.models.vae import BetaVAE
-from jaxws.simulate import tpc
+from jaxws.simulate import tpc, wimp
 from jaxws.stats import anomaly_test
 from jaxws.train import Hparams, MemberData, TrainConfig, fit, predict
 
@@ -92,7 +92,11 @@ class TestSettings:
       sensitivity_mass: benchmark used for the sensitivity curves (one of `wimp_masses`).
       expected_background: B, expected background events in a data set.
       signal_rates: expected signal counts s of the sensitivity curves.
-      scan_signal_rate: s injected in the R scan.
+      scan_signal_rate: s injected in the R scan; None: per benchmark the detected WIMP count
+        of `cross_section_cm2` x `exposure_tonne_year` (the seed's Fig. 8).
+      cross_section_cm2, exposure_tonne_year: the benchmark (6.5e-48 cm2, 200 t y): expected
+        recoils in [energy_min, energy_max] (`jaxws.simulate.wimp`) times the detection
+        efficiency of the simulated sample; always reported.
       n_null_toys, n_signal_toys: toys per hypothesis.
       f0_tail_fraction: probability in each exponential tail of f_0 and the templates (0: plain
         Gaussian KDE).
@@ -108,7 +112,9 @@ class TestSettings:
     sensitivity_mass: float = 50.0
     expected_background: float = 2000.0
     signal_rates: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-    scan_signal_rate: float = 16.0
+    scan_signal_rate: float | None = 16.0
+    cross_section_cm2: float = 6.5e-48
+    exposure_tonne_year: float = 200.0
     n_null_toys: int = 2000
     n_signal_toys: int = 200
     f0_tail_fraction: float = anomaly_test.TAIL_FRACTION
@@ -137,7 +143,12 @@ class TestSettings:
             len(self.signal_rates) >= 1 and all(s >= 0 for s in self.signal_rates),
             "method.test.signal_rates must be non-empty with values >= 0",
         )
-        check(self.scan_signal_rate > 0, "method.test.scan_signal_rate must be > 0")
+        check(
+            self.scan_signal_rate is None or self.scan_signal_rate > 0,
+            "method.test.scan_signal_rate must be > 0 or null (the benchmark counts)",
+        )
+        check(self.cross_section_cm2 > 0, "method.test.cross_section_cm2 must be > 0")
+        check(self.exposure_tonne_year > 0, "method.test.exposure_tonne_year must be > 0")
         check(self.n_null_toys >= 10, "method.test.n_null_toys must be >= 10")
         check(self.n_signal_toys >= 10, "method.test.n_signal_toys must be >= 10")
         check(
@@ -759,6 +770,17 @@ def run(
     metrics["n_background_null"] = int(reference[0].size)
     metrics["n_background_bank"] = int(bank[0].size)
     metrics["n_signal_per_benchmark"] = int(nelbo_signal.shape[1])
+    benchmark_counts = []
+    for j, mass in enumerate(masses):
+        recoils = wimp.expected_events(
+            mass, test.cross_section_cm2, test.exposure_tonne_year, data.energy_min, data.energy_max
+        )
+        efficiency = samples["signal_efficiency"][j]
+        metrics[f"benchmark_recoils_m{mass:g}"] = recoils
+        metrics[f"benchmark_efficiency_m{mass:g}"] = efficiency
+        metrics[f"benchmark_detected_m{mass:g}"] = recoils * efficiency
+        benchmark_counts.append(recoils * efficiency)
+    scan_rates = benchmark_counts if test.scan_signal_rate is None else test.scan_signal_rate
     for j, mass in enumerate(masses):
         metrics[f"vae_auc_m{mass:g}"] = _auc(reference[0], nelbo_signal[j])
 
@@ -866,7 +888,7 @@ def run(
             (nelbo_signal[:, :half], logit_signal[:, :half]),
             (nelbo_signal[:, half:], logit_signal[:, half:]),
             test.expected_background,
-            test.scan_signal_rate,
+            scan_rates,
             test.n_null_toys,
             test.n_signal_toys,
         )
