@@ -198,7 +198,7 @@ class TPCConfig:
     neutron_slope_kev: float = 30.0
     n_background_train: int = 20000
     n_background_null: int = 50000
-    n_background_bank: int = 200000
+    n_background_bank: int = 2000000
     n_signal_train: int = 10000
     n_signal_benchmark: int = 4000
 
