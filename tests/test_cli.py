@@ -123,6 +123,7 @@ SHRUNK_RUNS = {
         "tracking=none",
         "data.n_background_train=1500",
         "data.n_background_null=1500",
+        "data.n_background_bank=3000",
         "data.n_signal_train=800",
         "data.n_signal_benchmark=400",
         "method.vae.max_epochs=2",
@@ -132,6 +133,7 @@ SHRUNK_RUNS = {
         "method.test.n_null_toys=100",
         "method.test.n_signal_toys=20",
         "method.test.expected_background=300.0",
+        "method.test.n_null_check_sets=20",
     ],
     "cwola_on_pythia_events": [
         *[o for o in TINY if not o.startswith("data.")],

@@ -13,12 +13,13 @@ from jaxws.simulate import tpc
 
 PARAMS = tpc.TPCParams()
 SENSORS = jnp.asarray(tpc.sensor_grid_for(PARAMS, 2), jnp.float32)
+FLAT = tpc.flat_spectrum(PARAMS)
 
 
 @pytest.fixture(scope="module")
 def events():
-    er = tpc.simulate_events_jit(jax.random.key(0), 4096, PARAMS, SENSORS, 0.0, jnp.inf)
-    nr = tpc.simulate_events_jit(jax.random.key(1), 4096, PARAMS, SENSORS, 1.0, jnp.inf)
+    er = tpc.simulate_events_jit(jax.random.key(0), 4096, PARAMS, SENSORS, 0.0, FLAT)
+    nr = tpc.simulate_events_jit(jax.random.key(1), 4096, PARAMS, SENSORS, 1.0, FLAT)
     return {k: np.asarray(v) for k, v in er.items()}, {k: np.asarray(v) for k, v in nr.items()}
 
 
@@ -98,7 +99,7 @@ def test_nuclear_recoils_have_lower_charge_to_light(events):
 
 def test_vmap_over_keys_and_nr_fraction_matches_single_calls(events):
     keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
-    batched = jax.vmap(lambda k, f: tpc.simulate_events(k, 4096, PARAMS, SENSORS, f, jnp.inf))(
+    batched = jax.vmap(lambda k, f: tpc.simulate_events(k, 4096, PARAMS, SENSORS, f, FLAT))(
         keys, jnp.array([0.0, 1.0])
     )
     for i, single in enumerate(events):  # the fixture: same keys, one call each
@@ -115,3 +116,27 @@ def test_config_refuses_bad_values():
         from_section(tpc.TPCConfig, {"g3": 1.0}, "data")
     with pytest.raises(ConfigError, match="energy_min"):
         from_section(tpc.TPCConfig, {"energy_min": 200.0}, "data")
+
+
+# --- NEST (nestpy, the physics extra) as the reference for yields and bands ---------------
+
+
+def test_toy_yields_follow_nest_between_the_knots():
+    """Mean quanta, charge fraction and electron-count spread match NEST at off-knot energies."""
+    from jaxws.simulate import nest_reference
+
+    energies = np.array([2.5, 12.0, 60.0])
+    for recoil, is_nr in (("er", False), ("nr", True)):
+        nest = nest_reference.mean_yields(recoil, energies)
+        per_kev, fraction, _ = tpc.yield_curves(jnp.asarray(energies, jnp.float32), is_nr)
+        nest_quanta = nest["photons_per_kev"] + nest["electrons_per_kev"]
+        np.testing.assert_allclose(np.asarray(per_kev), nest_quanta, rtol=0.02)
+        np.testing.assert_allclose(
+            np.asarray(fraction), nest["electrons_per_kev"] / nest_quanta, rtol=0.04
+        )
+    # Electron-count spread at 10 keV (ER), with recombination fluctuations: within 10%.
+    _, nest_electrons = nest_reference.sample_quanta("er", np.full(4000, 10.0), seed=1)
+    types = jnp.zeros(4000, jnp.int32)
+    _, electrons = tpc.quanta(jax.random.key(5), jnp.full(4000, 10.0), types, PARAMS)
+    np.testing.assert_allclose(np.std(np.asarray(electrons)), np.std(nest_electrons), rtol=0.1)
+    np.testing.assert_allclose(np.mean(np.asarray(electrons)), np.mean(nest_electrons), rtol=0.03)
