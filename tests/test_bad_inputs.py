@@ -442,7 +442,7 @@ def _npz_case(kind: str, path: Path) -> list[str]:
         return ["lacks arrays ['reference']"]
     if kind == "one_event":
         np.savez(path, data=reference[:1], reference=reference[:1])
-        return ["'data' has 1 events", "at least"]
+        return ["'data' has 1 event", "at least"]
     if kind == "nan":
         data = reference[:50].copy()
         data[7] = np.nan
@@ -450,9 +450,10 @@ def _npz_case(kind: str, path: Path) -> list[str]:
         return ["'data'", "NaN or inf", "first at index 7"]
     if kind == "strings":
         np.savez(path, data=np.array(["a"] * 50), reference=reference)
-        return ["'data'", "dtype"]
+        return ["'data'", "not a numeric array"]
     if kind == "outside_support":
-        np.savez(path, data=-reference[:50], reference=reference)
+        big = rng.exponential(size=12000)  # enough reference events to draw null toys from
+        np.savez(path, data=-big[:50], reference=big)
         return ["outside the reference support"]
     raise AssertionError(kind)
 

@@ -720,11 +720,24 @@ def check_inputs(cfg: Any) -> None:
     data = from_section(ExponentialToyConfig, cfg.get("data"), "data")
     settings = from_section(NPLMSettings, cfg.get("method"), "method")
     try:
-        load_observation(data, settings)
+        observation = load_observation(data, settings)
     except ConfigError:
         raise
     except ValueError as error:  # a bad user file: one line, exit 2 at the CLI
         raise ConfigError(str(error)) from None
+    if observation is not None and settings.test == "nplm":
+        # Data outside the reference's range make the NPLM loss unbounded (the network can
+        # put infinite weight where the reference has none): refuse them up front.
+        low, high = observation.second.min(axis=0), observation.second.max(axis=0)
+        outside = np.flatnonzero(
+            ((observation.first < low) | (observation.first > high)).any(axis=1)
+        )
+        if len(outside):
+            raise ConfigError(
+                f"data.observed_file {data.observed_file!r}: {len(outside)} data events lie "
+                f"outside the reference support (first at index {outside[0]}); the NPLM "
+                "loss is unbounded there"
+            )
 
 
 def validate(cfg: Any) -> None:
