@@ -69,6 +69,10 @@ def execute(cfg: DictConfig, run_dir: str | Path, group: str = "") -> dict:
         )
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    if cfg.get("objective") is not None and not isinstance(cfg.objective, str):
+        raise ConfigError(f"objective must be a metric name or null, got {cfg.objective!r}")
+    if not isinstance(cfg.get("verbose", False), bool):
+        raise ConfigError(f"verbose must be true or false, got {cfg.verbose!r}")
     run_dir = Path(run_dir)
     if (run_dir / "results.json").exists():
         raise FileExistsError(
