@@ -132,6 +132,10 @@ def check_top_level(cfg: DictConfig):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(cfg.method, DictConfig) or not isinstance(cfg.method.get("name"), str):
         raise ConfigError("method must be a config group with a 'name' (e.g. method=cwola)")
+    if cfg.get("objective") is not None and not isinstance(cfg.objective, str):
+        raise ConfigError(f"objective must be a metric name or null, got {cfg.objective!r}")
+    if not isinstance(cfg.get("verbose", False), bool):
+        raise ConfigError(f"verbose must be true or false, got {cfg.verbose!r}")
     return from_section(TrackingConfig, cfg.get("tracking"), "tracking")
 
 

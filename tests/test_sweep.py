@@ -142,3 +142,17 @@ def test_launcher_and_sweeper_configs_compose(overrides):
         assert cfg.objective == "cwola/signal_for_5sigma" and sweeper.direction == "minimize"
     assert cfg.hydra.callbacks.sweep_summary._target_ == "jaxws.track.sweep.SweepSummary"
     assert Path(cfg.paths.artifact_dir).is_absolute()
+
+
+def test_objective_and_verbose_are_checked_before_the_run(tmp_path):
+    from jaxws.cli import execute
+    from jaxws.config import ConfigError
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        bad_objective = compose(config_name="config", overrides=["objective=3"])
+        bad_verbose = compose(config_name="config", overrides=["verbose=loud"])
+    with pytest.raises(ConfigError, match="objective must be a metric name or null, got 3"):
+        execute(bad_objective, tmp_path)
+    with pytest.raises(ConfigError, match="verbose must be true or false, got 'loud'"):
+        execute(bad_verbose, tmp_path)
+    assert not list(tmp_path.iterdir())
