@@ -39,9 +39,10 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jaxws.simulate import nplm_toys as toys  # noqa: E402
-from jaxws.stats import nplm  # noqa: E402
+from jaxws.stats import kernel_nplm, nplm  # noqa: E402
 
 CLIP, LEARNING_RATE = 9.0, 1e-3
+PAPER_EPOCHS = 300_000  # neural NPLM's training length per toy in the papers
 
 
 def _inputs(n_toys: int, n_reference: int, n_expected: float):
@@ -97,6 +98,13 @@ def _floor_case(inputs, epochs: int):
     return (lambda: fit(p0).block_until_ready()), 1
 
 
+def _kernel_case(inputs, spec: kernel_nplm.KernelSpec):
+    """Kernel NPLM (M centres, Newton to convergence): one whole toy per call."""
+    x, d, r = (a[:1] for a in inputs)
+    keys = jax.random.split(jax.random.key(2), 1)
+    return (lambda: kernel_nplm.fit_kernel_ensemble(keys, x, d, r, 1.0, 1.0, spec)), 1
+
+
 def _time(call, n_toys: int, epochs: int) -> float:
     start = time.perf_counter()
     call()
@@ -119,6 +127,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--n-reference", type=int, default=200_000)
     parser.add_argument("--n-expected", type=float, default=2000.0)
+    parser.add_argument("--kernel-centres", type=int, default=50)
     parser.add_argument("--tf-python", default="", help="interpreter with TensorFlow, tf_keras")
     parser.add_argument("--nplm-package", default="", help="NPLM_package's src folder")
     args = parser.parse_args()
@@ -131,8 +140,12 @@ def main() -> None:
             inputs, chunk, "sequential", args.epochs
         )
     cases["floor: minimal JAX loop, 1 toy"] = _floor_case(inputs, args.epochs)
+    kernel_spec = kernel_nplm.KernelSpec(args.kernel_centres, 30)
+    kernel_call, _ = _kernel_case(inputs, kernel_spec)
     for call, _ in cases.values():
         call()  # compile
+    kernel_call()
+    kernel_seconds = []
     use_package = bool(args.tf_python and args.nplm_package)
     times: dict[str, list[float]] = {name: [] for name in cases}
     if use_package:
@@ -142,6 +155,9 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         for name, (call, n_toys) in cases.items():
             times[name].append(_time(call, n_toys, args.epochs))
+        start = time.perf_counter()
+        kernel_call()
+        kernel_seconds.append(time.perf_counter() - start)
         if use_package:
             times["NPLM_package (TensorFlow), 1 toy"].append(_package_ms(args))
 
@@ -170,6 +186,14 @@ def main() -> None:
             f"| {name} | {statistics.median(values):.2f} | {rounds} | {vs_floor:.2f}x | "
             f"{vs_package:.1f}x |"
         )
+    neural = statistics.median(times["jaxws, 1 toy"]) * PAPER_EPOCHS / 1e3
+    kernel = statistics.median(kernel_seconds)
+    print(
+        f"\nToys per minute, 1 toy per call: neural NPLM (jaxws, {PAPER_EPOCHS} epochs) "
+        f"{60 / neural:.4f} ({neural:.0f} s per toy); kernel NPLM (M = {args.kernel_centres}, "
+        f"30 Newton iterations) {60 / kernel:.1f} ({kernel:.2f} s per toy; rounds "
+        f"{', '.join(f'{k:.2f}' for k in kernel_seconds)} s)."
+    )
     if not use_package:
         print("\nNPLM_package not run (give --tf-python and --nplm-package); vs floor only.")
     sys.stdout.flush()
