@@ -426,6 +426,7 @@ def _nplm_cfg(observed: Path, test: str = "nplm"):
                 "experiment=nplm",
                 "tracking=none",
                 f"method.test={test}",
+                "data.n_expected=50",
                 f"data.observed_file={observed}",
             ],
         )
@@ -442,7 +443,7 @@ def _npz_case(kind: str, path: Path) -> list[str]:
         return ["lacks arrays ['reference']"]
     if kind == "one_event":
         np.savez(path, data=reference[:1], reference=reference[:1])
-        return ["'data' has 1 event", "at least"]
+        return ["array 'data' has 1 event", "at least"]
     if kind == "nan":
         data = reference[:50].copy()
         data[7] = np.nan
@@ -450,16 +451,20 @@ def _npz_case(kind: str, path: Path) -> list[str]:
         return ["'data'", "NaN or inf", "first at index 7"]
     if kind == "strings":
         np.savez(path, data=np.array(["a"] * 50), reference=reference)
-        return ["'data'", "not a numeric array"]
+        return ["array 'data'", "not a numeric array"]
     if kind == "outside_support":
         big = rng.exponential(size=12000)  # enough reference events to draw null toys from
         np.savez(path, data=-big[:50], reference=big)
         return ["outside the reference support"]
+    if kind == "small_reference":
+        np.savez(path, data=reference[:50], reference=reference[:100])
+        return ["the reference holds 100 effective events", "5 x N(R)"]
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize(
-    "kind", ["text", "missing_array", "one_event", "nan", "strings", "outside_support"]
+    "kind",
+    ["text", "missing_array", "one_event", "nan", "strings", "small_reference", "outside_support"],
 )
 def test_nplm_observed_file_is_checked_before_any_toy(kind, tmp_path):
     from jaxws import methods
