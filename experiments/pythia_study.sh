@@ -5,7 +5,7 @@
 # model, resumable (finished shards are verified and skipped), cached under
 # ${PYTHIA_BENCHMARKS:-data/pythia-benchmarks}. Generating them took 2 min 40 s on the 2-core CPU
 # (one process, machine shared with other jobs); the study takes about as long as `make demo`.
-set -euo pipefail
+set -euo pipefail  # run inside the project environment: . .venv/bin/activate (make venv)
 out=${PYTHIA_BENCHMARKS:-data/pythia-benchmarks}
 models='[id_lambda1,id_lambda5,id_lambda20,id_lambda30,id_lambda40,id_lambda50,dd_lambda1,dd_lambda5,dd_lambda20,dd_lambda30,dd_lambda40,dd_lambda50]'
 python -m jaxws experiment=pythia "data.paths=[../shared/data/hv-reference,$out]" dry_run=true "$@" \
