@@ -22,24 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shrunk import TINY_CWOLA
 
 from jaxws.config import ConfigError
 from jaxws.data.shards import ShardError, load_events, read_shard, write_shard
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = [
-    "tracking=none",
-    "data.n_background=3000",
-    "data.n_signal=1500",
-    "data.resolution=8",
-    "study.n_background_sr=600",
-    "study.injections=[0,150]",
-    "study.n_pseudo_experiments=2",
-    "study.n_test_signal=300",
-    "study.n_test_background=300",
-    "training.max_epochs=2",
-    "training.batch_size=128",
-]
+TINY = TINY_CWOLA
 
 
 def _env() -> dict:
@@ -184,8 +173,11 @@ def test_cli_names_the_file_when_the_disk_is_full(tmp_path):
 
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
+    # Long enough that the run is still training when the signal arrives, however fast the
+    # machine: a run that finished first would (rightly) not be interrupted.
+    long_run = [*TINY, "training.max_epochs=500", "training.patience=500"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "jaxws", *TINY, f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "jaxws", *long_run, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
         env=_env(),
         stdout=subprocess.PIPE,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from shrunk import TINY_CWOLA
 
 from jaxws.cli import CONFIG_DIR, execute
 from jaxws.config import ConfigError, from_section
@@ -14,19 +15,7 @@ from jaxws.methods.study import StudySection, TrainingSection
 
 REPO = Path(__file__).resolve().parent.parent
 
-TINY = [
-    "tracking=none",
-    "data.n_background=3000",
-    "data.n_signal=1500",
-    "data.resolution=8",
-    "study.n_background_sr=600",
-    "study.injections=[0,150]",
-    "study.n_pseudo_experiments=2",
-    "study.n_test_signal=300",
-    "study.n_test_background=300",
-    "training.max_epochs=2",
-    "training.batch_size=128",
-]
+TINY = TINY_CWOLA
 
 
 def config(overrides=()):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from shrunk import TINY_CWOLA
 
 from jaxws.cli import CONFIG_DIR, execute
 
@@ -26,20 +27,6 @@ SHARED = next(
     (p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()),
     REPO.parent / "shared",
 )
-
-TINY_CWOLA = [
-    "tracking=none",
-    "data.n_background=3000",
-    "data.n_signal=1500",
-    "data.resolution=8",
-    "study.n_background_sr=600",
-    "study.injections=[0,150]",
-    "study.n_pseudo_experiments=2",
-    "study.n_test_signal=300",
-    "study.n_test_background=300",
-    "training.max_epochs=2",
-    "training.batch_size=128",
-]
 
 
 def _pretraining(prefix):
