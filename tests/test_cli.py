@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from shrunk import TINY_CWOLA
+from shrunk import TINY_ANOMALY, TINY_CWOLA
 
 from jaxws.cli import CONFIG_DIR, execute
 from jaxws.config import ConfigError, from_section
@@ -107,23 +107,7 @@ SHRUNK_RUNS = {
         "method.methods.MTL.tasks.n_background=20",
         "method.methods.MTL.meta.max_episodes=2",
     ],
-    "anomaly": [
-        "experiment=anomaly",
-        "tracking=none",
-        "data.n_background_train=1500",
-        "data.n_background_null=1500",
-        "data.n_background_bank=3000",
-        "data.n_signal_train=800",
-        "data.n_signal_benchmark=400",
-        "method.vae.max_epochs=2",
-        "method.classifier.max_epochs=2",
-        "method.test.r_scan=[0.0,10.0]",
-        "method.test.signal_rates=[0.0,4.0]",
-        "method.test.n_null_toys=100",
-        "method.test.n_signal_toys=20",
-        "method.test.expected_background=300.0",
-        "method.test.n_null_check_sets=20",
-    ],
+    "anomaly": ["experiment=anomaly", *TINY_ANOMALY],
     "cwola_on_pythia_events": [
         *[o for o in TINY if not o.startswith("data.")],
         "data=pythia",

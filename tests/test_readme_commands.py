@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from shrunk import TINY_CWOLA
+from shrunk import TINY_ANOMALY, TINY_CWOLA, TINY_NPLM
 
 from jaxws.cli import CONFIG_DIR, execute
 
@@ -57,33 +57,8 @@ SHRINK = {
         "study.n_test_signal=500",
         "study.n_test_background=500",
     ],
-    "nplm": [
-        "tracking=none",
-        "data.n_reference=2000",
-        "data.n_expected=200",
-        "method.epochs=10",
-        "method.checkpoints=[5,10]",
-        "method.n_toys=8",
-        "method.n_signal_toys=2",
-        "method.n_history_toys=2",
-        "method.signal_fractions=[0.02]",
-        "method.chunk_size=8",
-        "method.n_permutations=10",
-    ],
-    "anomaly": [
-        "tracking=none",
-        "data.n_background_train=1500",
-        "data.n_background_null=1500",
-        "data.n_signal_train=800",
-        "data.n_signal_benchmark=400",
-        "method.vae.max_epochs=2",
-        "method.classifier.max_epochs=2",
-        "method.test.r_scan=[0.0,10.0]",
-        "method.test.signal_rates=[0.0,4.0]",
-        "method.test.n_null_toys=100",
-        "method.test.n_signal_toys=20",
-        "method.test.expected_background=300.0",
-    ],
+    "nplm": TINY_NPLM,
+    "anomaly": TINY_ANOMALY,
 }
 
 #: README commands not run here, and where they are covered

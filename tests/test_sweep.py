@@ -11,26 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from shrunk import TINY_NPLM
 
 from jaxws.cli import CONFIG_DIR
 from jaxws.track import sweep
 
 REPO = Path(__file__).resolve().parent.parent
 
-NPLM_TINY = [
-    "experiment=nplm",
-    "tracking=none",
-    "data.n_reference=2000",
-    "data.n_expected=200",
-    "method.epochs=10",
-    "method.checkpoints=[5,10]",
-    "method.n_toys=8",
-    "method.n_signal_toys=2",
-    "method.n_history_toys=2",
-    "method.signal_fractions=[0.02]",
-    "method.chunk_size=8",
-    "method.n_permutations=10",
-]
+NPLM_TINY = ["experiment=nplm", *TINY_NPLM]
 
 
 def test_a_real_multirun_leaves_a_summary_with_one_row_per_job(tmp_path):
