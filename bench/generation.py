@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxws.data.generate import plan_shards, run_generation
 from jaxws.data.shards import write_shard
+from jaxws.simulate.generate import plan_shards, run_generation
 from jaxws.simulate.hidden_valley import parse_model
 from jaxws.simulate.pythia import generate_shard, make_pythia, model_settings
 
@@ -129,7 +129,7 @@ def import_seconds() -> float:
     import sys
 
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import jaxws.data.generate"], check=True)
+    subprocess.run([sys.executable, "-c", "import jaxws.simulate.generate"], check=True)
     return time.perf_counter() - start
 
 
@@ -167,7 +167,7 @@ def main() -> None:
             f"| {model} | {r['gen_next_ms']:.2f} | {r['slowjet_ms']:.2f} | {r['gen_batch_ms']:.2f}"
             f" | {r['fastjet_ms']:.2f} | {100 * r['agree']:.1f}% |"
         )
-    print(f"\nImport of jaxws.data.generate in a fresh process: {import_seconds():.1f} s")
+    print(f"\nImport of jaxws.simulate.generate in a fresh process: {import_seconds():.1f} s")
     one, two = parallel_speedup("id_lambda10", max(n // 2, 20))
     print("\n| 2 id_lambda10 shards | 1 process [s] | 2 processes [s] | speed-up |")
     print("| --- | --- | --- | --- |")

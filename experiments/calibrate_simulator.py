@@ -11,7 +11,7 @@ For QCD and each of the 14 dark-shower benchmarks, matched in the signal region:
 Prints the tables that jaxws/simulate/jets.py holds (`_SIGNAL_SHAPES`, `BackgroundParams`).
 
     python experiments/calibrate_simulator.py --reference ../shared/data/hv-reference \\
-        --trends data/pythia-trends      # shards of `python -m jaxws.data.generate`, 14 models
+        --trends data/pythia-trends      # shards of `python -m jaxws.simulate.generate`, 14 models
 
 Lambda_D = 10 uses hv-reference (5000 events per scenario); the other benchmarks use the
 generated shards (300 events each here: their means have 3-4 % statistical errors).
@@ -28,6 +28,7 @@ import numpy as np
 from scipy import optimize
 
 from jaxws.data.observables import girth, jet_observables
+from jaxws.data.samples import benchmark_names
 from jaxws.data.shards import load_events
 from jaxws.simulate import jets
 
@@ -134,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     ref = Path(args.reference)
     samples = {"qcd": load_events([ref / "qcd.h5"], models=["qcd"])}
-    for name in jets.benchmark_names():
+    for name in benchmark_names():
         if name in ("id_lambda10", "dd_lambda10"):
             samples[name] = load_events([ref / f"hv_{name}.h5"], models=[name])
         else:

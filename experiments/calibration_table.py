@@ -4,7 +4,7 @@
         --trends data/pythia-trends > calibration.md
 
 For QCD and the Lambda_D = 10 signals the Pythia side is hv-reference; for the other 12
-benchmarks it is the project's generator (`python -m jaxws.data.generate`, shards under
+benchmarks it is the project's generator (`python -m jaxws.simulate.generate`, shards under
 --trends). Signal-region events; both jets pooled for multiplicity, mass / pT and girth.
 Columns: Pythia value / simulator value, and the scaled Wasserstein distance of the
 multiplicity distribution (W1 / IQR of Pythia's).
@@ -19,8 +19,9 @@ import numpy as np
 
 from jaxws.data.events import SIGNAL_REGION
 from jaxws.data.observables import jet_observables, multiplicity_auc, scaled_wasserstein
+from jaxws.data.samples import benchmark_names
 from jaxws.data.shards import load_events
-from jaxws.simulate.jets import benchmark_names, simulate_events
+from jaxws.simulate.jets import simulate_events
 
 
 def pooled(events) -> dict[str, np.ndarray]:

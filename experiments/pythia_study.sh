@@ -9,5 +9,5 @@ set -euo pipefail  # run inside the project environment: . .venv/bin/activate (m
 out=${PYTHIA_BENCHMARKS:-data/pythia-benchmarks}
 models='[id_lambda1,id_lambda5,id_lambda20,id_lambda30,id_lambda40,id_lambda50,dd_lambda1,dd_lambda5,dd_lambda20,dd_lambda30,dd_lambda40,dd_lambda50]'
 python -m jaxws experiment=pythia "data.paths=[../shared/data/hv-reference,$out]" dry_run=true "$@" \
-  || python -m jaxws.data.generate "models=$models" 'seeds=[1]' events=500 "out=$out"
+  || python -m jaxws.simulate.generate "models=$models" 'seeds=[1]' events=500 "out=$out"
 python -m jaxws experiment=pythia "data.paths=[../shared/data/hv-reference,$out]" "$@"

@@ -63,7 +63,7 @@ class RunDirectoryCheck(Callback):
     it, exit code 2, instead of Hydra's error report."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from jaxws.track.files import make_directory
+        from jaxws.files import make_directory
 
         try:
             path = Path(str(config.hydra.run.dir))
@@ -102,7 +102,7 @@ def enable_compilation_cache(configured: str | None = None) -> None:
 
 
 def _resolved(cfg: DictConfig) -> dict:
-    from jaxws.track.files import _to_jsonable
+    from jaxws.files import _to_jsonable
 
     try:
         return _to_jsonable(OmegaConf.to_container(cfg, resolve=True))
@@ -179,7 +179,7 @@ def run_directory_lock(run_dir: Path):
     """Hold an exclusive flock on `<run_dir>/.jaxws.lock`; refuse if another run holds it."""
     import fcntl
 
-    from jaxws.track.files import default_file_mode, make_directory, named_os_error
+    from jaxws.files import default_file_mode, make_directory, named_os_error
 
     make_directory(run_dir)
     path = run_dir / LOCK_NAME
@@ -227,7 +227,8 @@ def execute(
       ConfigError: a user mistake (config, input file, run directory), before any file is
         written.
     """
-    from jaxws.track import Tracker, TrackingConfig, atomic_write_json, atomic_write_text
+    from jaxws.files import atomic_write_json, atomic_write_text
+    from jaxws.track import Tracker, TrackingConfig
 
     run_dir = Path(run_dir)
     tracking = check_top_level(cfg)

@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
     The one error type for everything the user can fix. Its message is one line naming the
     key, file, dataset or argument and what is allowed; the entry points (`python -m jaxws`,
-    `python -m jaxws.data.generate`) print it without a traceback and exit with code 2.
+    `python -m jaxws.simulate.generate`) print it without a traceback and exit with code 2.
     Anything else that goes wrong is a bug and keeps its traceback.
     """
 

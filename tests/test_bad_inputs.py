@@ -1,7 +1,7 @@
 """Bad inputs and faults through the real entry points (issue 13).
 
 Each case feeds one mistake a careful user could make (or one fault of the machine) to a real
-entry point: `python -m jaxws`, `python -m jaxws.data.generate`, the HDF5 loaders,
+entry point: `python -m jaxws`, `python -m jaxws.simulate.generate`, the HDF5 loaders,
 `weak_supervision`, NPLM `.npz` files, the tracker and the chunk checkpoints. A command-line
 case must exit with code 2 (130 for Ctrl-C), print one line naming the culprit and no
 traceback, and leave earlier files byte for byte as they were; an API case must raise
@@ -328,7 +328,7 @@ GENERATE_CASES = {
 def test_generate_cli_refuses_bad_config_before_generating(case, tmp_path):
     overrides, names = GENERATE_CASES[case]
     out = tmp_path / "shards"
-    result = _run("jaxws.data.generate", [*overrides, f"out={out}", "progress=false"], tmp_path)
+    result = _run("jaxws.simulate.generate", [*overrides, f"out={out}", "progress=false"], tmp_path)
     _assert_refused(result, *names)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no Hydra outputs either
@@ -336,7 +336,7 @@ def test_generate_cli_refuses_bad_config_before_generating(case, tmp_path):
 
 def test_generate_cli_refuses_an_output_path_that_is_a_file(tmp_path):
     (tmp_path / "shards").write_text("a file")
-    result = _run("jaxws.data.generate", [f"out={tmp_path / 'shards'}"], tmp_path)
+    result = _run("jaxws.simulate.generate", [f"out={tmp_path / 'shards'}"], tmp_path)
     _assert_refused(result, "is not a directory")
     assert (tmp_path / "shards").read_text() == "a file"
 
@@ -496,7 +496,7 @@ def test_unwritable_checkpoint_directory_is_named(tmp_path):
 
 
 def test_failed_write_names_the_file_and_keeps_the_old_one(tmp_path):
-    from jaxws.track import atomic_write_json
+    from jaxws.files import atomic_write_json
 
     path = atomic_write_json(tmp_path / "results.json", {"z": 1})
     (tmp_path / "figures").write_text("in the way")

@@ -16,8 +16,9 @@ import pytest
 
 from jaxws.data.events import SIDEBAND, SIGNAL_REGION
 from jaxws.data.observables import compare, multiplicity_auc
+from jaxws.data.samples import benchmark_names
 from jaxws.data.shards import load_events
-from jaxws.simulate.jets import benchmark_names, simulate_events
+from jaxws.simulate.jets import simulate_events
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hv-reference"
 BOUNDS = {"multiplicity": 0.2, "pt": 0.2, "mjj": 0.25, "girth": 0.35, "mass": 0.55}

@@ -64,7 +64,7 @@ def test_paper_scale_script_validates_on_the_reference_sample_shape():
     cfg = config([*overrides, "tracking=none"])
     # The script's own data path holds no shards in a fresh clone: the dry run says how to
     # make them.
-    with pytest.raises(ConfigError, match="jaxws.data.generate"):
+    with pytest.raises(ConfigError, match="jaxws.simulate.generate"):
         validate(cfg)
 
 
@@ -76,7 +76,7 @@ def test_pythia_study_without_its_source_shards_names_the_generator(tmp_path):
             f"data.paths=[../shared/data/hv-reference,{tmp_path}]",
         ]
     )
-    with pytest.raises(ConfigError, match=r"python -m jaxws.data.generate"):
+    with pytest.raises(ConfigError, match=r"python -m jaxws.simulate.generate"):
         validate(cfg)
 
 

@@ -22,9 +22,10 @@ import pytest
 import pythia8mc  # noqa: E402, F401
 from scipy import stats
 
-from jaxws.data.generate import plan_shards, run_generation
+from jaxws.data.samples import model_id_of
 from jaxws.data.shards import load_events, read_manifest, read_shard
 from jaxws.simulate import hidden_valley, pythia
+from jaxws.simulate.generate import plan_shards, run_generation
 from jaxws.simulate.hidden_valley import HiddenValleyPoint, parse_model
 
 pytestmark = pytest.mark.pythia
@@ -128,10 +129,10 @@ def test_parametrised_point_and_validation():
     with pytest.raises(ValueError, match="direct decay assumes"):
         parse_model("dd_lambda10_ratio1.0")
     assert hidden_valley.RHO_TO_PIPI_MAX_RATIO == pytest.approx(1.5179, abs=1e-4)
-    assert hidden_valley.model_id_of("qcd") == -1
-    assert hidden_valley.model_id_of("hv_dd_lambda1") == 7
+    assert model_id_of("qcd") == -1
+    assert model_id_of("hv_dd_lambda1") == 7
     with pytest.raises(ValueError, match="not in the model list"):
-        hidden_valley.model_id_of("id_lambda7")
+        model_id_of("id_lambda7")
 
 
 def test_rejected_setting_is_named():

@@ -17,7 +17,7 @@ from jaxws.data import readers
 from jaxws.data.events import JetEvents
 from jaxws.data.readers import EventsError
 from jaxws.data.shards import ShardError
-from jaxws.data.sources import PythiaSource, make_source
+from jaxws.simulate.sources import PythiaSource, make_source
 
 FIELDS = readers.REQUIRED + readers.OPTIONAL
 
@@ -182,13 +182,13 @@ def test_events_source_reads_the_configured_files(tmp_path):
 def test_pythia_without_shards_says_how_to_make_them(tmp_path):
     source = make_source({"source": "pythia", "paths": [str(tmp_path / "data/pythia")]})
     assert isinstance(source, PythiaSource)
-    with pytest.raises(ShardError, match=r"python -m jaxws.data.generate .*hv-reference"):
+    with pytest.raises(ShardError, match=r"python -m jaxws.simulate.generate .*hv-reference"):
         source.background()
 
 
 def test_data_events_runs_the_cwola_study_on_user_files(tmp_path):
     """A CWoLa study from two user HDF5 files (made from simulator events), shrunk."""
-    from jaxws.data.sources import SimulatorData, SimulatorSource
+    from jaxws.simulate.sources import SimulatorData, SimulatorSource
 
     simulator = SimulatorSource(SimulatorData(n_background=3000, n_signal=1500, resolution=8))
     readers.write_hdf5(tmp_path / "bkg.h5", simulator.background())

@@ -5,7 +5,8 @@ import json
 import matplotlib.pyplot as plt
 import pytest
 
-from jaxws.track import Tracker, TrackingConfig, atomic_write_json
+from jaxws.files import atomic_write_json
+from jaxws.track import Tracker, TrackingConfig
 
 
 def test_tracker_writes_local_files_and_an_offline_wandb_run(tmp_path, monkeypatch):

@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxws.data.samples import benchmark_names
 from jaxws.methods import pretrain as pretrain_module
 from jaxws.methods.pretrain import PretrainConfig, pretrain, source_models, split_signal_counts
 from jaxws.methods.transfer import TransferConfig, fine_tune, member_initial_variables
 from jaxws.models import partition
 from jaxws.models.mlp import MLP
-from jaxws.simulate.jets import benchmark_names
 from jaxws.track import checkpoints
 from jaxws.train import MemberData, TrainConfig, Trainer
 

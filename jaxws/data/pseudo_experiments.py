@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxws.config import ConfigError, check
 from jaxws.data.events import SIDEBAND, SIGNAL_REGION, JetEvents
-from jaxws.train import MemberData
+from jaxws.data.members import MemberData
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,7 @@ import numpy as np
 
 from jaxws.config import ConfigError
 from jaxws.data.events import JetEvents
-from jaxws.track.files import default_file_mode, named_os_error
+from jaxws.files import default_file_mode, named_os_error
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -77,7 +77,7 @@ _DESCRIPTIONS = {
     "mjj": "dijet invariant mass [GeV]",
     "region": "0 = signal region, 1 = sidebands",
     "label": "0 = QCD, 1 = signal",
-    "model_id": "index into the benchmark list (jaxws.simulate.hidden_valley.benchmark_names); "
+    "model_id": "index into the benchmark list (jaxws.data.samples.benchmark_names); "
     "-1 QCD, -2 signal outside the list",
     "seed": "Pythia Random:seed of the shard",
     "event_index": "0-based index of the pythia.next() call within the shard",
@@ -433,7 +433,7 @@ class ShardCollection:
 
     @staticmethod
     def _file_entry(path: Path) -> dict[str, Any]:
-        from jaxws.simulate.hidden_valley import canonical_name
+        from jaxws.data.samples import canonical_name
 
         attrs = read_attrs(path)
         name = attrs.get("sample") or attrs.get("model")
@@ -534,7 +534,7 @@ def load_events(
         ShardError: a model not found, more events asked than the shards hold (both numbers
             named), or any invalid shard.
     """
-    from jaxws.simulate.hidden_valley import canonical_name, model_id_of
+    from jaxws.data.samples import canonical_name, model_id_of
 
     if regions is not None:
         regions = list(regions)

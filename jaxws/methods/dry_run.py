@@ -60,7 +60,7 @@ def _pythia_counts(data) -> dict[str, dict[str, float]]:
     except (ShardError, FileNotFoundError, OSError) as error:
         raise ConfigError(
             f"data.paths {list(data.paths)}: {error}. Generate shards with "
-            "`python -m jaxws.data.generate models=[qcd,...] out=DIR`, or use the reference "
+            "`python -m jaxws.simulate.generate models=[qcd,...] out=DIR`, or use the reference "
             "sample ../shared/data/hv-reference"
         ) from None
     out = {}
@@ -209,9 +209,9 @@ def validate(cfg) -> list[str]:
             return list(module.validate(cfg) or [f"method={name}: config valid"])
         return [f"method={name}: sections parsed by the method at run time"]
 
-    from jaxws.data.sources import make_source
     from jaxws.methods.study import StudySection, TrainingSection
     from jaxws.models.registry import build_model
+    from jaxws.simulate.sources import make_source
 
     source = make_source(cfg.data)
     study = from_section(StudySection, cfg.study, "study")
@@ -233,8 +233,8 @@ def validate(cfg) -> list[str]:
 
 def check_source_models(source) -> str:
     """Transfer and meta-learning pretrain on every other benchmark: all must have shards."""
+    from jaxws.data.samples import canonical_name
     from jaxws.data.shards import ShardCollection
-    from jaxws.simulate.hidden_valley import canonical_name
 
     have = set(ShardCollection(list(source.config.paths)).counts())
     target = canonical_name(source.config.signal)
@@ -242,7 +242,7 @@ def check_source_models(source) -> str:
     if missing:
         raise ConfigError(
             f"data.paths hold no events of the source models {missing} that transfer and "
-            "meta-learning pretrain on; generate them with `python -m jaxws.data.generate "
+            "meta-learning pretrain on; generate them with `python -m jaxws.simulate.generate "
             f"models=[{','.join(missing)}] out=DIR` and add DIR to data.paths "
             "(experiments/pythia_study.sh does this)"
         )

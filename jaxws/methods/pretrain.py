@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxws.config import check
 from jaxws.models import partition
+from jaxws.rng import numpy_generator
 from jaxws.track import checkpoints
 from jaxws.train import Hparams, MemberData, TrainConfig, fit
 
@@ -110,7 +111,7 @@ def pure_sample_member(key: jax.Array, labels, validation_fraction: float) -> Me
       `MemberData` indexing the pool, unit weights.
     """
     labels = np.asarray(labels)
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    rng = numpy_generator(key)
     train, val = [], []
     for value in (0, 1):
         index = rng.permutation(np.flatnonzero(labels == value))
@@ -242,7 +243,7 @@ def source_sample(
     (`exclude_background`: indices into `source.background()`).
 
     Args:
-      source: a `jaxws.data.sources` source (model_names, background, signal).
+      source: a `jaxws.simulate.sources` source (model_names, background, signal).
       target: the benchmark under study (left out).
       n_background: SR background events wanted.
       n_signal_per_model: SR events wanted per source model.

@@ -31,8 +31,8 @@ from jaxws.data.pseudo_experiments import (
     build_pseudo_experiments,
     pool_events,
 )
-from jaxws.data.sources import make_source
 from jaxws.models.registry import build_model
+from jaxws.simulate.sources import make_source
 from jaxws.stats import roc, significance
 from jaxws.train import TrainConfig, predict_ensemble
 

@@ -25,10 +25,11 @@ import dataclasses
 import math
 import re
 
+from jaxws.data.samples import benchmark_names
+
 #: Largest m_pi/Lambda for which rho_D -> pi_D pi_D is open: 5.76 + 1.5 r^2 = 4 r^2.
 RHO_TO_PIPI_MAX_RATIO = math.sqrt(5.76 / 2.5)
 
-BENCHMARK_LAMBDAS = (1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0)
 SCENARIO_PION_RATIO = {"id": 1.0, "dd": 1.8}
 
 # Dark pions (all degenerate) and dark vector mesons of the 3-flavour HV spectrum.
@@ -232,25 +233,12 @@ class QCDDijets:
 Model = HiddenValleyPoint | QCDDijets
 
 
-def benchmark_names() -> list[str]:
-    """The paper's 14 signal benchmarks in a fixed order: id_lambda1..50, dd_lambda1..50.
-
-    The position in this list is the default `model_id` of a benchmark; QCD has model_id -1.
-    """
-    return [f"{s}_lambda{lam:g}" for s in ("id", "dd") for lam in BENCHMARK_LAMBDAS]
-
-
 _NAME = re.compile(
     r"^(?:hv_)?(?P<scenario>id|dd)_lambda(?P<lam>[0-9.eE+-]+)"
     r"(?:_ratio(?P<ratio>[0-9.eE+-]+))?(?:_mz(?P<mz>[0-9.eE+-]+))?"
     r"(?:_width(?P<width>[0-9.eE+-]+))?(?:_mzmin(?P<mzmin>[0-9.eE+-]+))?$"
 )
 _QCD = re.compile(r"^qcd(?:_mhat(?P<mhat>[0-9.eE+-]+))?(?:_pthat(?P<pthat>[0-9.eE+-]+))?$")
-
-
-def canonical_name(name: str) -> str:
-    """Model name without the reference files' `hv_` prefix (hv_id_lambda10 -> id_lambda10)."""
-    return name[3:] if name.startswith("hv_") else name
 
 
 def parse_model(name: str) -> Model:
@@ -289,20 +277,3 @@ def parse_model(name: str) -> Model:
         )
     except ValueError as err:
         raise ValueError(f"model {name!r}: {err}") from err
-
-
-def model_id_of(name: str, model_list: list[str] | None = None) -> int:
-    """Index of a model in `model_list` (default: the 14 benchmarks); -1 for QCD.
-
-    Raises:
-        ValueError: a signal model that is not in the list.
-    """
-    name = canonical_name(name)
-    if name.startswith("qcd"):
-        return -1
-    models = [canonical_name(m) for m in (model_list or benchmark_names())]
-    if name not in models:
-        raise ValueError(
-            f"model {name!r} is not in the model list {models}; pass model_list to assign it an id"
-        )
-    return models.index(name)

@@ -44,6 +44,7 @@ import numpy as np
 from flax import struct
 
 from jaxws.data.events import OUTSIDE, SIDEBAND, SIGNAL_REGION, JetEvents
+from jaxws.data.samples import BENCHMARK_LAMBDAS, benchmark_names
 
 MJJ_WINDOW = (4400.0, 5800.0)
 SIGNAL_REGION_EDGES = (4700.0, 5500.0)
@@ -101,17 +102,11 @@ class SignalParams:
     tail_power: float | jax.Array = 2.0
 
 
-_LAMBDAS = (1, 5, 10, 20, 30, 40, 50)
 _BENCHMARKS = {
     f"{scenario}_lambda{lam}": SignalParams(scale=float(lam), direct_decay=float(dd))
     for scenario, dd in (("id", 0.0), ("dd", 1.0))
-    for lam in _LAMBDAS
+    for lam in BENCHMARK_LAMBDAS
 }
-
-
-def benchmark_names() -> list[str]:
-    """Names of the paper's 14 benchmarks: `id_lambda1` ... `dd_lambda50` (ID first)."""
-    return list(_BENCHMARKS)
 
 
 def benchmark(name: str) -> SignalParams:
@@ -194,7 +189,7 @@ def signal_jet_shape(params: SignalParams) -> JetShape:
     hierarchy and collinearity keep a smooth form: more prongs at large Lambda_D and for DD.
     """
     log_lambda = jnp.log(jnp.asarray(params.scale, jnp.float32))
-    nodes = jnp.log(jnp.asarray(_LAMBDAS, jnp.float32))
+    nodes = jnp.log(jnp.asarray(BENCHMARK_LAMBDAS, jnp.float32))
     d = jnp.clip(jnp.asarray(params.direct_decay, jnp.float32), 0.0, 1.0)
 
     def column(k):

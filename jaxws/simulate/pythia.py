@@ -25,14 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxws.simulate.hidden_valley import (
-    HiddenValleyPoint,
-    Model,
-    benchmark_names,
-    canonical_name,
-    model_id_of,
-    parse_model,
-)
+from jaxws.data.samples import benchmark_names, canonical_name, model_id_of
+from jaxws.simulate.hidden_valley import HiddenValleyPoint, Model, parse_model
 
 #: Settings every sample shares: 13 TeV pp and a quiet generator.
 COMMON_SETTINGS = (

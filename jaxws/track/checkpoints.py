@@ -17,7 +17,6 @@ variables made for another network to the caller.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxws.config import ConfigError
-from jaxws.track.files import default_directory_mode
+from jaxws.files import default_directory_mode
+from jaxws.hashing import canonical, json_digest
 
 _STATE = "variables"
 _METADATA = "metadata.json"
@@ -42,22 +42,9 @@ class ArtifactMismatchError(ConfigError):
     """A stored artifact was made for another architecture, resolution or parameter layout."""
 
 
-def _canonical(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, list | tuple):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float | int | str | bool) or obj is None:
-        return obj
-    raise TypeError(f"artifact config values must be JSON scalars, lists or dicts; got {obj!r}")
-
-
 def config_hash(config: dict) -> str:
     """SHA-256 (hex) of the canonical JSON of `config` (key order does not matter)."""
-    text = json.dumps(_canonical(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json_digest(config)
 
 
 def artifact_path(root: str | Path, name: str, config: dict) -> Path:
@@ -94,7 +81,7 @@ def save_variables(path: str | Path, variables: dict, metadata: dict) -> Path:
         checkpointer.save(tmp / _STATE, host)
         checkpointer.wait_until_finished()
         checkpointer.close()
-        (tmp / _METADATA).write_text(json.dumps(_canonical(metadata), indent=2, sort_keys=True))
+        (tmp / _METADATA).write_text(json.dumps(canonical(metadata), indent=2, sort_keys=True))
         try:
             os.replace(tmp, path)
         except OSError:
@@ -137,7 +124,7 @@ def load_variables(path: str | Path, expected: dict | None = None, template: Any
     stored = read_metadata(path)
     for field in CHECKED_FIELDS:
         if expected is not None and field in expected:
-            want, have = _canonical(expected[field]), stored.get(field)
+            want, have = canonical(expected[field]), stored.get(field)
             if want != have:
                 raise ArtifactMismatchError(
                     f"artifact {path} was made for {field} {have!r}, but {want!r} is needed; "

@@ -96,7 +96,7 @@ def key_metrics(rows: Sequence[dict[str, Any]], fragments: Sequence[str] = KEY_M
 
 def write_table(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """`sweep_summary.csv`: job, status, every override, every scalar metric."""
-    from jaxws.track.files import atomic_write_text
+    from jaxws.files import atomic_write_text
 
     override_keys = list(dict.fromkeys(k for r in rows for k in r["overrides"]))
     metric_keys = list(dict.fromkeys(k for r in rows for k in r["metrics"]))
@@ -164,7 +164,7 @@ def summarise_sweep(
     sweep_dir: str | Path, fragments: Sequence[str] = KEY_METRICS
 ) -> tuple[Path, Path] | None:
     """Write `sweep_summary.csv` and `sweep_summary.png` into `sweep_dir`; None if no jobs."""
-    from jaxws.track.files import atomic_write_bytes
+    from jaxws.files import atomic_write_bytes
 
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)

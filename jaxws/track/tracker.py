@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxws.config import check
-from jaxws.track.files import (
+from jaxws.files import (
     _to_jsonable,
     atomic_write_bytes,
     atomic_write_json,

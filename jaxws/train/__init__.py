@@ -1,9 +1,12 @@
-"""Training: per-example losses, the ensemble engine (fit, fit_ensemble), prediction."""
+"""Training: per-example losses, the ensemble engine (fit, fit_ensemble), prediction.
 
+`MemberData` (defined in `jaxws.data.members`) is re-exported here because it is the engine's input.
+"""
+
+from jaxws.data.members import MemberData
 from jaxws.train.engine import (
     FitResult,
     Hparams,
-    MemberData,
     TrainConfig,
     Trainer,
     fit,

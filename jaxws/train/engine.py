@@ -49,6 +49,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxws.config import check
+from jaxws.data.members import MemberData
 from jaxws.models import layers, partition
 from jaxws.train import compile_cache, early_stopping, resume
 from jaxws.train.losses import sigmoid_binary_cross_entropy
@@ -96,38 +97,6 @@ class TrainConfig:
             f"training.eval_batch_size must be >= 1, got {self.eval_batch_size}",
         )
         check(self.min_delta >= 0, f"training.min_delta must be >= 0, got {self.min_delta}")
-
-
-@flax.struct.dataclass
-class MemberData:
-    """One member's view of the pool: indices, labels and weights (weight 0 = padding)."""
-
-    train_index: jax.Array
-    train_label: jax.Array
-    train_weight: jax.Array
-    val_index: jax.Array
-    val_label: jax.Array
-    val_weight: jax.Array
-
-    @staticmethod
-    def from_arrays(
-        train_index, train_label, val_index, val_label, train_weight=None, val_weight=None
-    ) -> MemberData:
-        """MemberData with unit weights where none are given."""
-        train_index = np.asarray(train_index, np.int32)
-        val_index = np.asarray(val_index, np.int32)
-        return MemberData(
-            train_index=train_index,
-            train_label=np.asarray(train_label, np.float32),
-            train_weight=np.ones(train_index.shape, np.float32)
-            if train_weight is None
-            else np.asarray(train_weight, np.float32),
-            val_index=val_index,
-            val_label=np.asarray(val_label, np.float32),
-            val_weight=np.ones(val_index.shape, np.float32)
-            if val_weight is None
-            else np.asarray(val_weight, np.float32),
-        )
 
 
 @flax.struct.dataclass

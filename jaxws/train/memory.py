@@ -16,7 +16,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxws.train.engine import Hparams, MemberData, Trainer
+from jaxws.data.members import MemberData
+from jaxws.train.engine import Hparams, Trainer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,6 @@ as plain arrays and restored into the known result structure.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -19,25 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxws.track.files import atomic_write_bytes
-
-
-def fingerprint(*parts) -> str:
-    """sha256 over reprs of static parts and the bytes of array leaves."""
-    digest = hashlib.sha256()
-    for part in parts:
-        leaves, treedef = jax.tree.flatten(part)
-        digest.update(repr(treedef).encode())
-        for leaf in leaves:
-            if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-                leaf = jax.random.key_data(leaf)
-            if hasattr(leaf, "shape"):
-                array = np.asarray(leaf)
-                digest.update(f"{array.dtype}{array.shape}".encode())
-                digest.update(np.ascontiguousarray(array).tobytes())
-            else:
-                digest.update(repr(leaf).encode())
-    return digest.hexdigest()
+from jaxws.files import atomic_write_bytes
 
 
 def save_chunk(directory: Path, index: int, tag: str, tree) -> Path:

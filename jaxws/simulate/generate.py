@@ -9,13 +9,13 @@ uninterrupted run. A shard written with different settings is never overwritten.
 
 CLI (Hydra; config in conf/generate/config.yaml):
 
-    python -m jaxws.data.generate models=[qcd,id_lambda10] events=500 seeds=[1,2] out=data/pythia
+    python -m jaxws.simulate.generate models=[qcd,id_lambda10] events=500 seeds=[1,2] \
+        out=data/pythia
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxws.config import ConfigError
+from jaxws.data.samples import canonical_name
 from jaxws.data.shards import (
     SCHEMA_VERSION,
     ShardError,
@@ -35,7 +36,8 @@ from jaxws.data.shards import (
     write_record,
     write_shard,
 )
-from jaxws.simulate.hidden_valley import canonical_name, parse_model
+from jaxws.hashing import json_digest
+from jaxws.simulate.hidden_valley import parse_model
 from jaxws.simulate.pythia import Selection, Smearing, model_settings
 
 
@@ -90,7 +92,7 @@ def fingerprint(
         schema_version=SCHEMA_VERSION,
         pythia8mc=_version("pythia8mc"),
     )
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_digest(payload)
 
 
 def _run_shard(job: tuple) -> dict[str, Any]:
@@ -395,7 +397,7 @@ def _task(cfg) -> None:
 
 
 def _exit(message: str, code: int) -> None:
-    print(f"jaxws.data.generate: {message}", file=sys.stderr)
+    print(f"jaxws.simulate.generate: {message}", file=sys.stderr)
     sys.exit(code)
 
 

@@ -58,7 +58,7 @@ class SimulatorData:
     channels: tuple[str, ...] = ("pt",)
 
     def __post_init__(self):
-        from jaxws.simulate.jets import benchmark_names
+        from jaxws.data.samples import benchmark_names
 
         check(
             self.signal in benchmark_names(),
@@ -78,7 +78,7 @@ class SimulatorData:
 
 @dataclasses.dataclass(frozen=True)
 class PythiaData:
-    """`data=pythia`: events from HDF5 shards made by `python -m jaxws.data.generate`."""
+    """`data=pythia`: events from HDF5 shards made by `python -m jaxws.simulate.generate`."""
 
     source: str = "pythia"
     paths: tuple[str, ...] = ("data/pythia",)
@@ -106,8 +106,8 @@ class PythiaData:
         (checksum, schema, NaN or inf, region and label codes), so a bad file is refused
         before anything is written rather than in the middle of a run.
         """
+        from jaxws.data.samples import canonical_name
         from jaxws.data.shards import ShardCollection, read_shard
-        from jaxws.simulate.hidden_valley import canonical_name
 
         for path in self.paths:
             if not Path(path).exists():
@@ -145,7 +145,7 @@ class SimulatorSource:
         return jax.random.key(self.config.seed)
 
     def model_names(self) -> list[str]:
-        from jaxws.simulate.jets import benchmark_names
+        from jaxws.data.samples import benchmark_names
 
         return benchmark_names()
 
@@ -173,7 +173,7 @@ class PythiaSource:
         self.config = config
 
     def model_names(self) -> list[str]:
-        from jaxws.simulate.hidden_valley import benchmark_names
+        from jaxws.data.samples import benchmark_names
 
         return list(self.config.model_list or benchmark_names())
 
@@ -185,7 +185,8 @@ class PythiaSource:
         missing = [p for p in self.config.paths if not Path(p).exists()]
         if missing:
             raise ShardError(
-                f"no Pythia shards at {missing}: generate them with `python -m jaxws.data.generate "
+                f"no Pythia shards at {missing}: generate them with "
+                "`python -m jaxws.simulate.generate "
                 f"models=[qcd,{self.config.signal}] seeds=[1] events=2000 out={missing[0]}` "
                 "(physics extra), or use the reference sample: "
                 "data.paths=[../shared/data/hv-reference]"

@@ -1,0 +1,45 @@
+"""Member views: which pool events one ensemble member trains and validates on.
+
+A study keeps one pool of inputs (jet images or features) on the device; each member (one
+pseudo-experiment, one seed, one meta-learning task) sees it through integer indices, labels
+and per-event weights, so that many members share the pool without copies. Weight 0 marks
+padding, which lets members of different sizes be stacked along a leading member axis.
+"""
+
+from __future__ import annotations
+
+import flax
+import jax
+import numpy as np
+
+
+@flax.struct.dataclass
+class MemberData:
+    """One member's view of the pool: indices, labels and weights (weight 0 = padding)."""
+
+    train_index: jax.Array
+    train_label: jax.Array
+    train_weight: jax.Array
+    val_index: jax.Array
+    val_label: jax.Array
+    val_weight: jax.Array
+
+    @staticmethod
+    def from_arrays(
+        train_index, train_label, val_index, val_label, train_weight=None, val_weight=None
+    ) -> MemberData:
+        """MemberData with unit weights where none are given."""
+        train_index = np.asarray(train_index, np.int32)
+        val_index = np.asarray(val_index, np.int32)
+        return MemberData(
+            train_index=train_index,
+            train_label=np.asarray(train_label, np.float32),
+            train_weight=np.ones(train_index.shape, np.float32)
+            if train_weight is None
+            else np.asarray(train_weight, np.float32),
+            val_index=val_index,
+            val_label=np.asarray(val_label, np.float32),
+            val_weight=np.ones(val_index.shape, np.float32)
+            if val_weight is None
+            else np.asarray(val_weight, np.float32),
+        )
