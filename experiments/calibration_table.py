@@ -18,10 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from jaxws.data.events import SIGNAL_REGION
-from jaxws.data.observables import jet_observables, multiplicity_auc, scaled_wasserstein
+from jaxws.data.observables import jet_observables, scaled_wasserstein, total_multiplicity
 from jaxws.data.samples import benchmark_names
 from jaxws.data.shards import load_events
 from jaxws.simulate.jets import simulate_events
+from jaxws.stats.roc import auc_of_samples
+
+
+def _multiplicity_auc(signal, background) -> float:
+    return auc_of_samples(total_multiplicity(signal), total_multiplicity(background))
 
 
 def pooled(events) -> dict[str, np.ndarray]:
@@ -79,10 +84,10 @@ def main() -> None:
     for name in benchmark_names():
         pythia, ours = pythia_events[name]
         sr = SIGNAL_REGION
-        auc_p = multiplicity_auc(
+        auc_p = _multiplicity_auc(
             pythia.take(pythia.region == sr), qcd_pythia.take(qcd_pythia.region == sr)
         )
-        auc_s = multiplicity_auc(ours.take(ours.region == sr), qcd_sim.take(qcd_sim.region == sr))
+        auc_s = _multiplicity_auc(ours.take(ours.region == sr), qcd_sim.take(qcd_sim.region == sr))
         print(f"| {name} | {auc_p:.3f} | {auc_s:.3f} |")
 
 

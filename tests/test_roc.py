@@ -7,6 +7,7 @@ from scipy import stats
 from jaxws.stats.roc import (
     RocCurve,
     area_under_curve,
+    auc_of_samples,
     batched_signal_efficiency_and_auc,
     roc_curve,
     signal_efficiency_at,
@@ -184,3 +185,12 @@ def test_bad_inputs_are_refused():
         signal_efficiency_at(roc_curve(scores, labels), [1.5])
     with pytest.raises(ValueError, match="shape"):
         batched_signal_efficiency_and_auc(scores, labels, None, [0.1])
+
+
+def test_auc_of_samples_is_mann_whitney_with_ties():
+    rng = np.random.default_rng(7)
+    signal = rng.integers(0, 20, 300).astype(float) + 2  # integer scores: many ties
+    background = rng.integers(0, 20, 400).astype(float)
+    u = stats.mannwhitneyu(signal, background, alternative="two-sided").statistic
+    np.testing.assert_allclose(auc_of_samples(signal, background), u / (300 * 400), rtol=1e-12)
+    assert auc_of_samples(background, background) == 0.5

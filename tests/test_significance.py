@@ -244,3 +244,12 @@ def test_jax_arrays_jit_and_gradient():
     # dZ/dN_s -> 1 / sqrt(N_b + sigma_b^2) at small signal; finite everywhere including 0.
     assert np.all(np.isfinite(np.asarray(grad)))
     np.testing.assert_allclose(np.asarray(grad[:2]), 1 / np.sqrt(1e3 + 1e4), rtol=1e-4)
+
+
+def test_z_from_p_is_the_one_sided_gaussian_quantile():
+    from jaxws.stats.significance import z_from_p
+
+    p = np.array([0.5, 0.05, 1.349898e-3, 2.866516e-7, 1e-30, 0.9])
+    np.testing.assert_allclose(z_from_p(p), stats.norm.isf(p), rtol=1e-12)
+    np.testing.assert_allclose(z_from_p(2.866516e-7), 5.0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(z_from_p(jnp.asarray(0.05))), 1.6448536, rtol=1e-5)

@@ -84,14 +84,10 @@ def compare(sample: JetEvents, reference: JetEvents) -> list[dict[str, float | s
     return rows
 
 
-def multiplicity_auc(signal: JetEvents, background: JetEvents) -> float:
-    """ROC AUC of the fixed classifier "total constituent multiplicity of the two jets".
+def total_multiplicity(events: JetEvents) -> np.ndarray:
+    """Constituent multiplicity of the two leading jets together, per event (float64).
 
-    AUC = P(score_S > score_B) + P(score_S = score_B) / 2 (Mann-Whitney), so 0.5 means no
-    separation. This is the calibration's fixed classifier: it needs no training, so its AUC
-    on two sources is comparable without training noise.
+    With `jaxws.stats.roc.auc_of_samples` this is the calibration's fixed classifier: it needs
+    no training, so its AUC on two sources is comparable without training noise.
     """
-    s = np.sum(signal.n_constituents, axis=1).astype(np.float64)
-    b = np.sum(background.n_constituents, axis=1).astype(np.float64)
-    u = stats.mannwhitneyu(s, b, alternative="two-sided").statistic
-    return float(u / (len(s) * len(b)))
+    return np.sum(events.n_constituents, axis=1).astype(np.float64)

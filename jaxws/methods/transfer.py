@@ -27,8 +27,7 @@ import numpy as np
 from jaxws.config import ConfigError, check, from_section
 from jaxws.methods.pretrain import PretrainConfig, SourceSample, pretrain, source_sample
 from jaxws.models import partition
-from jaxws.models.cnn import DenseHead, JetCNN, log1mexp
-from jaxws.models.mlp import MLP, MLPHead
+from jaxws.models.surgery import extract_features, head_model, with_frozen_norm
 from jaxws.train import FitResult, Hparams, MemberData, TrainConfig, Trainer, fit_ensemble
 
 
@@ -86,30 +85,6 @@ def _not_meta(path) -> bool:
     return not partition.is_meta(path)
 
 
-def with_frozen_norm(model: nn.Module, frozen: bool) -> nn.Module:
-    """The same network with its input batch norm in inference mode while training (if frozen)."""
-    if not hasattr(model, "frozen_norm"):
-        raise ValueError(f"{type(model).__name__} has no `frozen_norm` attribute")
-    return model.clone(frozen_norm=frozen)
-
-
-def add_meta_parameters(variables: dict, meta_template: dict) -> dict:
-    """Pretrained plain-network variables extended with MTL S = 1, S-bar = 0.
-
-    Args:
-      variables: variables of the network without meta parameters (pretrained).
-      meta_template: a fresh init of the same network with `meta=True` (its S = 1, S-bar = 0
-        are kept; everything else is taken from `variables`).
-
-    Returns:
-      Variables for the meta network that compute exactly what `variables` computed.
-    """
-    params = partition.replace(
-        meta_template["params"], variables["params"], lambda p: not partition.is_meta(p)
-    )
-    return {**variables, "params": params}
-
-
 def member_initial_variables(
     trainer: Trainer,
     keys: jax.Array,
@@ -146,61 +121,6 @@ def member_initial_variables(
 def _flat_keys(params: dict) -> list[tuple[str, ...]]:
     selected, _ = partition.split(params, partition.everything)
     return list(selected)
-
-
-class _JetHead(nn.Module):
-    """The head of `JetCNN` on precomputed features: same parameter names and outputs."""
-
-    dense_features: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, features: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        jet_logits = DenseHead(self.dense_features, name="head")(features)
-        log_p = jax.nn.log_sigmoid(jet_logits).sum(axis=-1)
-        return log_p - log1mexp(log_p)
-
-
-class _MLPHead(nn.Module):
-    """The head of `MLP` on precomputed features."""
-
-    widths: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, features: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        return MLPHead(self.widths, name="head")(features)
-
-
-def head_model(model: nn.Module) -> nn.Module | None:
-    """A module computing `model`'s output from its `features` output (None if unknown)."""
-    if isinstance(model, JetCNN):
-        return _JetHead(tuple(model.dense_features))
-    if isinstance(model, MLP):
-        return _MLPHead(tuple(model.head_widths))
-    return None
-
-
-def extract_features(model: nn.Module, variables: dict, pool, batch_size: int = 2048):
-    """The output of the top-level `features` submodule for every event (inference mode)."""
-
-    def one(x):
-        _, state = model.apply(
-            variables,
-            x,
-            train=False,
-            capture_intermediates=lambda module, method: (
-                module.name == "features" and method == "__call__"
-            ),
-            mutable=["intermediates"],
-        )
-        return state["intermediates"]["features"]["__call__"][0]
-
-    n = jax.tree.leaves(pool)[0].shape[0]
-    one = jax.jit(one)
-    parts = [
-        one(jax.tree.map(lambda a, s=s: jnp.asarray(a[s : s + batch_size]), pool))
-        for s in range(0, n, batch_size)
-    ]
-    return np.concatenate([np.asarray(p) for p in parts])
 
 
 def fine_tune(

@@ -123,6 +123,18 @@ def area_under_curve(curve: RocCurve) -> float:
     return float(_trapezoid(curve.background_efficiency, curve.signal_efficiency, np))
 
 
+def auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Weighted ROC AUC: P(score_s > score_b) + P(score_s = score_b) / 2 (0.5 = no separation)."""
+    return area_under_curve(roc_curve(scores, labels, weights))
+
+
+def auc_of_samples(signal: np.ndarray, background: np.ndarray) -> float:
+    """`auc` of two unweighted score samples: signal (label 1) against background (label 0)."""
+    signal, background = np.ravel(signal), np.ravel(background)
+    labels = np.concatenate([np.ones(len(signal)), np.zeros(len(background))])
+    return auc(np.concatenate([signal, background]), labels)
+
+
 def _interpolate_path(x, y, queries, xp):
     """y on the path through (x, y) (both non-decreasing) at x = queries; max y on verticals."""
     last = x.shape[-1] - 1

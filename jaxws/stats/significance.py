@@ -326,3 +326,21 @@ def significance_at_working_points(
         best_significance=np.take_along_axis(z, best_index[..., None], axis=-1)[..., 0],
         best_index=best_index,
     )
+
+
+def z_from_p(p: np.ndarray | float) -> np.ndarray | float:
+    """One-sided significance of a p-value: Z = Phi^-1(1 - p), the project's one p-to-Z.
+
+    Convention: a one-sided (upper-tail) Gaussian equivalent, so p = 0.5 gives Z = 0,
+    p = 2.87e-7 gives Z = 5, and p > 0.5 gives a negative Z (callers that report a
+    discovery significance clip at 0 themselves). Evaluated as -ndtri(p), which keeps its
+    precision for tiny p. NumPy in, NumPy out; a JAX array in gives a JAX array (jittable).
+    """
+    xp = _namespace(p)
+    if _is_numpy(xp):
+        from scipy.special import ndtri
+
+        return -ndtri(np.asarray(p, dtype=np.float64))
+    from jax.scipy.special import ndtri
+
+    return -ndtri(p)

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from jaxws.config import check
 from jaxws.data.members import MemberData
+from jaxws.hashing import tree_digest
 from jaxws.models import layers, partition
 from jaxws.train import compile_cache, early_stopping, resume
 from jaxws.train.losses import sigmoid_binary_cross_entropy
@@ -608,12 +609,12 @@ def fit_ensemble(
     init_fn, state_fn = trainer._init_vmapped, trainer._state_vmapped
     results = []
     n_chunks = math.ceil(n_members / chunk)
-    pool_digest = resume.fingerprint(pool) if checkpoint_dir is not None else None
+    pool_digest = tree_digest(pool) if checkpoint_dir is not None else None
     for c in range(n_chunks):
         index = np.arange(c * chunk, min((c + 1) * chunk, n_members))
         padded = np.concatenate([index, np.full(chunk - len(index), index[0])])
         if checkpoint_dir is not None:
-            tag = resume.fingerprint(
+            tag = tree_digest(
                 repr(trainer.model),
                 repr(trainer.config),
                 trainer.loss_fn.__qualname__,
