@@ -65,7 +65,7 @@ def _train_steps_program(model: str, members: int, steps: int, mode: str, form: 
 
     from jaxws.models import layers
     from jaxws.models.cnn import JetCNN
-    from jaxws.train.engine import Hparams, TrainConfig, Trainer
+    from jaxws.train import Hparams, TrainConfig, Trainer
 
     trainer = Trainer(JetCNN(**_spec(model)), TrainConfig(batch_size=BATCH_SIZE))
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Training throughput of the jet CNN: E vmapped members vs one, and vs PyTorch (issue 2, item 10).
 
-Measures what users run: `jaxws.train.engine.Trainer.train_step`, scanned over minibatches
+Measures what users run: `jaxws.train.Trainer.train_step`, scanned over minibatches
 gathered from a device pool with `lax.scan` exactly as `Trainer.epoch` does, jitted alone
 for E = 1 (the `fit` path) and under `jax.vmap` over members for E > 1 (the `fit_ensemble`
 path). Steady-state steps are timed (compilation and one warm-up call excluded; compile time
@@ -116,7 +116,7 @@ def jax_case(
     import numpy as np
 
     from jaxws.models.cnn import JetCNN
-    from jaxws.train.engine import Hparams, TrainConfig, Trainer
+    from jaxws.train import Hparams, TrainConfig, Trainer
 
     _patch_convolution(conv)
     rss_before = _rss_bytes()

@@ -579,7 +579,7 @@ def _ensemble(rates):
 def test_diverged_members_are_flagged_and_neighbours_are_bitwise_unchanged():
     import jax
 
-    from jaxws.methods.study import diverged_members
+    from jaxws.methods.injection_study import diverged_members
 
     healthy = _ensemble([3e-3, 3e-3, 3e-3, 3e-3])
     broken = _ensemble([3e-3, float("nan"), 1e7, 3e-3])
@@ -598,7 +598,7 @@ def test_diverged_members_are_flagged_and_neighbours_are_bitwise_unchanged():
 
 
 def test_study_means_leave_diverged_members_out_and_count_them(capsys):
-    from jaxws.methods.study import StudyResult, report_diverged, summarise
+    from jaxws.methods.injection_study import StudyResult, report_diverged, summarise
 
     injection = np.array([0, 0, 0, 100, 100, 100])
     best_z = np.array([0.1, 0.2, 9e9, 5.5, 6.0, 5.0])

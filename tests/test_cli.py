@@ -11,7 +11,7 @@ from shrunk import TINY_ANOMALY, TINY_CWOLA
 
 from jaxws.cli import CONFIG_DIR, execute
 from jaxws.config import ConfigError, from_section
-from jaxws.methods.study import StudySection, TrainingSection
+from jaxws.methods.injection_study import StudyConfig, StudyTrainingConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,13 +30,13 @@ def test_unknown_keys_and_bad_values_are_named():
         match=r"unknown key\(s\) \['learning_rat'\] in config "
         "section 'training'",
     ):
-        from_section(TrainingSection, {**cfg.training, "learning_rat": 1.0}, "training")
+        from_section(StudyTrainingConfig, {**cfg.training, "learning_rat": 1.0}, "training")
     with pytest.raises(ConfigError, match="training.learning_rate must be > 0"):
-        from_section(TrainingSection, {**cfg.training, "learning_rate": -1.0}, "training")
+        from_section(StudyTrainingConfig, {**cfg.training, "learning_rate": -1.0}, "training")
     with pytest.raises(ConfigError, match="study.injections must be >= 0"):
-        from_section(StudySection, {**cfg.study, "injections": [10, -5]}, "study")
+        from_section(StudyConfig, {**cfg.study, "injections": [10, -5]}, "study")
     with pytest.raises(ConfigError, match="training.batch_size must be an integer"):
-        from_section(TrainingSection, {**cfg.training, "batch_size": "big"}, "training")
+        from_section(StudyTrainingConfig, {**cfg.training, "batch_size": "big"}, "training")
 
 
 def test_experiment_runs_end_to_end_and_refuses_to_overwrite(tmp_path):

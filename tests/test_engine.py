@@ -15,8 +15,8 @@ import pytest
 from jaxws.models import partition
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
-from jaxws.train import Hparams, MemberData, TrainConfig, Trainer, fit, fit_ensemble
-from jaxws.train.engine import compact_width, trainer_for
+from jaxws.train import Hparams, MemberData, TrainConfig, Trainer, fit, fit_ensemble, trainer_for
+from jaxws.train.chunks import compact_width
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -178,7 +178,7 @@ def test_study_images_refuse_events_without_constituents():
     from types import SimpleNamespace
 
     from jaxws.config import ConfigError
-    from jaxws.methods.study import event_pool_images
+    from jaxws.methods.injection_study import event_pool_images
 
     rng = np.random.default_rng(13)
     events = np.stack([np.stack([_random_jet(rng), _random_jet(rng, 12)]) for _ in range(5)])

@@ -133,7 +133,7 @@ def test_the_checks_can_fail():
     """The cycle finder and the layer order see a planted cycle and an upward edge."""
     planted = {"jaxws.data.a": {"jaxws.data.b"}, "jaxws.data.b": {"jaxws.data.a"}}
     assert ["jaxws.data.a", "jaxws.data.b"] in cycles({**import_graph(), **planted})
-    assert layer_of("jaxws.methods.cwola") > layer_of("jaxws.train.engine")
+    assert layer_of("jaxws.methods.cwola") > layer_of("jaxws.train.trainer")
     assert layer_of("jaxws.data.members") < layer_of("jaxws.simulate.jets")
 
 

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from jaxws.plotting import (  # noqa: E402
+from jaxws.plotting.cwola import (  # noqa: E402
     SLOPE_ONE_GID,
     no_signal_control,
     roc_figure,

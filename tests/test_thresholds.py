@@ -1,14 +1,10 @@
-"""Learning threshold and signal for 5 sigma with bootstrap errors (jaxws.methods.study)."""
+"""Learning threshold and signal for 5 sigma with bootstrap errors (jaxws.stats.thresholds)."""
 
 import numpy as np
 import pytest
 
-from jaxws.methods.study import (
-    StudyResult,
-    bootstrap_thresholds,
-    learning_threshold,
-    threshold_table,
-)
+from jaxws.methods.injection_study import StudyResult, threshold_table
+from jaxws.stats.thresholds import bootstrap_thresholds, learning_threshold
 
 
 def test_learning_threshold_is_the_last_upward_crossing_of_the_slope_one_line():

@@ -2,7 +2,7 @@
 
 A module may also have `validate(cfg)`, which checks its whole config and its input files
 before the entry point writes anything; study methods without one get the shared study
-checks (`jaxws.methods.study.validate`).
+checks (`jaxws.methods.injection_study.validate`).
 
 Study methods (cwola, transfer, mtl and the meta-learning variants) also expose
 `study(cfg, inputs, key, tracker) -> StudyResult`, so `method=compare` can run several of them
@@ -53,6 +53,6 @@ def validate(module, cfg) -> None:
     if hasattr(module, "validate"):
         module.validate(cfg)
     elif hasattr(module, "study"):
-        from jaxws.methods import study
+        from jaxws.methods import injection_study as study
 
         study.validate(cfg)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from jaxws import methods
 from jaxws.config import ConfigError
-from jaxws.methods import study as study_lib
+from jaxws.methods import injection_study
 
 
 def _chosen(cfg) -> dict:
@@ -40,13 +40,13 @@ def _chosen(cfg) -> dict:
 def validate(cfg) -> None:
     """The compared methods exist and are study methods; the shared sections are valid."""
     _chosen(cfg)
-    study_lib.validate(cfg)
+    injection_study.validate(cfg)
 
 
 def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
     chosen = _chosen(cfg)
     data_key, train_key = jax.random.split(key)
-    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
     results = {}
     for index, (label, section) in enumerate(chosen.items()):
         module = methods.load(section["name"])
@@ -55,4 +55,4 @@ def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
         results[label] = module.study(
             sub_cfg, inputs, jax.random.fold_in(train_key, index), tracker
         )
-    return study_lib.report(tracker, inputs, results)
+    return injection_study.report(tracker, inputs, results)

@@ -21,13 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxws.config import ConfigError
-from jaxws.methods import study as study_lib
+from jaxws.methods import injection_study
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
 from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble, predict_ensemble
 
 
-def study(cfg, inputs: study_lib.StudyInputs, key: jax.Array, tracker) -> study_lib.StudyResult:
+def study(
+    cfg, inputs: injection_study.StudyInputs, key: jax.Array, tracker
+) -> injection_study.StudyResult:
     """Train CWoLa classifiers from scratch on every pseudo-experiment; evaluate them."""
     members = inputs.experiments.members
     n_members = len(inputs.experiments.injection)
@@ -44,15 +46,17 @@ def study(cfg, inputs: study_lib.StudyInputs, key: jax.Array, tracker) -> study_
         progress="CWoLa",
         checkpoint_dir=tracker.path("checkpoints/cwola"),
     )
-    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs, fit=result)
+    return injection_study.evaluate(
+        inputs, inputs.model, result.variables, result.epochs, fit=result
+    )
 
 
 def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
     """The CWoLa study: final-vs-initial significance over injections and pseudo-experiments."""
     data_key, train_key = jax.random.split(key)
-    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
     result = study(cfg, inputs, train_key, tracker)
-    return study_lib.report(tracker, inputs, {"CWoLa": result})
+    return injection_study.report(tracker, inputs, {"CWoLa": result})
 
 
 @dataclasses.dataclass
@@ -65,7 +69,8 @@ class Scorer:
       feature_shape: the per-event shape the scorer accepts.
       history: the engine's `FitResult` (losses, epochs).
       diverged: per member, why it is unusable ('' if fine; see
-        `jaxws.methods.study.diverged_members`); the ensemble score leaves such members out.
+        `jaxws.methods.injection_study.diverged_members`); the ensemble score leaves such
+        members out.
     """
 
     model: object
@@ -219,7 +224,7 @@ def weak_supervision(
         config,
         chunk_size=chunk_size,
     )
-    diverged = study_lib.diverged_members(result)
+    diverged = injection_study.diverged_members(result)
     flagged = [f"member {m}: {reason}" for m, reason in enumerate(diverged) if reason]
     if flagged:
         warnings.warn(

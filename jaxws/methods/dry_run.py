@@ -209,13 +209,13 @@ def validate(cfg) -> list[str]:
             return list(module.validate(cfg) or [f"method={name}: config valid"])
         return [f"method={name}: sections parsed by the method at run time"]
 
-    from jaxws.methods.study import StudySection, TrainingSection
+    from jaxws.methods.injection_study import StudyConfig, StudyTrainingConfig
     from jaxws.models.registry import build_model
     from jaxws.simulate.sources import make_source
 
     source = make_source(cfg.data)
-    study = from_section(StudySection, cfg.study, "study")
-    from_section(TrainingSection, cfg.training, "training")
+    study = from_section(StudyConfig, cfg.study, "study")
+    from_section(StudyTrainingConfig, cfg.training, "training")
     build_model(cfg.model)
     extra = 0
     labels = []

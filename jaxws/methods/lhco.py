@@ -41,7 +41,7 @@ TASKS = ("supervised", "idealised")
 
 
 @dataclasses.dataclass(frozen=True)
-class LHCOSettings:
+class LHCOConfig:
     """Section `method` for `method=lhco`."""
 
     name: str = "lhco"
@@ -95,7 +95,7 @@ def _member(positive_train, negative_train, positive_val, negative_val, size_tra
     return MemberData(ti, tl, tw, vi, vl, vw)
 
 
-def build_tasks(splits: Mapping[str, lhco.LHCOSplit], settings: LHCOSettings, seed: int):
+def build_tasks(splits: Mapping[str, lhco.LHCOSplit], settings: LHCOConfig, seed: int):
     """Pool (standardised features) and the two tasks' index sets.
 
     Returns:
@@ -138,7 +138,7 @@ def build_tasks(splits: Mapping[str, lhco.LHCOSplit], settings: LHCOSettings, se
     return pool, members, standardizer
 
 
-def _load(settings: LHCOSettings) -> dict[str, lhco.LHCOSplit]:
+def _load(settings: LHCOConfig) -> dict[str, lhco.LHCOSplit]:
     splits = lhco.load_lhco(settings.data_dir, features=settings.features)
     n = settings.max_events_per_file
     if n is None:
@@ -168,7 +168,7 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker) ->
       Flat dict of metrics: per task the ensemble's max SIC, AUC, and the members' max SIC.
     """
     del run_dir
-    settings = from_section(LHCOSettings, cfg["method"], "method")
+    settings = from_section(LHCOConfig, cfg["method"], "method")
     splits = _load(settings)
     split_seed = int(jax.random.randint(jax.random.fold_in(key, 0), (), 0, 2**31 - 1))
     pool, members, standardizer = build_tasks(splits, settings, split_seed)

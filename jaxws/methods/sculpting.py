@@ -96,30 +96,3 @@ def sculpting_rows(method: str, result: Sculpting) -> list[dict]:
                 }
             )
     return rows
-
-
-def sculpting_figure(results: dict[str, Sculpting], label: str):
-    """Background efficiency against mjj after the no-signal classifiers' cuts (mean and
-    spread over members), one panel per target efficiency; SR shaded."""
-    from matplotlib.figure import Figure
-
-    first = next(iter(results.values()))
-    fig = Figure(figsize=(5.0 * len(first.efficiencies), 4.0))
-    axes = fig.subplots(1, len(first.efficiencies), squeeze=False)[0]
-    centres = 0.5 * (first.mjj_bins[1:] + first.mjj_bins[:-1])
-    for k, (ax, eps) in enumerate(zip(axes, first.efficiencies, strict=True)):
-        ax.axvspan(4700, 5500, color="0.92", label="signal region")
-        ax.axhline(eps, color="k", linestyle=":", label=f"target {eps:g}")
-        for method, result in results.items():
-            values = result.efficiency_by_mjj[:, k, :]
-            mean = np.nanmean(values, axis=0)
-            spread = np.nanstd(values, axis=0)
-            ax.errorbar(centres, mean, yerr=spread, marker="o", ms=3, capsize=2, label=method)
-        ax.set_xlabel(r"$m_{jj}$ [GeV]")
-        ax.set_ylabel("background efficiency after the cut")
-        ax.set_ylim(0, max(3 * eps, np.nanmax(first.efficiency_by_mjj[:, k]) * 1.2))
-        ax.set_title(f"no-signal classifiers, eps_B(SR) = {eps:g}", fontsize=10)
-        ax.legend(fontsize=8, loc="upper right")
-    fig.suptitle(label, fontsize=10)
-    fig.tight_layout()
-    return fig

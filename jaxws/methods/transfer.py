@@ -10,8 +10,8 @@ Options: unfreeze Theta, keep the pretrained theta instead of re-initialising it
 The same fine-tuning runs phase 3 of meta-transfer learning (sec. 5) and the CWoLa evaluation
 of every meta-learning variant (`jaxws.methods.meta`). `study` / `run` are the CWoLa study with
 transfer learning (`method=transfer`): the same pseudo-experiments and evaluation as CWoLa
-(`jaxws.methods.study`), the fine-tuning settings taken from the `training` section (the paper
-uses the same learning rate and patience for CWoLa and fine-tuning).
+(`jaxws.methods.injection_study`), the fine-tuning settings taken from the `training` section
+(the paper uses the same learning rate and patience for CWoLa and fine-tuning).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def fine_tune(
 
 # -- the study (method=transfer) ---------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class SourceSection:
+class SourceConfig:
     """`method.source`: the leave-one-out source sample (pure SR events).
 
     Attributes:
@@ -220,7 +220,7 @@ class SourceSection:
 
 
 @dataclasses.dataclass(frozen=True)
-class FineTuneSection:
+class FineTuneConfig:
     """`method.fine_tune`: what is frozen and re-initialised; training numbers come from the
     `training` section unless set here."""
 
@@ -266,9 +266,9 @@ def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str
         "name": section.get("name", "transfer"),
         "artifact_dir": str(absolute(section.get("artifact_dir") or cache_dir() / "artifacts")),
         "pretrain_seed": section.get("pretrain_seed"),
-        "source": from_section(SourceSection, section.get("source"), "method.source"),
+        "source": from_section(SourceConfig, section.get("source"), "method.source"),
         "pretrain": from_section(PretrainConfig, section.get("pretrain"), "method.pretrain"),
-        "fine_tune": from_section(FineTuneSection, section.get("fine_tune"), "method.fine_tune"),
+        "fine_tune": from_section(FineTuneConfig, section.get("fine_tune"), "method.fine_tune"),
         **{k: section.get(k) for k in allowed_extra},
     }
 
@@ -292,7 +292,7 @@ def pretrained_for_study(
     the method's training key, so transfer, MTL and every variant share one artifact.
     """
     from jaxws.config import to_plain
-    from jaxws.methods import study as study_lib
+    from jaxws.methods import injection_study
 
     source_cfg = sections["source"]
     pre = sections["pretrain"]
@@ -309,7 +309,7 @@ def pretrained_for_study(
         inputs.signal_name,
         source_cfg.n_background,
         source_cfg.n_signal_per_model,
-        lambda events: study_lib.event_pool_images(events, inputs.source.config),
+        lambda events: injection_study.event_pool_images(events, inputs.source.config),
         exclude_background=_used_background(inputs),
     )
     seed = sections["pretrain_seed"]
@@ -342,7 +342,7 @@ def pretrained_for_study(
 
 def study(cfg, inputs, key: jax.Array, tracker):
     """Transfer learning on every pseudo-experiment of the study; evaluated like CWoLa."""
-    from jaxws.methods import study as study_lib
+    from jaxws.methods import injection_study
 
     sections = method_sections(cfg.method)
     variables, _, loaded = pretrained_for_study(cfg, inputs, sections)
@@ -358,14 +358,16 @@ def study(cfg, inputs, key: jax.Array, tracker):
         sections["fine_tune"].config(inputs.training),
         progress="transfer",
     )
-    return study_lib.evaluate(inputs, inputs.model, result.variables, result.epochs, fit=result)
+    return injection_study.evaluate(
+        inputs, inputs.model, result.variables, result.epochs, fit=result
+    )
 
 
 def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
     """The transfer-learning study: final-vs-initial significance (paper Fig. 4)."""
-    from jaxws.methods import study as study_lib
+    from jaxws.methods import injection_study
 
     data_key, train_key = jax.random.split(key)
-    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
     result = study(cfg, inputs, train_key, tracker)
-    return study_lib.report(tracker, inputs, {"Transfer": result})
+    return injection_study.report(tracker, inputs, {"Transfer": result})

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxws.data.members import MemberData
-from jaxws.train.engine import Hparams, Trainer
+from jaxws.train.state import Hparams
+from jaxws.train.trainer import Trainer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -154,7 +154,7 @@ def _without_meta(predicate):
 
 def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
     """The learner `name` (default `method.name`) on every pseudo-experiment; CWoLa evaluation."""
-    from jaxws.methods import study as study_lib
+    from jaxws.methods import injection_study as study_lib
 
     name = name or str(cfg.method.name)
     model, fit, _ = meta_transfer(cfg, inputs, key, tracker, name)
@@ -163,7 +163,7 @@ def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
 
 def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
     """The study of one meta-learning variant: final-vs-initial significance (paper Fig. 5)."""
-    from jaxws.methods import study as study_lib
+    from jaxws.methods import injection_study as study_lib
 
     name = name or str(cfg.method.name)
     data_key, train_key = jax.random.split(key)

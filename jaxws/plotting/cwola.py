@@ -1,0 +1,333 @@
+"""Figures of the CWoLa studies: final vs initial significance, ROC, SIC, no-signal control.
+
+The significance curves follow Figs. 3-7 of the CWoLa transfer/meta paper
+(../shared/seeds/001): final significance (after the classifier cut) against initial
+significance (before it), mean and standard deviation over pseudo-experiments, one curve per
+method, with the dotted slope-1 line Z_final = Z_initial (the cut gains nothing).
+
+Style: mplhep's CMS style for every figure (no experiment label: these are not CMS results).
+Every function draws on a given Axes or, with ax=None, on a new Figure built without pyplot
+(no global figure registry to leak), and returns the Figure. No file IO here: the tracker
+saves figures (`Tracker.save_figure`).
+
+Fit for a talk: every log axis is labelled with plain numbers at 1, 2, 5 (or every integer)
+times a power of ten, chosen from the axis range so that any range shows at least two labels
+and labels never crowd (`readable_log_axis`); legends sit outside the axes, to the right, so
+they never cover data; bands and error bars name what they are (spread over how many
+pseudo-experiments) and stay inside physical bounds (an efficiency ratio is never negative);
+a neutral line (`sample_label`) names the sample, the events and the number of
+pseudo-experiments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from jaxws.plotting.style import (
+    _axes,
+    _check_scale,
+    _readable_log_axes,
+    _runs_mean_std,
+    _set_label,
+    legend_outside,
+    style,
+)
+from jaxws.stats.roc import RocCurve, SicCurve, significance_improvement
+
+SLOPE_ONE_GID = "slope_one"  # gid of the slope-1 reference line, for finding it in tests
+
+
+def significance_curve(
+    ax: Axes | None,
+    initial_z,
+    final_z_runs_by_method: Mapping[str, np.ndarray],
+    *,
+    linestyles: Mapping[str, str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    scale: str = "log",
+    discovery_z: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Final vs initial significance: mean line and +-1 standard deviation band per method.
+
+    The band is the sample standard deviation (ddof=1) over pseudo-experiments, i.e. the
+    spread from both training and event sampling, as in the paper.
+
+    Args:
+        ax: Axes to draw on, or None for a new Figure.
+        initial_z: initial significance of each signal injection, shape (n_points,).
+        final_z_runs_by_method: method name -> final significance, shape (n_points, n_runs).
+        linestyles: optional method -> matplotlib linestyle (the paper: solid vs dashed).
+        colors: optional method -> colour.
+        scale: "log" (both axes) or "linear".
+        discovery_z: if given, a horizontal line at that final significance (e.g. 5).
+        title: optional line above the axes; `sample_label` makes a neutral one.
+
+    Returns:
+        The Figure.
+    """
+    _check_scale(scale)
+    initial_z = np.asarray(initial_z, dtype=np.float64)
+    if initial_z.ndim != 1 or initial_z.size == 0:
+        raise ValueError(f"initial_z must be a non-empty 1-d array, got shape {initial_z.shape}")
+    if not final_z_runs_by_method:
+        raise ValueError("final_z_runs_by_method is empty")
+    order = np.argsort(initial_z)
+    linestyles = linestyles or {}
+    colors = colors or {}
+    with style():
+        ax = _axes(ax)
+        low = [initial_z.min()]
+        for method, runs in final_z_runs_by_method.items():
+            runs = np.asarray(runs, dtype=np.float64)
+            if runs.ndim != 2 or runs.shape[0] != initial_z.size or runs.shape[1] == 0:
+                raise ValueError(
+                    f"final significance of {method!r} must have shape (n_points={initial_z.size},"
+                    f" n_runs), got {runs.shape}"
+                )
+            mean, std = _runs_mean_std(runs[order])
+            (line,) = ax.plot(
+                initial_z[order],
+                mean,
+                linestyle=linestyles.get(method, "-"),
+                color=colors.get(method),
+                label=method,
+            )
+            ax.fill_between(
+                initial_z[order],
+                mean - std,
+                mean + std,
+                color=line.get_color(),
+                alpha=0.25,
+                label=f"{method}: $\\pm1$ s.d. over {runs.shape[1]} pseudo-experiments",
+            )
+            low.append(np.min(mean - std))
+        # Over the initial-significance range, down to the lowest band edge (log: > 0).
+        positive = [v for v in low if v > 0]
+        start = min(positive, default=initial_z.min()) if scale == "log" else 0.0
+        stop = initial_z.max()
+        ax.plot(
+            [start, stop],
+            [start, stop],
+            linestyle=":",
+            color="black",
+            label="slope 1",
+            gid=SLOPE_ONE_GID,
+        )
+        if discovery_z is not None:
+            ax.axhline(discovery_z, color="grey", linewidth=1, label=f"{discovery_z:g}$\\sigma$")
+        ax.set_xscale(scale)
+        ax.set_yscale(scale)
+        if scale == "log":
+            _readable_log_axes(ax)
+        ax.set_xlabel("Initial significance [$\\sigma$]")
+        ax.set_ylabel("Final significance [$\\sigma$]")
+        _set_label(ax, title)
+        legend_outside(ax)
+    return ax.figure
+
+
+def roc_figure(
+    ax: Axes | None,
+    curves: Mapping[str, RocCurve],
+    *,
+    rejection: bool = True,
+    show_random: bool = True,
+) -> Figure:
+    """ROC curves, one per label.
+
+    Args:
+        ax: Axes to draw on, or None for a new Figure.
+        curves: label -> RocCurve.
+        rejection: True for the HEP form (x = eps_s, y = 1 / eps_b, log y; points with
+            eps_b = 0 are left out), False for eps_s against eps_b.
+        show_random: draw the random classifier (eps_s = eps_b), dotted.
+
+    Returns:
+        The Figure.
+    """
+    if not curves:
+        raise ValueError("curves is empty")
+    with style():
+        ax = _axes(ax)
+        for label, curve in curves.items():
+            eps_b, eps_s = curve.background_efficiency, curve.signal_efficiency
+            if rejection:
+                keep = eps_b > 0
+                ax.plot(eps_s[keep], 1.0 / eps_b[keep], label=label)
+            else:
+                ax.plot(eps_b, eps_s, label=label)
+        if show_random:
+            grid = np.linspace(0.0, 1.0, 201)
+            if rejection:
+                ax.plot(grid[1:], 1.0 / grid[1:], ":", color="black", label="random")
+            else:
+                ax.plot(grid, grid, ":", color="black", label="random")
+        if rejection:
+            ax.set_yscale("log")
+            ax.set_xlabel("Signal efficiency $\\epsilon_S$")
+            ax.set_ylabel("Background rejection $1/\\epsilon_B$")
+        else:
+            ax.set_xlabel("Background efficiency $\\epsilon_B$")
+            ax.set_ylabel("Signal efficiency $\\epsilon_S$")
+        if rejection:
+            _readable_log_axes(ax)
+        legend_outside(ax)
+    return ax.figure
+
+
+def sic_figure(
+    ax: Axes | None,
+    curves: Mapping[str, RocCurve | SicCurve],
+    *,
+    references: Mapping[str, float] | None = None,
+    min_background_efficiency: float = 0.0,
+    show_random: bool = True,
+) -> Figure:
+    """SIC = eps_s / sqrt(eps_b) against eps_s, one curve per label.
+
+    Args:
+        ax: Axes to draw on, or None for a new Figure.
+        curves: label -> RocCurve (converted with `significance_improvement`) or SicCurve.
+        references: optional label -> SIC value, drawn as dashed horizontal lines (e.g. the
+            SIC an idealised supervised classifier reaches).
+        min_background_efficiency: passed to `significance_improvement` for RocCurves.
+        show_random: draw the random classifier's SIC = sqrt(eps_s), dotted.
+
+    Returns:
+        The Figure.
+    """
+    if not curves:
+        raise ValueError("curves is empty")
+    with style():
+        ax = _axes(ax)
+        for label, curve in curves.items():
+            if isinstance(curve, RocCurve):
+                curve = significance_improvement(
+                    curve, min_background_efficiency=min_background_efficiency
+                )
+            ax.plot(curve.signal_efficiency, curve.sic, label=label)
+        if show_random:
+            grid = np.linspace(0.0, 1.0, 201)
+            ax.plot(grid, np.sqrt(grid), ":", color="black", label="random")
+        for label, value in (references or {}).items():
+            ax.axhline(value, linestyle="--", color="grey", linewidth=1, label=label)
+        ax.set_xlabel("Signal efficiency $\\epsilon_S$")
+        ax.set_ylabel("SIC $\\epsilon_S/\\sqrt{\\epsilon_B}$")
+        legend_outside(ax)
+    return ax.figure
+
+
+def no_signal_control(
+    ax: Axes | None,
+    background_efficiencies,
+    signal_efficiencies_by_method: Mapping[str, np.ndarray],
+    *,
+    n_test_signal: int | None = None,
+    n_test_background: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """What the classifier does with zero injected signal: eps_s / eps_b at each working point.
+
+    With no signal in the training data (signal region vs sidebands of pure background) the
+    classifier has nothing to learn, so on the test set it should act like a random one:
+    eps_s / eps_b = 1, and the final significance gains nothing over the initial one. The
+    plot shows the mean and standard deviation over pseudo-experiments per method, the line
+    at 1 and, given the test set sizes, the +-1 sigma band a random classifier shows from
+    test sampling alone: sigma(eps_s) = sqrt(eps_b (1 - eps_b) (1/n_test_signal +
+    1/n_test_background)). A spread beyond that band is the classifier's accidental
+    signal/background separation (from training noise or features correlated with mjj).
+
+    Args:
+        ax: Axes to draw on, or None for a new Figure.
+        background_efficiencies: the K working points eps_b in (0, 1].
+        signal_efficiencies_by_method: method -> eps_s at zero injection, shape (K, n_runs).
+        n_test_signal: number of test signal events (for the expectation band).
+        n_test_background: number of test background events (for the expectation band).
+        title: optional line above the axes (`sample_label`).
+
+    Returns:
+        The Figure.
+    """
+    eps_b = np.asarray(background_efficiencies, dtype=np.float64)
+    if eps_b.ndim != 1 or eps_b.size == 0 or np.any(~(eps_b > 0) | ~(eps_b <= 1)):
+        raise ValueError(f"background_efficiencies must be 1-d values in (0, 1], got {eps_b}")
+    if not signal_efficiencies_by_method:
+        raise ValueError("signal_efficiencies_by_method is empty")
+    if (n_test_signal is None) != (n_test_background is None):
+        raise ValueError("give both n_test_signal and n_test_background, or neither")
+    order = np.argsort(eps_b)
+    eps_b = eps_b[order]
+    with style():
+        ax = _axes(ax)
+        if n_test_signal is not None:
+            if n_test_signal <= 0 or n_test_background <= 0:
+                raise ValueError("n_test_signal and n_test_background must be positive")
+            sigma = np.sqrt(eps_b * (1 - eps_b) * (1.0 / n_test_signal + 1.0 / n_test_background))
+            ax.fill_between(
+                eps_b,
+                np.maximum(1 - sigma / eps_b, 0.0),
+                np.minimum(1 + sigma / eps_b, 1.0 / eps_b),
+                color="grey",
+                alpha=0.3,
+                label="random classifier, $\\pm1\\sigma$ (test sampling)",
+            )
+        ax.axhline(1.0, linestyle=":", color="black", label="random classifier")
+        for method, runs in signal_efficiencies_by_method.items():
+            runs = np.asarray(runs, dtype=np.float64)
+            if runs.ndim != 2 or runs.shape[0] != eps_b.size or runs.shape[1] == 0:
+                raise ValueError(
+                    f"signal efficiencies of {method!r} must have shape (K={eps_b.size}, n_runs),"
+                    f" got {runs.shape}"
+                )
+            if np.any((runs < 0) | (runs > 1)):
+                raise ValueError(f"signal efficiencies of {method!r} must lie in [0, 1]")
+            mean, std = _runs_mean_std(runs[order] / eps_b[:, None])
+            # eps_s in [0, 1], so the ratio lies in [0, 1 / eps_b]: the bars stop there
+            lower = np.minimum(std, mean)
+            upper = np.minimum(std, 1.0 / eps_b - mean)
+            ax.errorbar(
+                eps_b,
+                mean,
+                yerr=np.stack([lower, upper]),
+                marker="o",
+                capsize=3,
+                label=f"{method}: mean, $\\pm1$ s.d. over {runs.shape[1]} pseudo-experiments",
+            )
+        ax.set_xscale("log")
+        _readable_log_axes(ax)
+        ax.set_xlabel("Background efficiency $\\epsilon_B$")
+        ax.set_ylabel("$\\epsilon_S/\\epsilon_B$ at zero injected signal")
+        _set_label(ax, title)
+        legend_outside(ax)
+    return ax.figure
+
+
+def sculpting_figure(results: Mapping[str, Any], label: str) -> Figure:
+    """Background efficiency against mjj after the no-signal classifiers' cuts (mean and
+    spread over members), one panel per target efficiency; SR shaded."""
+    first = next(iter(results.values()))
+    fig = Figure(figsize=(5.0 * len(first.efficiencies), 4.0))
+    axes = fig.subplots(1, len(first.efficiencies), squeeze=False)[0]
+    centres = 0.5 * (first.mjj_bins[1:] + first.mjj_bins[:-1])
+    for k, (ax, eps) in enumerate(zip(axes, first.efficiencies, strict=True)):
+        ax.axvspan(4700, 5500, color="0.92", label="signal region")
+        ax.axhline(eps, color="k", linestyle=":", label=f"target {eps:g}")
+        for method, result in results.items():
+            values = result.efficiency_by_mjj[:, k, :]
+            mean = np.nanmean(values, axis=0)
+            spread = np.nanstd(values, axis=0)
+            ax.errorbar(centres, mean, yerr=spread, marker="o", ms=3, capsize=2, label=method)
+        ax.set_xlabel(r"$m_{jj}$ [GeV]")
+        ax.set_ylabel("background efficiency after the cut")
+        ax.set_ylim(0, max(3 * eps, np.nanmax(first.efficiency_by_mjj[:, k]) * 1.2))
+        ax.set_title(f"no-signal classifiers, eps_B(SR) = {eps:g}", fontsize=10)
+        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(label, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,87 @@
+"""Training settings, per-member hyperparameters and the state and result of a fit."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+
+LossFn = Callable[[Any, jnp.ndarray], jnp.ndarray]
+
+
+@flax.struct.dataclass
+class Hparams:
+    """Per-member numeric hyperparameters (leaves get a leading member axis in ensembles)."""
+
+    learning_rate: jax.Array | float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static training settings (changing one recompiles).
+
+    Attributes:
+      batch_size: minibatch size (Table 2: 500).
+      max_epochs: hard cap on epochs.
+      patience: epochs without validation improvement before a member stops (Table 2: 30 for
+        CWoLa and fine-tuning, 20 for pretraining).
+      eval_batch_size: events per forward pass when computing the validation loss.
+      min_delta: an improvement must exceed this to reset the patience counter.
+      compact_members: in ensembles, once at most half of a chunk's members still train,
+        continue with those only (see `Trainer.run`); results are unchanged.
+    """
+
+    batch_size: int = 500
+    max_epochs: int = 200
+    patience: int = 30
+    eval_batch_size: int = 2048
+    min_delta: float = 0.0
+    compact_members: bool = True
+
+    def __post_init__(self):
+        """Raise ValueError naming the field (no config path: callers add their section's)."""
+        for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+
+
+@flax.struct.dataclass
+class FitState:
+    params: dict
+    model_state: dict
+    opt_state: Any
+    best_params: dict
+    best_model_state: dict
+    best_val_loss: jax.Array
+    best_epoch: jax.Array
+    bad_epochs: jax.Array
+    epoch: jax.Array
+    done: jax.Array
+    train_loss: jax.Array
+    val_loss: jax.Array
+
+
+@flax.struct.dataclass
+class FitResult:
+    """Outcome of a fit (leading member axis on every leaf for ensembles).
+
+    Attributes:
+      variables: the best model variables ({"params": ..., "batch_stats": ...}).
+      train_loss, val_loss: per-epoch weighted mean losses, NaN after the member stopped.
+      best_epoch: 0-based epoch whose parameters were kept.
+      best_val_loss: its validation loss.
+      epochs: epochs actually run.
+    """
+
+    variables: dict
+    train_loss: jax.Array
+    val_loss: jax.Array
+    best_epoch: jax.Array
+    best_val_loss: jax.Array
+    epochs: jax.Array
