@@ -364,3 +364,35 @@ def test_member_axis_sharded_over_two_devices_equals_one_device(tmp_path):
     assert len(two_devices) == len(one_device)
     for a, b in zip(one_device, two_devices, strict=True):
         np.testing.assert_allclose(np.asarray(a), b, atol=1e-6, rtol=0)
+
+
+def test_resume_tells_two_trainable_lambdas_apart(tmp_path):
+    """Two anonymous predicates (both named '<lambda>') that freeze different parameters must
+    not reuse each other's chunk: the fingerprint holds the parameters they select."""
+    x, labels = gaussian_pool(n=300)
+    members = ragged_members(labels, [100, 120], n_val=60)
+    model = MLP(feature_widths=(4,), head_widths=(4,))
+    config = TrainConfig(batch_size=50, max_epochs=2, patience=2)
+    keys = jax.random.split(jax.random.key(0), 2)
+    rates = Hparams(jnp.array([1e-3, 2e-3]))
+
+    def run(trainable):
+        return fit_ensemble(
+            keys, model, x, members, rates, config, trainable=trainable, checkpoint_dir=tmp_path
+        )
+
+    heads_only = run(lambda path: path[0] == "head")
+    features_only = run(lambda path: path[0] == "features")
+    assert_trees_close(features_only, run(lambda path: path[0] == "features"), atol=0)
+    head = heads_only.variables["params"]["head"]
+    # Different frozen parts -> different results; a reused chunk would make them equal.
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            jax.tree.leaves(head),
+            jax.tree.leaves(features_only.variables["params"]["head"]),
+            strict=True,
+        )
+    )
+    fresh = fit_ensemble(keys, model, x, members, rates, config, trainable=lambda p: p[0] == "head")
+    assert_trees_close(heads_only, fresh, atol=0)

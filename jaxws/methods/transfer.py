@@ -17,6 +17,7 @@ transfer learning (`method=transfer`): the same pseudo-experiments and evaluatio
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -28,7 +29,15 @@ from jaxws.config import ConfigError, check, from_section
 from jaxws.methods.pretrain import PretrainConfig, SourceSample, pretrain, source_sample
 from jaxws.models import partition
 from jaxws.models.surgery import extract_features, head_model, with_frozen_norm
-from jaxws.train import FitResult, Hparams, MemberData, TrainConfig, Trainer, fit_ensemble
+from jaxws.train import (
+    FitResult,
+    Hparams,
+    MemberData,
+    TrainConfig,
+    Trainer,
+    fit_ensemble,
+    trainer_for,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +143,7 @@ def fine_tune(
     trainable: partition.Predicate | None = None,
     reinit: partition.Predicate | None | str = "config",
     progress: bool | str = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """Fine-tune pretrained (or meta-trained) variables on E CWoLa members at once.
 
@@ -147,6 +157,8 @@ def fine_tune(
       trainable: overrides `config.trainable` (e.g. a meta variant's choice).
       reinit: overrides `config.reinit` (None: keep every pretrained parameter).
       progress: progress bar.
+      checkpoint_dir: save finished chunks of members there and resume from them
+        (`jaxws.train.resume`); None trains everything.
 
     Returns:
       `FitResult` with leading member axis E (full-network variables). With Theta frozen and
@@ -162,7 +174,7 @@ def fine_tune(
     )
     model = with_frozen_norm(model, frozen_features)
     train_config = config.train_config()
-    trainer = Trainer(model, train_config, trainable=trainable)
+    trainer = trainer_for(model, train_config, trainable=trainable)
     init = member_initial_variables(trainer, keys, pool, base_variables, reinit)
     n = keys.shape[0]
     only_head = all(
@@ -183,6 +195,7 @@ def fine_tune(
             trainable=partition.is_head,
             init_variables={"params": {"head": init["params"]["head"]}},
             progress=progress,
+            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / "head",
         )
         params = {**init["params"], "head": result.variables["params"]["head"]}
         return result.replace(variables={**init, "params": params})
@@ -198,6 +211,7 @@ def fine_tune(
         init_variables=init,
         trainer=trainer,
         progress=progress,
+        checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / "network",
     )
 
 
@@ -357,6 +371,7 @@ def study(cfg, inputs, key: jax.Array, tracker):
         variables,
         sections["fine_tune"].config(inputs.training),
         progress="transfer",
+        checkpoint_dir=tracker.path("checkpoints/transfer"),
     )
     return injection_study.evaluate(
         inputs, inputs.model, result.variables, result.epochs, fit=result

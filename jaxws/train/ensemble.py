@@ -193,49 +193,63 @@ def fit_ensemble(
     split_keys = jax.vmap(jax.random.split)(keys)
     init_keys, train_keys = split_keys[:, 0], split_keys[:, 1]
     init_fn, state_fn = trainer._init_vmapped, trainer._state_vmapped
-    results = []
     n_chunks = math.ceil(n_members / chunk)
-    pool_digest = tree_digest(pool) if checkpoint_dir is not None else None
-    for c in range(n_chunks):
-        index = np.arange(c * chunk, min((c + 1) * chunk, n_members))
+    label = progress if isinstance(progress, str) else "ensemble"
+
+    def train_chunk(index: np.ndarray) -> FitResult:
         padded = np.concatenate([index, np.full(chunk - len(index), index[0])])
-        if checkpoint_dir is not None:
-            tag = tree_digest(
-                repr(trainer.model),
-                repr(trainer.config),
-                trainer.loss_fn.__qualname__,
-                trainer.trainable.__qualname__,
-                keys[index],
-                take(members, index),
-                take(hparams, index),
-                None if init_variables is None else take(init_variables, index),
-                pool_digest,
-            )
-            kept = np.arange(len(index))
-            template = jax.eval_shape(
-                lambda k, kept=kept: take(trainer.result(state_fn(init_fn(k, pool))), kept),
-                init_keys[padded],
-            )
-            restored = resume.load_chunk(checkpoint_dir, c, tag, template)
-            if restored is not None:
-                results.append(jax.tree.map(jnp.asarray, restored))
-                continue
         if init_variables is None:
             variables = init_fn(init_keys[padded], pool)
         else:
             variables = take(init_variables, padded)
-        states = state_fn(variables)
-        label = progress if isinstance(progress, str) else "ensemble"
         states = trainer.run(
-            states,
+            state_fn(variables),
             train_keys[padded],
             pool,
             take(members, padded),
             take(hparams, padded),
             vmapped=True,
-            progress=f"{label} chunk {c + 1}/{n_chunks}" if progress else False,
+            progress=f"{label} chunk {index[0] // chunk + 1}/{n_chunks}" if progress else False,
         )
-        results.append(take(trainer.result(states), np.arange(len(index))))
-        if checkpoint_dir is not None:
-            resume.save_chunk(checkpoint_dir, c, tag, results[-1])
-    return jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=0), *results)
+        return take(trainer.result(states), np.arange(len(index)))
+
+    def result_shape(index: np.ndarray) -> FitResult:
+        kept = np.arange(len(index))
+        return jax.eval_shape(
+            lambda k: take(trainer.result(state_fn(init_fn(k, pool))), kept),
+            init_keys[np.full(chunk, index[0])],
+        )
+
+    fingerprint = None
+    if checkpoint_dir is not None:
+        # The trainable predicate enters as the set of parameters it selects (a lambda's name
+        # says nothing), the loss by its code; members' inputs per chunk, so that a change to
+        # one member's inputs retrains only its chunk.
+        shapes = jax.eval_shape(lambda k: init_fn(k, pool), init_keys[:1])
+        trainable_paths = sorted(partition.split(shapes["params"], trainer.trainable)[0])
+        shared = tree_digest(
+            repr(trainer.model),
+            repr(trainer.config),
+            resume.function_digest(trainer.loss_fn),
+            repr(trainable_paths),
+            pool,
+        )
+
+        def fingerprint(index: np.ndarray) -> str:
+            return tree_digest(
+                shared,
+                keys[index],
+                take(members, index),
+                take(hparams, index),
+                None if init_variables is None else take(init_variables, index),
+            )
+
+    results = resume.map_chunks(
+        train_chunk,
+        n_members,
+        chunk,
+        directory=checkpoint_dir,
+        fingerprint=fingerprint or "",
+        template=result_shape,
+    )
+    return jax.tree.map(jnp.asarray, results)

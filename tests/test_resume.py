@@ -1,0 +1,82 @@
+"""kill -9 in the middle of a study, rerun the same command: the same final numbers.
+
+A run is killed (SIGKILL: no handler, no cleanup) once its first chunk of members is saved,
+then rerun with the same config into the same directory; its results must equal those of an
+uninterrupted run, and the rerun must have loaded the saved chunk rather than retrained it.
+Together with the chunk-level tests (tests/test_engine.py) this covers every method that
+trains ensembles through `fit_ensemble` with a checkpoint directory (CWoLa; transfer's
+fine-tuning).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from shrunk import TINY_CWOLA
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Two pseudo-experiments x two injections = 4 members in chunks of 2; long enough that the
+# second chunk is still training when the first one is saved.
+SLOW = [*TINY_CWOLA, "training.chunk_size=2", "training.max_epochs=25", "training.patience=25"]
+TRANSFER = [
+    "method=transfer",
+    "method.source.n_background=400",
+    "method.source.n_signal_per_model=40",
+    "method.pretrain.n_signal=300",
+    "method.pretrain.n_background=300",
+    "method.pretrain.max_epochs=2",
+]
+CASES = {"cwola": ([], "cwola"), "transfer": (TRANSFER, "transfer/network")}
+
+
+def _command(run_dir: Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "jaxws", *SLOW, *extra, f"hydra.run.dir={run_dir}"]
+
+
+def _env(tmp_path: Path) -> dict:
+    # A shared compilation cache keeps the three runs' compile time to one run's.
+    return {**os.environ, "PYTHONPATH": str(REPO), "JAXWS_JAX_CACHE": str(tmp_path / "xla")}
+
+
+def _results(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    skip = ("figure", "seconds", "loaded_from_artifact")  # paths, timings, cache hits
+    return {k: v for k, v in metrics.items() if not any(s in k for s in skip)}
+
+
+@pytest.mark.parametrize("method", sorted(CASES))
+def test_killed_run_resumes_to_the_same_numbers(method, tmp_path):
+    extra, chunks = CASES[method]
+    env = _env(tmp_path)
+    reference = tmp_path / "uninterrupted"
+    subprocess.run(_command(reference, extra), cwd=tmp_path, env=env, check=True, timeout=600)
+
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        _command(run_dir, extra),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first_chunk = run_dir / "checkpoints" / chunks / "chunk_00000.npz"
+    deadline = time.monotonic() + 600
+    while not first_chunk.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert first_chunk.exists(), "the run never saved its first chunk"
+    assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"
+    saved = first_chunk.stat().st_mtime_ns
+
+    subprocess.run(_command(run_dir, extra), cwd=tmp_path, env=env, check=True, timeout=600)
+    assert first_chunk.stat().st_mtime_ns == saved  # loaded, not retrained and rewritten
+    assert _results(run_dir) == _results(reference)
