@@ -33,6 +33,7 @@ TRANSFER = [
     "method.pretrain.n_signal=300",
     "method.pretrain.n_background=300",
     "method.pretrain.max_epochs=2",
+    "method.fine_tune.freeze_features=false",  # the whole network trains: chunks take a while
 ]
 CASES = {"cwola": ([], "cwola"), "transfer": (TRANSFER, "transfer/network")}
 

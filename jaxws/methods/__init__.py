@@ -10,11 +10,16 @@ on the same pseudo-experiments.
 """
 
 import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from jaxws.config import ConfigError
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
-def load(name: str):
+
+def load(name: str) -> ModuleType:
     """The method module `jaxws.methods.<name>` (or a registered meta-learning variant)."""
     try:
         return importlib.import_module(f"jaxws.methods.{name}")
@@ -48,7 +53,7 @@ def known_methods() -> list[str]:
     return sorted(set(names))
 
 
-def validate(module, cfg) -> None:
+def validate(module: ModuleType, cfg: DictConfig) -> None:
     """Check the method's whole config and input files (raises `ConfigError`)."""
     if hasattr(module, "validate"):
         module.validate(cfg)

@@ -7,6 +7,8 @@ pseudo-experiments, the model and the evaluation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 from omegaconf import OmegaConf
 
@@ -14,8 +16,15 @@ from jaxws import methods
 from jaxws.config import ConfigError
 from jaxws.methods import injection_study
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def _chosen(cfg) -> dict:
+    from omegaconf import DictConfig
+
+    from jaxws.track import Tracker
+
+
+def _chosen(cfg: DictConfig) -> dict:
     entries = OmegaConf.to_container(cfg.method, resolve=True)
     unknown = sorted(set(entries) - {"name", "methods"})
     if unknown:
@@ -37,13 +46,14 @@ def _chosen(cfg) -> dict:
     return chosen
 
 
-def validate(cfg) -> None:
+def validate(cfg: DictConfig) -> None:
     """The compared methods exist and are study methods; the shared sections are valid."""
     _chosen(cfg)
     injection_study.validate(cfg)
 
 
-def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+def run(cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker) -> dict:
+    """Run every chosen method on the same pseudo-experiments and report them together."""
     chosen = _chosen(cfg)
     data_key, train_key = jax.random.split(key)
     inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))

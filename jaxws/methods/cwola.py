@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +27,17 @@ from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
 from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble, predict_ensemble
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import flax.linen as nn
+    from omegaconf import DictConfig
+
+    from jaxws.track import Tracker
+
 
 def study(
-    cfg, inputs: injection_study.StudyInputs, key: jax.Array, tracker
+    cfg: DictConfig, inputs: injection_study.StudyInputs, key: jax.Array, tracker: Tracker
 ) -> injection_study.StudyResult:
     """Train CWoLa classifiers from scratch on every pseudo-experiment; evaluate them."""
     members = inputs.experiments.members
@@ -51,7 +60,7 @@ def study(
     )
 
 
-def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+def run(cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker) -> dict:
     """The CWoLa study: final-vs-initial significance over injections and pseudo-experiments."""
     data_key, train_key = jax.random.split(key)
     inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
@@ -97,7 +106,7 @@ class Scorer:
         return probabilities.mean(axis=0)
 
 
-def _checked(x, name: str) -> np.ndarray:
+def _checked(x: object, name: str) -> np.ndarray:
     """`x` as float32 (N, ...) events, refusing non-numbers and NaN or inf (naming `name`)."""
     try:
         x = np.asarray(x, np.float32)
@@ -114,7 +123,7 @@ def _checked(x, name: str) -> np.ndarray:
     return x
 
 
-def _integer(value, name: str, minimum: int, allow_none: bool = False) -> None:
+def _integer(value: object, name: str, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
@@ -123,7 +132,12 @@ def _integer(value, name: str, minimum: int, allow_none: bool = False) -> None:
 
 
 def _check_arguments(
-    learning_rate, seed, n_members, validation_fraction, chunk_size, min_events
+    learning_rate: object,
+    seed: object,
+    n_members: object,
+    validation_fraction: object,
+    chunk_size: object,
+    min_events: object,
 ) -> None:
     if (
         isinstance(learning_rate, bool)
@@ -148,7 +162,7 @@ def weak_supervision(
     mixed_a: np.ndarray,
     mixed_b: np.ndarray,
     *,
-    model=None,
+    model: nn.Module | None = None,
     n_members: int = 5,
     seed: int = 0,
     learning_rate: float = 1e-3,
@@ -164,8 +178,9 @@ def weak_supervision(
     function of the mixture likelihood ratio either way).
 
     Args:
-      mixed_a, mixed_b: (N_a, ...) and (N_b, ...) arrays with the same per-event shape:
-        feature vectors (an MLP is used) or two-jet images (N, 2, R, R) (the slim CNN).
+      mixed_a: (N_a, ...) events of the first mixed sample: feature vectors (an MLP is used)
+        or two-jet images (N, 2, R, R) (the slim CNN).
+      mixed_b: (N_b, ...) events of the second mixed sample, the same per-event shape.
       model: a flax module (`__call__(x, train)` -> logits) to use instead of the default.
       n_members: ensemble size.
       seed: random seed (same seed and inputs give the same scorer).
@@ -207,7 +222,7 @@ def weak_supervision(
     pool = np.concatenate([mixed_a, mixed_b])
     labels = np.concatenate([np.ones(len(mixed_a)), np.zeros(len(mixed_b))]).astype(np.float32)
     rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(validation_fraction * len(pool))))
+    n_val = max(1, round(validation_fraction * len(pool)))
     rows = []
     for _ in range(n_members):
         order = rng.permutation(len(pool))

@@ -12,11 +12,17 @@ A shortfall is a `ConfigError` naming the keys to raise. Nothing is written.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jaxws.config import ConfigError, from_section
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from jaxws.methods.injection_study import StudyConfig
+    from jaxws.simulate.sources import PythiaData, PythiaSource, SimulatorData, SimulatorSource
 
 STUDY_METHODS = ("cwola", "transfer", "compare")
 
@@ -38,10 +44,10 @@ def _region_fraction_simulator(signal: str | None) -> float:
     return float(np.trapezoid(density * inside, grid) / np.trapezoid(density, grid))
 
 
-def _simulator_counts(data) -> dict[str, dict[str, float]]:
+def _simulator_counts(data: SimulatorData | PythiaData) -> dict[str, dict[str, float]]:
     """Expected (SR, SB) counts, reduced by 3 binomial sigmas, per sample."""
 
-    def counts(n, fraction):
+    def counts(n: float, fraction: float):
         margin = 3.0 * math.sqrt(n * fraction * (1 - fraction))
         return {"SR": n * fraction - margin, "SB": n * (1 - fraction) - margin}
 
@@ -52,7 +58,7 @@ def _simulator_counts(data) -> dict[str, dict[str, float]]:
     }
 
 
-def _pythia_counts(data) -> dict[str, dict[str, float]]:
+def _pythia_counts(data: SimulatorData | PythiaData) -> dict[str, dict[str, float]]:
     from jaxws.data.shards import ShardCollection, ShardError
 
     try:
@@ -78,7 +84,9 @@ def _pythia_counts(data) -> dict[str, dict[str, float]]:
     return out
 
 
-def check_study_sizes(data, study, extra_background_sr: int = 0) -> list[str]:
+def check_study_sizes(
+    data: SimulatorData | PythiaData, study: StudyConfig, extra_background_sr: int = 0
+) -> list[str]:
     """Compare the study design's needs with the expected counts; ConfigError on shortfall.
 
     Args:
@@ -139,7 +147,7 @@ def check_study_sizes(data, study, extra_background_sr: int = 0) -> list[str]:
     return lines
 
 
-def _method_sections(cfg, name: str) -> list[tuple[str, Any]]:
+def _method_sections(cfg: DictConfig, name: str) -> list[tuple[str, Any]]:
     """The method's own sections, validated; (label, method name) pairs for `compare`."""
     from omegaconf import OmegaConf
 
@@ -183,7 +191,7 @@ def _parse_study_method(section: dict) -> int:
     return int(parts["source"].n_background)
 
 
-def validate(cfg) -> list[str]:
+def validate(cfg: DictConfig) -> list[str]:
     """Validate the whole composed config (and data sizes for studies); report lines.
 
     Raises:
@@ -231,7 +239,7 @@ def validate(cfg) -> list[str]:
     return lines
 
 
-def check_source_models(source) -> str:
+def check_source_models(source: SimulatorSource | PythiaSource) -> str:
     """Transfer and meta-learning pretrain on every other benchmark: all must have shards."""
     from jaxws.data.samples import canonical_name
     from jaxws.data.shards import ShardCollection

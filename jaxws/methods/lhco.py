@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -34,6 +34,9 @@ from jaxws.data import lhco
 from jaxws.models.mlp import MLP
 from jaxws.stats.roc import area_under_curve, roc_curve, significance_improvement
 from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble, predict_ensemble
+
+if TYPE_CHECKING:
+    from jaxws.track import Tracker
 
 #: Peak SIC read off the CATHODE paper's figure for these features (S/B ~ 0.6%).
 PUBLISHED_MAX_SIC = {"supervised": 17.0, "idealised AD": 14.0, "CWoLa (sidebands)": 10.0}
@@ -76,10 +79,17 @@ def _split(rng: np.random.Generator, index: np.ndarray, fraction: float):
     return index[n_val:], index[:n_val]
 
 
-def _member(positive_train, negative_train, positive_val, negative_val, size_train, size_val):
+def _member(
+    positive_train: np.ndarray,
+    negative_train: np.ndarray,
+    positive_val: np.ndarray,
+    negative_val: np.ndarray,
+    size_train: int,
+    size_val: int,
+) -> MemberData:
     """Indices and labels (1 positive, 0 negative), padded with weight 0 to common sizes."""
 
-    def side(pos, neg, size):
+    def side(pos: np.ndarray, neg: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
         index = np.concatenate([pos, neg]).astype(np.int32)
         label = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
         weight = np.ones(len(index), np.float32)
@@ -95,7 +105,9 @@ def _member(positive_train, negative_train, positive_val, negative_val, size_tra
     return MemberData(ti, tl, tw, vi, vl, vw)
 
 
-def build_tasks(splits: Mapping[str, lhco.LHCOSplit], settings: LHCOConfig, seed: int):
+def build_tasks(
+    splits: Mapping[str, lhco.LHCOSplit], settings: LHCOConfig, seed: int
+) -> tuple[np.ndarray, dict[str, MemberData], lhco.Standardizer]:
     """Pool (standardised features) and the two tasks' index sets.
 
     Returns:
@@ -111,10 +123,10 @@ def build_tasks(splits: Mapping[str, lhco.LHCOSplit], settings: LHCOConfig, seed
     pool = standardizer.transform(raw)
     rng = np.random.default_rng(seed)
 
-    def sig(split):
+    def sig(split: str) -> np.ndarray:
         return rows[split][labels[rows[split]] == 1]
 
-    def bkg(split):
+    def bkg(split: str) -> np.ndarray:
         return rows[split][labels[rows[split]] == 0]
 
     frac = settings.validation_fraction
@@ -155,7 +167,7 @@ def _load(settings: LHCOConfig) -> dict[str, lhco.LHCOSplit]:
     return out
 
 
-def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker) -> dict:
+def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker: Tracker) -> dict:
     """Train both ensembles, evaluate SIC on sr_test, save the figure and curves.
 
     Args:

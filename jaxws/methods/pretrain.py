@@ -15,8 +15,9 @@ loads it and does not train.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import flax.linen as nn
 import jax
@@ -27,6 +28,10 @@ from jaxws.models import partition
 from jaxws.rng import numpy_generator
 from jaxws.track import checkpoints
 from jaxws.train import Hparams, MemberData, TrainConfig, fit
+
+if TYPE_CHECKING:
+    from jaxws.data.events import JetEvents
+    from jaxws.simulate.sources import PythiaSource, SimulatorSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +72,7 @@ class PretrainConfig:
         )
 
     def train_config(self) -> TrainConfig:
+        """The engine settings of pretraining."""
         return TrainConfig(
             batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience
         )
@@ -99,7 +105,9 @@ def split_signal_counts(n_signal: int, n_models: int) -> np.ndarray:
     return counts
 
 
-def pure_sample_member(key: jax.Array, labels, validation_fraction: float) -> MemberData:
+def pure_sample_member(
+    key: jax.Array, labels: np.ndarray, validation_fraction: float
+) -> MemberData:
     """Random train/validation split of a pure labelled sample (stratified by label).
 
     Args:
@@ -127,8 +135,8 @@ def pure_sample_member(key: jax.Array, labels, validation_fraction: float) -> Me
 def pretrain(
     key: jax.Array,
     model: nn.Module,
-    pool,
-    labels,
+    pool: np.ndarray,
+    labels: np.ndarray,
     config: PretrainConfig,
     *,
     artifact_root: str | Path | None = None,
@@ -198,8 +206,11 @@ class SourceSample:
     sources: list[str]
 
     def pretraining_subset(self, n_signal: int, n_background: int) -> np.ndarray:
-        """Pool indices of a pure mixture: `n_background` background events and `n_signal`
-        signal events shared equally among the source models (the first events of each)."""
+        """Pool indices of a pure mixture of background and source-model signal.
+
+        `n_background` background events and `n_signal` signal events shared equally among
+        the source models (the first events of each).
+        """
         background = np.flatnonzero(self.model_index == -1)
         if len(background) < n_background:
             raise ValueError(
@@ -218,7 +229,7 @@ class SourceSample:
         return np.concatenate(parts)
 
 
-def _signal_region(events, n: int, what: str):
+def _signal_region(events: JetEvents, n: int, what: str) -> JetEvents:
     from jaxws.data.events import SIGNAL_REGION
 
     index = np.flatnonzero(np.asarray(events.region) == SIGNAL_REGION)
@@ -228,11 +239,11 @@ def _signal_region(events, n: int, what: str):
 
 
 def source_sample(
-    source,
+    source: SimulatorSource | PythiaSource,
     target: str,
     n_background: int,
     n_signal_per_model: int,
-    images_fn,
+    images_fn: Callable[[JetEvents], np.ndarray],
     *,
     exclude_background: np.ndarray | None = None,
 ) -> SourceSample:

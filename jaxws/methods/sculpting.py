@@ -16,6 +16,7 @@ shows up here as sculpting, which is the conservative direction.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,13 +46,17 @@ class Sculpting:
 
 
 def sculpting_check(
-    scores: np.ndarray, mjj: np.ndarray, region: np.ndarray, efficiencies=EFFICIENCIES
+    scores: np.ndarray,
+    mjj: np.ndarray,
+    region: np.ndarray,
+    efficiencies: Sequence[float] = EFFICIENCIES,
 ) -> Sculpting:
     """Sculpting numbers from no-signal classifier scores on background events.
 
     Args:
       scores: (M, N) scores of M no-signal classifiers on N background events.
-      mjj, region: (N,) of the same events (region 0 SR, 1 SB).
+      mjj: (N,) dijet masses of the same events [GeV].
+      region: (N,) regions of the same events (0 SR, 1 SB).
       efficiencies: SR background efficiencies that define the cuts.
     """
     scores = np.atleast_2d(np.asarray(scores, float))

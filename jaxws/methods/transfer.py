@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
@@ -38,6 +38,12 @@ from jaxws.train import (
     fit_ensemble,
     trainer_for,
 )
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from jaxws.methods.injection_study import StudyInputs, StudyResult, StudyTrainingConfig
+    from jaxws.track import Tracker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,33 +82,33 @@ class TransferConfig:
         check(self.chunk_size >= 0, f"transfer.chunk_size must be >= 0, got {self.chunk_size}")
 
     def train_config(self) -> TrainConfig:
+        """The engine settings of fine-tuning."""
         return TrainConfig(
             batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience
         )
 
     @property
     def trainable(self) -> partition.Predicate:
-        return partition.is_head if self.freeze_features else _not_meta
+        """Parameters fine-tuning trains: the head, or Theta and theta (never MTL's S, S-bar)."""
+        return partition.is_head if self.freeze_features else partition.not_meta
 
     @property
     def reinit(self) -> partition.Predicate | None:
+        """Parameters re-initialised per member before fine-tuning (None: none)."""
         return partition.is_head if self.reinit_head else None
-
-
-def _not_meta(path) -> bool:
-    # Unfrozen transfer trains Theta and theta; MTL scale/shift stay what meta-training made them.
-    return not partition.is_meta(path)
 
 
 def member_initial_variables(
     trainer: Trainer,
     keys: jax.Array,
-    pool,
+    pool: np.ndarray,
     base_variables: dict,
     reinit: partition.Predicate | None,
 ) -> dict:
-    """Per-member starting variables: `base_variables` broadcast to the member axis, with the
-    parameters selected by `reinit` replaced by a fresh init from each member's key.
+    """Per-member starting variables, with re-initialised parts drawn per member.
+
+    `base_variables` broadcast to the member axis, with the parameters selected by `reinit`
+    replaced by a fresh init from each member's key.
 
     The fresh init uses the same key as `fit_ensemble` would (the first half of
     `jax.random.split(key)`), so a re-initialised head equals the head of a fresh member.
@@ -135,13 +141,13 @@ def _flat_keys(params: dict) -> list[tuple[str, ...]]:
 def fine_tune(
     keys: jax.Array,
     model: nn.Module,
-    pool,
+    pool: np.ndarray,
     members: MemberData,
     base_variables: dict,
     config: TransferConfig,
     *,
     trainable: partition.Predicate | None = None,
-    reinit: partition.Predicate | None | str = "config",
+    reinit: partition.Predicate | str | None = "config",
     progress: bool | str = False,
     checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
@@ -235,8 +241,10 @@ class SourceConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FineTuneConfig:
-    """`method.fine_tune`: what is frozen and re-initialised; training numbers come from the
-    `training` section unless set here."""
+    """`method.fine_tune`: what is frozen and re-initialised.
+
+    Training numbers come from the `training` section unless set here.
+    """
 
     freeze_features: bool = True
     reinit_head: bool = True
@@ -244,7 +252,8 @@ class FineTuneConfig:
     patience: int | None = None
     max_epochs: int | None = None
 
-    def config(self, training) -> TransferConfig:
+    def config(self, training: StudyTrainingConfig) -> TransferConfig:
+        """The full fine-tuning settings, filling unset numbers from `training`."""
         return TransferConfig(
             learning_rate=self.learning_rate or training.learning_rate,
             patience=self.patience or training.patience,
@@ -256,7 +265,7 @@ class FineTuneConfig:
         )
 
 
-def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def method_sections(method_cfg: DictConfig, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Split a transfer-like `method` section into validated parts (unknown keys refused)."""
     from jaxws.config import to_plain
     from jaxws.paths import absolute, cache_dir
@@ -287,7 +296,7 @@ def method_sections(method_cfg, allowed_extra: tuple[str, ...] = ()) -> dict[str
     }
 
 
-def _used_background(inputs) -> np.ndarray:
+def _used_background(inputs: StudyInputs) -> np.ndarray:
     experiments = inputs.experiments
     used = [
         np.asarray(experiments.members.train_index).ravel(),
@@ -298,7 +307,7 @@ def _used_background(inputs) -> np.ndarray:
 
 
 def pretrained_for_study(
-    cfg, inputs, sections: dict, progress: bool | str = "pretraining"
+    cfg: DictConfig, inputs: StudyInputs, sections: dict, progress: bool | str = "pretraining"
 ) -> tuple[dict, SourceSample, bool]:
     """The leave-one-out source sample and the pretrained plain network (cached artifact).
 
@@ -354,7 +363,7 @@ def pretrained_for_study(
     return variables, sample, loaded
 
 
-def study(cfg, inputs, key: jax.Array, tracker):
+def study(cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker) -> StudyResult:
     """Transfer learning on every pseudo-experiment of the study; evaluated like CWoLa."""
     from jaxws.methods import injection_study
 
@@ -378,7 +387,7 @@ def study(cfg, inputs, key: jax.Array, tracker):
     )
 
 
-def run(cfg, key: jax.Array, run_dir, tracker) -> dict:
+def run(cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker) -> dict:
     """The transfer-learning study: final-vs-initial significance (paper Fig. 4)."""
     from jaxws.methods import injection_study
 

@@ -35,7 +35,13 @@ def is_head(path: Path) -> bool:
     return path[0] == "head"
 
 
+def not_meta(path: Path) -> bool:
+    """Theta and theta: every parameter except the MTL scale/shift."""
+    return not is_meta(path)
+
+
 def everything(path: Path) -> bool:
+    """Every parameter."""
     return True
 
 

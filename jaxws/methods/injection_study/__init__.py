@@ -37,9 +37,9 @@ from jaxws.methods.injection_study.report import report, report_diverged, summar
 
 __all__ = [
     "DIVERGED_LOSS",
+    "StudyConfig",
     "StudyInputs",
     "StudyResult",
-    "StudyConfig",
     "StudyTrainingConfig",
     "diverged_members",
     "evaluate",

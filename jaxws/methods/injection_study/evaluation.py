@@ -8,7 +8,7 @@ working point and at the best one; members whose training diverged are flagged, 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,10 @@ import numpy as np
 
 from jaxws.methods.injection_study.inputs import StudyInputs
 from jaxws.stats import roc, significance
-from jaxws.train import predict_ensemble
+from jaxws.train import FitResult, predict_ensemble
+
+if TYPE_CHECKING:
+    import flax.linen as nn
 
 #: A member whose best validation loss stays above this never beat predicting one half for
 #: every event (binary cross-entropy ln 2 nats, about what a fresh initialisation scores), by
@@ -24,7 +27,7 @@ from jaxws.train import predict_ensemble
 DIVERGED_LOSS = 1.5 * float(np.log(2.0))
 
 
-def diverged_members(fit, max_loss: float = DIVERGED_LOSS) -> list[str]:
+def diverged_members(fit: FitResult, max_loss: float = DIVERGED_LOSS) -> list[str]:
     """Why each member of an ensemble fit is unusable ('' for a healthy member).
 
     A member is flagged when a training or validation loss of an epoch it ran is NaN or inf,
@@ -90,7 +93,13 @@ class StudyResult:
         return np.array([not reason for reason in self.diverged])
 
 
-def evaluate(inputs: StudyInputs, model, variables, epochs=None, fit=None) -> StudyResult:
+def evaluate(
+    inputs: StudyInputs,
+    model: nn.Module,
+    variables: dict,
+    epochs: np.ndarray | None = None,
+    fit: FitResult | None = None,
+) -> StudyResult:
     """Score the pure SR test sets with every member and compute efficiencies and significances.
 
     Args:

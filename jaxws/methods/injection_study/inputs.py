@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from jaxws.config import ConfigError, check, from_section
+from jaxws.data.events import JetEvents
 from jaxws.data.pseudo_experiments import (
     PseudoExperiments,
     StudyDesign,
@@ -19,6 +20,9 @@ from jaxws.models.registry import build_model
 from jaxws.simulate.sources import make_source
 from jaxws.stats import significance
 from jaxws.train import TrainConfig
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +55,7 @@ class StudyTrainingConfig:
             raise ConfigError(f"training.{error}") from None
 
     def engine(self) -> TrainConfig:
+        """The engine's static settings from this section."""
         return TrainConfig(
             self.batch_size, self.max_epochs, self.patience, self.eval_batch_size, self.min_delta
         )
@@ -80,6 +85,7 @@ class StudyConfig(StudyDesign):
         )
 
     def design(self) -> StudyDesign:
+        """The pseudo-experiment design part of this section."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(StudyDesign)}
         return StudyDesign(**fields)
 
@@ -99,9 +105,12 @@ class StudyInputs:
     background_region: np.ndarray | None = None
 
 
-def event_pool_images(events, data_config) -> np.ndarray:
-    """Jet images of an event pool as the data config asks (resolution, normalisation,
-    channels): (N, 2, R, R) float32 for one channel, (N, 2, R, R, K) for K; made on the device.
+def event_pool_images(events: JetEvents, data_config: Any) -> np.ndarray:
+    """Jet images of an event pool as the data config asks.
+
+    Resolution, normalisation and channels come from `data_config` (a data section: simulator,
+    Pythia or own events): (N, 2, R, R) float32 for one channel, (N, 2, R, R, K) for K; made
+    on the device.
     """
     from jaxws.config import ConfigError
     from jaxws.data.images import event_images
@@ -127,7 +136,7 @@ def event_pool_images(events, data_config) -> np.ndarray:
     return np.asarray(images, np.float32)
 
 
-def validate(cfg) -> None:
+def validate(cfg: DictConfig) -> None:
     """Check the sections a study method uses and its input files, before anything is written.
 
     Refuses (with `ConfigError`) bad `data`, `study`, `training` and `model` sections, shard
@@ -157,7 +166,7 @@ def validate(cfg) -> None:
         )
 
 
-def prepare(cfg, seed: int) -> StudyInputs:
+def prepare(cfg: DictConfig, seed: int) -> StudyInputs:
     """Load events from the configured source, build pseudo-experiments and jet images."""
     source = make_source(cfg.data)
     study = from_section(StudyConfig, cfg.study, "study")

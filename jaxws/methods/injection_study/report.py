@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,12 +10,17 @@ from jaxws.methods.injection_study.evaluation import StudyResult
 from jaxws.methods.injection_study.inputs import StudyInputs
 from jaxws.stats.thresholds import bootstrap_thresholds, signal_for_discovery
 
+if TYPE_CHECKING:
+    from jaxws.track import Tracker
+
 
 def _by_injection(
     result: StudyResult, values: np.ndarray, usable_only: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(injections, values reshaped to (n_injections, n_pseudo_experiments)); with
-    `usable_only`, diverged members' entries are NaN."""
+    """(injections, values reshaped to (n_injections, n_pseudo_experiments)).
+
+    With `usable_only`, diverged members' entries are NaN.
+    """
     values = np.asarray(values, float)
     if usable_only:
         values = np.where(result.usable(), values, np.nan)
@@ -35,9 +40,11 @@ def _mean(values: np.ndarray) -> float:
 
 
 def _plotted_runs(result: StudyResult) -> np.ndarray:
-    """Best final Z (n_injections, n_runs) of the pseudo-experiments without diverged members
-    (all of them when none diverged; the per-injection mean over usable members if every
-    pseudo-experiment has one)."""
+    """Best final Z (n_injections, n_runs) of the pseudo-experiments without diverged members.
+
+    All of them when none diverged; the per-injection mean over usable members if every
+    pseudo-experiment has one.
+    """
     _, table = _by_injection(result, result.best_z, usable_only=True)
     complete = np.isfinite(table).all(axis=0)
     if complete.any():
@@ -144,7 +151,7 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
         metrics[f"{key}/signal_for_5sigma_std"] = (
             float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
         )
-        metrics[f"{key}/runs_reaching_5sigma"] = int(len(finite))
+        metrics[f"{key}/runs_reaching_5sigma"] = len(finite)
         zero = (result.injection == 0) & usable
         if zero.any():
             metrics[f"{key}/no_signal_auc_mean"] = float(result.auc[zero].mean())
@@ -157,7 +164,13 @@ def summarise(results: dict[str, StudyResult]) -> tuple[dict[str, float], list[d
     return metrics, rows
 
 
-def _report_sculpting(tracker, inputs, results, metrics, figure_name) -> None:
+def _report_sculpting(
+    tracker: Tracker,
+    inputs: StudyInputs,
+    results: dict[str, StudyResult],
+    metrics: dict[str, Any],
+    figure_name: str,
+) -> None:
     """`sculpting.csv`, the mjj figure and the largest |pull| per method (sculpting.py)."""
     from jaxws.methods.sculpting import sculpting_rows
     from jaxws.plotting import sculpting_figure
@@ -190,7 +203,10 @@ def _figure_label(inputs: StudyInputs) -> str:
 
 
 def report(
-    tracker, inputs: StudyInputs, results: dict[str, StudyResult], figure_name: str = "significance"
+    tracker: Tracker,
+    inputs: StudyInputs,
+    results: dict[str, StudyResult],
+    figure_name: str = "significance",
 ) -> dict[str, Any]:
     """Write tables and figures for one or more methods; returns the scalar metrics."""
     from jaxws import plotting
