@@ -536,7 +536,7 @@ def test_resumed_tracker_does_not_duplicate_metric_lines(tmp_path):
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
 def test_files_get_the_umask_permissions(umask, tmp_path):
     from jaxws.data.shards import write_json_atomic
-    from jaxws.track import atomic_write_bytes
+    from jaxws.files import atomic_write_bytes
 
     old = os.umask(umask)
     try:

@@ -9,6 +9,8 @@ Study methods (cwola, transfer, mtl and the meta-learning variants) also expose
 on the same pseudo-experiments.
 """
 
+from __future__ import annotations
+
 import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING

@@ -23,7 +23,7 @@ import numpy as np
 from jaxws.config import ConfigError, check, from_section
 from jaxws.methods import meta as meta_lib
 from jaxws.methods import transfer
-from jaxws.models import partition
+from jaxws.models import partition, surgery
 from jaxws.train import MemberData, TrainConfig, Trainer
 
 
@@ -101,7 +101,7 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     if learner_cls.uses_meta_parameters:
         model = model.clone(meta=True)
         template = Trainer(model, TrainConfig()).init_variables(jax.random.key(0), sample.images)
-        variables = transfer.add_meta_parameters(variables, template)
+        variables = surgery.add_meta_parameters(variables, template)
     variables = jax.tree.map(np.asarray, variables)
     params = variables["params"]
     model_state = {k: v for k, v in variables.items() if k != "params"}
