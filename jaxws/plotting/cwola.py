@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from jaxws.plotting.style import (
     _axes,
@@ -44,7 +45,7 @@ SLOPE_ONE_GID = "slope_one"  # gid of the slope-1 reference line, for finding it
 
 def significance_curve(
     ax: Axes | None,
-    initial_z,
+    initial_z: ArrayLike,
     final_z_runs_by_method: Mapping[str, np.ndarray],
     *,
     linestyles: Mapping[str, str] | None = None,
@@ -225,7 +226,7 @@ def sic_figure(
 
 def no_signal_control(
     ax: Axes | None,
-    background_efficiencies,
+    background_efficiencies: ArrayLike,
     signal_efficiencies_by_method: Mapping[str, np.ndarray],
     *,
     n_test_signal: int | None = None,
@@ -309,8 +310,19 @@ def no_signal_control(
 
 
 def sculpting_figure(results: Mapping[str, Any], label: str) -> Figure:
-    """Background efficiency against mjj after the no-signal classifiers' cuts (mean and
-    spread over members), one panel per target efficiency; SR shaded."""
+    """Background efficiency against mjj after the no-signal classifiers' cuts.
+
+    Mean and standard deviation over members, one panel per target efficiency, the signal
+    region shaded.
+
+    Args:
+        results: method name -> its `jaxws.methods.sculpting.Sculpting` numbers (all with
+            the same target efficiencies and mjj bins).
+        label: the figure's title line, e.g. from `sample_label`.
+
+    Returns:
+        The Figure.
+    """
     first = next(iter(results.values()))
     fig = Figure(figsize=(5.0 * len(first.efficiencies), 4.0))
     axes = fig.subplots(1, len(first.efficiencies), squeeze=False)[0]

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import Any
+
 import matplotlib.style
 import mplhep
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 STYLE = mplhep.style.CMS
 
 
-def style():
+def style() -> AbstractContextManager[None]:
     """Context manager applying this module's style (for figures made elsewhere too)."""
     return matplotlib.style.context(STYLE)
 
@@ -31,11 +36,11 @@ def _runs_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, values.std(axis=-1, ddof=1)
 
 
-def _plain_number(value: float, _position=None) -> str:
+def _plain_number(value: float, _position: int | None = None) -> str:
     return f"{value:g}"
 
 
-def readable_log_axis(axis, low: float, high: float) -> None:
+def readable_log_axis(axis: Axis, low: float, high: float) -> None:
     """Label a log axis with plain numbers (0.5, 1, 2, ...) at a density set by its range.
 
     Over more than 3 decades only powers of ten are labelled; 1.3-3 decades: 1, 2, 5 x 10^k;
@@ -44,7 +49,8 @@ def readable_log_axis(axis, low: float, high: float) -> None:
 
     Args:
         axis: `ax.xaxis` or `ax.yaxis` (on a log-scaled Axes).
-        low, high: the axis limits (positive).
+        low: the lower axis limit (positive).
+        high: the upper axis limit (positive).
     """
     decades = np.log10(high / low) if high > low > 0 else 1.0
     if decades > 3:
@@ -68,7 +74,7 @@ def _readable_log_axes(ax: Axes) -> None:
         readable_log_axis(ax.yaxis, *sorted(ax.get_ylim()))
 
 
-def legend_outside(ax: Axes, **kwargs):
+def legend_outside(ax: Axes, **kwargs: Any) -> Legend:
     """A legend to the right of the axes (never over data; saved with bbox_inches='tight')."""
     return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
 
@@ -80,8 +86,11 @@ def sample_label(
     n_background: int | None = None,
     n_pseudo_experiments: int | None = None,
 ) -> str:
-    """A neutral line naming what was simulated, e.g. `simulator, signal id_lambda10, 12x12
-    images, 1,000 SR background events, 5 pseudo-experiments per point`."""
+    """A neutral line naming what was simulated.
+
+    E.g. `simulator, signal id_lambda10, 12x12 images, 1,000 SR background events,
+    5 pseudo-experiments per point`; the optional parts are left out when None.
+    """
     parts = [sample, f"signal {signal}"]
     if resolution is not None:
         parts.append(f"{resolution}x{resolution} images")

@@ -27,10 +27,13 @@ and for use inside jitted code.
 from __future__ import annotations
 
 import dataclasses
+from types import ModuleType
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike as JaxArrayLike
+from numpy.typing import ArrayLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +66,9 @@ class SicCurve:
     sic: np.ndarray
 
 
-def _check_inputs(scores, labels, weights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_inputs(
+    scores: ArrayLike, labels: ArrayLike, weights: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     if scores.ndim != 1 or labels.shape != scores.shape:
@@ -90,7 +95,7 @@ def _check_inputs(scores, labels, weights) -> tuple[np.ndarray, np.ndarray, np.n
     return scores, labels, weights
 
 
-def roc_curve(scores, labels, weights=None) -> RocCurve:
+def roc_curve(scores: ArrayLike, labels: ArrayLike, weights: ArrayLike | None = None) -> RocCurve:
     """Weighted ROC curve over all distinct thresholds.
 
     Args:
@@ -100,6 +105,10 @@ def roc_curve(scores, labels, weights=None) -> RocCurve:
 
     Returns:
         A RocCurve from (0, 0) (threshold +inf) to (1, 1) (threshold = min score).
+
+    Raises:
+        ValueError: if the shapes differ, a score or weight is not finite, a label is not 0
+            or 1, a weight is negative, or a class has zero total weight.
     """
     scores, labels, weights = _check_inputs(scores, labels, weights)
     order = np.argsort(-scores, kind="stable")
@@ -114,7 +123,7 @@ def roc_curve(scores, labels, weights=None) -> RocCurve:
     return RocCurve(background_efficiency=eps_b, signal_efficiency=eps_s, thresholds=thresholds)
 
 
-def _trapezoid(x, y, xp):
+def _trapezoid(x: np.ndarray | jax.Array, y: np.ndarray | jax.Array, xp: ModuleType):
     return xp.sum((x[..., 1:] - x[..., :-1]) * (y[..., 1:] + y[..., :-1]), axis=-1) / 2
 
 
@@ -123,20 +132,28 @@ def area_under_curve(curve: RocCurve) -> float:
     return float(_trapezoid(curve.background_efficiency, curve.signal_efficiency, np))
 
 
-def auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+def auc(scores: ArrayLike, labels: ArrayLike, weights: ArrayLike | None = None) -> float:
     """Weighted ROC AUC: P(score_s > score_b) + P(score_s = score_b) / 2 (0.5 = no separation)."""
     return area_under_curve(roc_curve(scores, labels, weights))
 
 
-def auc_of_samples(signal: np.ndarray, background: np.ndarray) -> float:
+def auc_of_samples(signal: ArrayLike, background: ArrayLike) -> float:
     """`auc` of two unweighted score samples: signal (label 1) against background (label 0)."""
     signal, background = np.ravel(signal), np.ravel(background)
     labels = np.concatenate([np.ones(len(signal)), np.zeros(len(background))])
     return auc(np.concatenate([signal, background]), labels)
 
 
-def _interpolate_path(x, y, queries, xp):
-    """y on the path through (x, y) (both non-decreasing) at x = queries; max y on verticals."""
+def _interpolate_path(
+    x: np.ndarray | jax.Array,
+    y: np.ndarray | jax.Array,
+    queries: np.ndarray | jax.Array,
+    xp: ModuleType,
+):
+    """Value of y on the path through (x, y) (both non-decreasing) at x = queries.
+
+    Where the path is vertical (several points share x), the largest y.
+    """
     last = x.shape[-1] - 1
     # Few queries against many points: JAX's compare_all compiles faster than its default.
     options = {} if xp is np else {"method": "compare_all"}
@@ -150,14 +167,14 @@ def _interpolate_path(x, y, queries, xp):
     return xp.where(exact, y[xp.clip(at_point, 0, last)], between)
 
 
-def _check_efficiencies(values, name: str) -> np.ndarray:
+def _check_efficiencies(values: ArrayLike, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if np.any(~(values >= 0) | ~(values <= 1)):
         raise ValueError(f"{name} must be in [0, 1], got {values}")
     return values
 
 
-def signal_efficiency_at(curve: RocCurve, background_efficiencies) -> np.ndarray:
+def signal_efficiency_at(curve: RocCurve, background_efficiencies: ArrayLike) -> np.ndarray:
     """eps_s at given eps_b, linearly interpolated along the ROC path (see module docstring).
 
     Args:
@@ -196,7 +213,7 @@ def significance_improvement(
     )
 
 
-def _roc_path(scores, labels, weights):
+def _roc_path(scores: jax.Array, labels: jax.Array, weights: jax.Array):
     """Fixed-shape ROC path (N + 1 points, repeated points allowed) for one experiment (JAX)."""
     order = jnp.argsort(-scores, stable=True)
     descending = scores[order]
@@ -225,7 +242,9 @@ def _roc_path(scores, labels, weights):
     return eps_b, eps_s
 
 
-def _efficiency_and_auc_single(scores, labels, weights, queries):
+def _efficiency_and_auc_single(
+    scores: jax.Array, labels: jax.Array, weights: jax.Array, queries: jax.Array
+):
     eps_b, eps_s = _roc_path(scores, labels, weights)
     return _interpolate_path(eps_b, eps_s, queries, jnp), _trapezoid(eps_b, eps_s, jnp)
 
@@ -233,7 +252,7 @@ def _efficiency_and_auc_single(scores, labels, weights, queries):
 _batched_efficiency_and_auc = jax.jit(jax.vmap(_efficiency_and_auc_single, in_axes=(0, 0, 0, None)))
 
 
-def _batched_inputs(scores, labels, weights):
+def _batched_inputs(scores: JaxArrayLike, labels: JaxArrayLike, weights: JaxArrayLike | None):
     scores = jnp.asarray(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must have shape (experiments, events), got {scores.shape}")
@@ -248,7 +267,10 @@ def _batched_inputs(scores, labels, weights):
 
 
 def batched_signal_efficiency_and_auc(
-    scores, labels, weights, background_efficiencies
+    scores: JaxArrayLike,
+    labels: JaxArrayLike,
+    weights: JaxArrayLike | None,
+    background_efficiencies: ArrayLike,
 ) -> tuple[jax.Array, jax.Array]:
     """eps_s at given eps_b and the ROC AUC for many pseudo-experiments at once (jit + vmap).
 
@@ -265,6 +287,9 @@ def batched_signal_efficiency_and_auc(
 
     Returns:
         eps_s of shape (E, K) and AUC of shape (E,).
+
+    Raises:
+        ValueError: if the shapes do not match or a working point is outside [0, 1].
     """
     scores, labels, weights = _batched_inputs(scores, labels, weights)
     queries = _check_efficiencies(background_efficiencies, "background_efficiencies")

@@ -33,9 +33,20 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
+
+if TYPE_CHECKING:
+    import jax
+
+    # Inputs: array-likes (validated with NumPy) or JAX arrays and tracers (not validated).
+    Values: TypeAlias = ArrayLike | jax.Array
+    # Outputs: NumPy arrays (a float for scalar inputs), or JAX arrays for JAX inputs.
+    Result: TypeAlias = np.ndarray | float | jax.Array
 
 # Background efficiencies at which the final significance is evaluated by default. The paper
 # only says it "chooses certain background efficiencies"; we use a fixed log-spaced list down
@@ -57,8 +68,8 @@ _G_SERIES = tuple((-1.0) ** j / ((j + 1) * (j + 2)) for j in range(16))
 _G_SERIES_RADIUS = 0.1  # truncation error at the edge: 0.1^16 / 306 ~ 3e-19 (relative 7e-19)
 
 
-def _namespace(*arrays):
-    """jax.numpy if any argument is a JAX array (or tracer), else NumPy."""
+def _namespace(*arrays: object) -> ModuleType:
+    """Return jax.numpy if any argument is a JAX array (or tracer), else NumPy."""
     jax = sys.modules.get("jax")
     if jax is not None and any(isinstance(a, jax.Array) for a in arrays):
         import jax.numpy as jnp
@@ -67,12 +78,12 @@ def _namespace(*arrays):
     return np
 
 
-def _is_numpy(xp) -> bool:
+def _is_numpy(xp: ModuleType) -> bool:
     return xp is np
 
 
-def _poisson_deviance_over_square(x, xp):
-    """g(x) = ((1 + x) log1p(x) - x) / x^2 for x > -1, accurate near x = 0 (g(0) = 1/2)."""
+def _poisson_deviance_over_square(x: np.ndarray | jax.Array, xp: ModuleType):
+    """Return g(x) = ((1 + x) log1p(x) - x) / x^2 for x > -1, accurate near x = 0 (g(0) = 1/2)."""
     small = xp.abs(x) < _G_SERIES_RADIUS
     series = xp.zeros_like(x)
     for coefficient in reversed(_G_SERIES):
@@ -82,7 +93,7 @@ def _poisson_deviance_over_square(x, xp):
     return xp.where(small, series, direct)
 
 
-def _check_counts(n_s, n_b, sigma_b) -> None:
+def _check_counts(n_s: np.ndarray, n_b: np.ndarray, sigma_b: np.ndarray) -> None:
     for name, value in (("n_s", n_s), ("n_b", n_b), ("sigma_b", sigma_b)):
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{name} must be finite, got {value}")
@@ -94,7 +105,7 @@ def _check_counts(n_s, n_b, sigma_b) -> None:
         raise ValueError(f"sigma_b (background uncertainty) must be >= 0, got {sigma_b}")
 
 
-def _significance(n_s, n_b, sigma_b):
+def _significance(n_s: Values, n_b: Values, sigma_b: Values):
     """Eq. 8 (eq. 2 when sigma_b = 0) as N_s times a smooth positive factor.
 
     With tau = b / sigma^2, the background-only fit to the Asimov data (n = s + b, m = tau b)
@@ -128,7 +139,7 @@ def _significance(n_s, n_b, sigma_b):
     return z[()] if _is_numpy(xp) else z
 
 
-def _absolute_uncertainty(n_b, sigma_b, relative_uncertainty):
+def _absolute_uncertainty(n_b: Values, sigma_b: Values | None, relative_uncertainty: Values | None):
     if (sigma_b is None) == (relative_uncertainty is None):
         raise ValueError("give exactly one of sigma_b and relative_uncertainty")
     if sigma_b is not None:
@@ -139,7 +150,7 @@ def _absolute_uncertainty(n_b, sigma_b, relative_uncertainty):
     return relative_uncertainty * n_b
 
 
-def asimov_significance(n_s, n_b):
+def asimov_significance(n_s: Values, n_b: Values) -> Result:
     """Eq. 2: Z = sqrt(2 ((N_s + N_b) ln(1 + N_s / N_b) - N_s)), no background uncertainty.
 
     Args:
@@ -153,7 +164,13 @@ def asimov_significance(n_s, n_b):
     return _significance(n_s, n_b, 0.0)
 
 
-def asimov_significance_with_uncertainty(n_s, n_b, sigma_b=None, *, relative_uncertainty=None):
+def asimov_significance_with_uncertainty(
+    n_s: Values,
+    n_b: Values,
+    sigma_b: Values | None = None,
+    *,
+    relative_uncertainty: Values | None = None,
+) -> Result:
     """Eq. 8: Asimov discovery significance with an uncertainty on the background.
 
     Z = sqrt(2 (N ln(N (N_b + s^2) / (N_b^2 + N s^2)) - N_b^2 / s^2 ln(1 + s^2 N_s /
@@ -168,12 +185,21 @@ def asimov_significance_with_uncertainty(n_s, n_b, sigma_b=None, *, relative_unc
 
     Returns:
         One-sided Asimov discovery significance Z.
+
+    Raises:
+        ValueError: unless exactly one of sigma_b and relative_uncertainty is given, or (NumPy
+            inputs) if a count is not finite, N_b <= 0, N_s < 0 or the uncertainty < 0.
     """
     return _significance(n_s, n_b, _absolute_uncertainty(n_b, sigma_b, relative_uncertainty))
 
 
 def signal_for_significance(
-    target_z, n_b, *, sigma_b=None, relative_uncertainty=None, rtol: float = 1e-12
+    target_z: ArrayLike,
+    n_b: ArrayLike,
+    *,
+    sigma_b: ArrayLike | None = None,
+    relative_uncertainty: ArrayLike | None = None,
+    rtol: float = 1e-12,
 ) -> np.ndarray | float:
     """Expected signal N_s for which the Asimov significance equals target_z (eq. 2 or 8).
 
@@ -189,6 +215,9 @@ def signal_for_significance(
 
     Returns:
         N_s with the broadcast shape of the inputs (a float for scalars).
+
+    Raises:
+        ValueError: if target_z is negative or not finite, N_b <= 0, or the uncertainty < 0.
     """
     if sigma_b is None and relative_uncertainty is None:
         sigma_b = 0.0
@@ -217,7 +246,9 @@ def signal_for_significance(
     return result[()]
 
 
-def initial_significance(n_s_sr, n_b_sr, *, relative_uncertainty: float = 0.0):
+def initial_significance(
+    n_s_sr: Values, n_b_sr: Values, *, relative_uncertainty: float = 0.0
+) -> Result:
     """Significance in the signal region before any classifier cut (the x axis of Figs. 3-7).
 
     Args:
@@ -233,7 +264,14 @@ def initial_significance(n_s_sr, n_b_sr, *, relative_uncertainty: float = 0.0):
     )
 
 
-def final_significance(n_s_sr, n_b_sr, eps_s, eps_b, *, relative_uncertainty: float = 0.0):
+def final_significance(
+    n_s_sr: Values,
+    n_b_sr: Values,
+    eps_s: Values,
+    eps_b: Values,
+    *,
+    relative_uncertainty: float = 0.0,
+) -> Result:
     """Significance after keeping a fraction eps_b of the background (the y axis of Figs. 3-7).
 
     Args:
@@ -278,9 +316,9 @@ class WorkingPointSignificance:
 
 
 def significance_at_working_points(
-    n_s_sr,
-    n_b_sr,
-    signal_efficiencies,
+    n_s_sr: ArrayLike,
+    n_b_sr: ArrayLike,
+    signal_efficiencies: ArrayLike,
     background_efficiencies: Sequence[float] = DEFAULT_BACKGROUND_EFFICIENCIES,
     *,
     relative_uncertainty: float = 0.0,
@@ -328,7 +366,7 @@ def significance_at_working_points(
     )
 
 
-def z_from_p(p: np.ndarray | float) -> np.ndarray | float:
+def z_from_p(p: Values) -> Result:
     """One-sided significance of a p-value: Z = Phi^-1(1 - p), the project's one p-to-Z.
 
     Convention: a one-sided (upper-tail) Gaussian equivalent, so p = 0.5 gives Z = 0,

@@ -10,20 +10,33 @@ threshold is read on the final-vs-initial curve, the signal for discovery on fin
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def signal_for_discovery(injections, initial_z, final_z_table, target: float = 5.0):
+def signal_for_discovery(
+    injections: np.ndarray,
+    initial_z: ArrayLike,
+    final_z_table: np.ndarray,
+    target: float = 5.0,
+) -> tuple[float, np.ndarray]:
     """Injected SR signal at which the final significance first reaches `target`.
 
     Linear interpolation in (injection, final Z) between the study points, per
     pseudo-experiment (columns of `final_z_table`) and for the mean curve. NaN where the
     curve never reaches the target within the studied range.
 
+    Args:
+        injections: injected signal-region signal at each study point, increasing, shape (P,).
+        initial_z: initial significance at each study point, shape (P,) (not used: the
+            crossing is read on final Z against injection).
+        final_z_table: final significance, shape (P, n_pseudo_experiments).
+        target: the significance to reach.
+
     Returns:
-      (signal for the mean curve, per-pseudo-experiment signals (n_pseudo_experiments,)).
+        (signal for the mean curve, per-pseudo-experiment signals (n_pseudo_experiments,)).
     """
 
-    def crossing(z):
+    def crossing(z: np.ndarray) -> float:
         above = np.flatnonzero(z >= target)
         if len(above) == 0:
             return np.nan
@@ -64,7 +77,7 @@ def bootstrap_thresholds(
     final_z_table: np.ndarray,
     n_bootstrap: int = 1000,
     seed: int = 0,
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """Learning threshold and signal for 5 sigma of the mean curve, with bootstrap errors.
 
     The mean curve is the mean over pseudo-experiments (columns of `final_z_table`) at each
@@ -73,9 +86,18 @@ def bootstrap_thresholds(
     uncertainties are the standard deviations of the replicates that cross (NaN when fewer
     than half do); the central values come from the observed mean curve.
 
+    Args:
+        injections: injected signal-region signal at each study point, increasing, shape (P,).
+        initial_z: initial significance at each study point, increasing, shape (P,).
+        final_z_table: final significance, shape (P, n_pseudo_experiments); NaN entries are
+            left out of the means.
+        n_bootstrap: number of bootstrap replicates.
+        seed: seed of the NumPy generator that draws the replicates.
+
     Returns:
-      threshold_z, threshold_z_std, signal_for_5sigma, signal_for_5sigma_std and the fraction
-      of replicates in which each is defined.
+        threshold_kind ("crossing", "below range" or "not reached"), threshold_z,
+        threshold_z_std, signal_for_5sigma, signal_for_5sigma_std and the fraction of
+        replicates in which each is defined (threshold_defined, signal_defined).
     """
     rng = np.random.default_rng(seed)
     n_points, n_runs = final_z_table.shape
@@ -88,7 +110,7 @@ def bootstrap_thresholds(
         thresholds[b] = learning_threshold(initial_z, curve)
         signals[b] = signal_for_discovery(injections, initial_z, curve[:, None])[0]
 
-    def spread(values):
+    def spread(values: np.ndarray) -> float:
         finite = values[np.isfinite(values)]
         return float(finite.std(ddof=1)) if len(finite) >= max(2, n_bootstrap // 2) else np.nan
 

@@ -16,12 +16,18 @@ from jaxws.models import layers, partition
 from jaxws.train import resume
 from jaxws.train.chunks import take
 from jaxws.train.losses import sigmoid_binary_cross_entropy
-from jaxws.train.state import FitResult, Hparams, LossFn, TrainConfig
+from jaxws.train.state import FitResult, Hparams, LossFn, Pool, TrainConfig
 from jaxws.train.trainer import Trainer
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_trainer(model, config, loss_fn, trainable, conv_method) -> Trainer:
+def _cached_trainer(
+    model: nn.Module,
+    config: TrainConfig,
+    loss_fn: LossFn,
+    trainable: partition.Predicate,
+    conv_method: str | None,
+) -> Trainer:
     del conv_method  # part of the key only: the convolution form is chosen at trace time
     return Trainer(model, config, loss_fn, trainable)
 
@@ -32,12 +38,20 @@ def trainer_for(
     loss_fn: LossFn = sigmoid_binary_cross_entropy,
     trainable: partition.Predicate = partition.everything,
 ) -> Trainer:
-    """The `Trainer` kept for these arguments (flax modules and configs compare by value,
-    functions by identity), so that repeated fits reuse its compiled programs."""
+    """The `Trainer` kept for these arguments, so that repeated fits reuse its compiled programs.
+
+    Flax modules and configs compare by value, functions by identity.
+    """
     return _cached_trainer(model, config, loss_fn, trainable, layers.conv_method_override())
 
 
-def _trainer(trainer, model, config, loss_fn, trainable) -> Trainer:
+def _trainer(
+    trainer: Trainer | None,
+    model: nn.Module,
+    config: TrainConfig,
+    loss_fn: LossFn,
+    trainable: partition.Predicate,
+) -> Trainer:
     if trainer is None:
         return trainer_for(model, config, loss_fn, trainable)
     given = (model, config, loss_fn, trainable)
@@ -50,7 +64,7 @@ def _trainer(trainer, model, config, loss_fn, trainable) -> Trainer:
     return trainer
 
 
-def _as_device_pool(pool):
+def _as_device_pool(pool: Pool):
     leaves = jax.tree.leaves(pool)
     if not leaves:
         raise ValueError("the data pool is empty")
@@ -66,7 +80,7 @@ def _as_device_pool(pool):
 
 
 def _check_members(members: MemberData, n_pool: int, batched: bool) -> None:
-    def count(w):
+    def count(w: jax.Array):
         w = np.asarray(w)
         return (w > 0).sum(axis=-1) if batched else np.array([(w > 0).sum()])
 
@@ -89,7 +103,7 @@ def _check_members(members: MemberData, n_pool: int, batched: bool) -> None:
 def fit(
     key: jax.Array,
     model: nn.Module,
-    pool,
+    pool: Pool,
     member: MemberData,
     hparams: Hparams,
     config: TrainConfig,
@@ -137,7 +151,7 @@ def fit(
 def fit_ensemble(
     keys: jax.Array,
     model: nn.Module,
-    pool,
+    pool: Pool,
     members: MemberData,
     hparams: Hparams,
     config: TrainConfig,
@@ -154,16 +168,22 @@ def fit_ensemble(
 
     Args:
       keys: (E,) typed PRNG keys.
+      model: as in `fit`.
+      pool: as in `fit` (shared by all members).
       members: `MemberData` with a leading member axis E on every leaf.
       hparams: `Hparams` whose leaves have a leading member axis E.
+      config: as in `fit`.
       chunk_size: at most this many members are trained together (memory bound); None trains
         all E at once. Chunks are balanced in size, and the last one is padded with copies
         of its first member (discarded) so that every chunk has
         the same shapes and compiles once.
+      loss_fn: as in `fit`.
+      trainable: as in `fit`.
       init_variables: variables with a leading member axis E, or None for fresh inits.
+      trainer: as in `fit`.
+      progress: as in `fit` (one bar per chunk).
       checkpoint_dir: save each finished chunk there and, when called again with identical
         inputs, load finished chunks instead of retraining them (resume after a crash).
-      Other arguments as in `fit`.
 
     Returns:
       `FitResult` whose leaves have a leading member axis E.

@@ -10,26 +10,29 @@ import jax
 import jax.numpy as jnp
 
 from jaxws.models import layers
+from jaxws.train.state import Pool
 
 
-def predict(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
+def predict(model: nn.Module, variables: dict, x: Pool, batch_size: int = 2048) -> jax.Array:
     """Model outputs in inference mode for every event of `x`, in chunks of `batch_size`."""
     return _predict_fn(model, batch_size, layers.conv_method_override())(variables, x)
 
 
-def predict_ensemble(model: nn.Module, variables: dict, x, batch_size: int = 2048) -> jax.Array:
+def predict_ensemble(
+    model: nn.Module, variables: dict, x: Pool, batch_size: int = 2048
+) -> jax.Array:
     """(E, N) outputs of E members (variables with a leading member axis) on shared `x`."""
     return _predict_ensemble_fn(model, batch_size, layers.conv_method_override())(variables, x)
 
 
 def _predict_impl(model: nn.Module, batch_size: int):
-    def impl(variables, x):
+    def impl(variables: dict, x: Pool) -> jax.Array:
         n = jax.tree.leaves(x)[0].shape[0]
         size = min(batch_size, n)
         n_chunks = math.ceil(n / size)
         pad = n_chunks * size - n
 
-        def reshape(a):
+        def reshape(a: jax.Array) -> jax.Array:
             a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
             return a.reshape(n_chunks, size, *a.shape[1:])
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import flax
 import jax
 import jax.numpy as jnp
 
 LossFn = Callable[[Any, jnp.ndarray], jnp.ndarray]
+# The data pool: an array or a pytree of arrays, every leaf with a leading event axis.
+Pool: TypeAlias = Any
 
 
 @flax.struct.dataclass
@@ -53,6 +55,22 @@ class TrainConfig:
 
 @flax.struct.dataclass
 class FitState:
+    """Training state of one member (leading member axis on every leaf for ensembles).
+
+    Attributes:
+      params: current model parameters.
+      model_state: the other model variables (e.g. batch statistics).
+      opt_state: Adam state of the trainable parameters.
+      best_params, best_model_state: the variables of the best epoch so far.
+      best_val_loss: lowest validation loss so far (+inf before the first epoch).
+      best_epoch: 0-based epoch of best_val_loss (-1 before the first epoch).
+      bad_epochs: epochs since the last improvement.
+      epoch: epochs run so far.
+      done: early stopping has ended this member (its state is frozen from then on).
+      train_loss, val_loss: per-epoch weighted mean losses, shape (max_epochs,), NaN for
+        epochs not run.
+    """
+
     params: dict
     model_state: dict
     opt_state: Any

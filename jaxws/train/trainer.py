@@ -38,6 +38,7 @@ Design (STYLE.md; purejaxrl, learned_optimization):
 from __future__ import annotations
 
 import math
+from typing import TypeAlias
 
 import flax.linen as nn
 import jax
@@ -51,10 +52,13 @@ from jaxws.models import partition
 from jaxws.train import early_stopping
 from jaxws.train.chunks import compact_width, member_sharding, put_rows, take
 from jaxws.train.losses import sigmoid_binary_cross_entropy
-from jaxws.train.state import FitResult, FitState, Hparams, LossFn, TrainConfig
+from jaxws.train.state import FitResult, FitState, Hparams, LossFn, Pool, TrainConfig
+
+# What a train step updates: (params, model_state, opt_state).
+Carry: TypeAlias = tuple[dict, dict, optax.OptState]
 
 
-def _gather(pool, index):
+def _gather(pool: Pool, index: jax.Array):
     return jax.tree.map(lambda a: a[index], pool)
 
 
@@ -97,7 +101,7 @@ class Trainer:
         self._state_vmapped = jax.jit(jax.vmap(self.init_state))
 
     # -- pure functions -------------------------------------------------------------------
-    def init_variables(self, key: jax.Array, pool) -> dict:
+    def init_variables(self, key: jax.Array, pool: Pool) -> dict:
         """Fresh model variables from `key` (shapes from one pool event)."""
         example = jax.tree.map(lambda a: a[:1], pool)
         params_key, sample_key = jax.random.split(key)
@@ -126,7 +130,7 @@ class Trainer:
             val_loss=jnp.full((n,), jnp.nan, jnp.float32),
         )
 
-    def _apply_train(self, params, model_state, x, key):
+    def _apply_train(self, params: dict, model_state: dict, x: Pool, key: jax.Array):
         variables = {"params": params, **model_state}
         mutable = list(model_state)
         if mutable:
@@ -136,17 +140,31 @@ class Trainer:
             return outputs, dict(new_state)
         return self.model.apply(variables, x, train=True, rngs={"sample": key}), model_state
 
-    def _weighted_mean_loss(self, outputs, labels, weights):
+    def _weighted_mean_loss(self, outputs: jax.Array, labels: jax.Array, weights: jax.Array):
         losses = self.loss_fn(outputs, labels)
         return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
 
-    def train_step(self, carry, batch, hparams: Hparams):
-        """One Adam step on one minibatch; an all-padding batch leaves everything unchanged."""
+    def train_step(
+        self,
+        carry: Carry,
+        batch: tuple[Pool, jax.Array, jax.Array, jax.Array],
+        hparams: Hparams,
+    ) -> tuple[Carry, tuple[jax.Array, jax.Array]]:
+        """One Adam step on one minibatch; an all-padding batch leaves everything unchanged.
+
+        Args:
+            carry: (params, model_state, opt_state) before the step.
+            batch: (inputs, labels, weights, key) of one minibatch; weight 0 marks padding.
+            hparams: this member's hyperparameters (scalar leaves).
+
+        Returns:
+            The new carry, and (weighted mean loss before the step, total weight).
+        """
         params, model_state, opt_state = carry
         x, labels, weights, key = batch
         trainable, frozen = partition.split(params, self.trainable)
 
-        def loss_of(trainable_params):
+        def loss_of(trainable_params: dict):
             full = partition.merge(trainable_params, frozen)
             outputs, new_state = self._apply_train(full, model_state, x, key)
             return self._weighted_mean_loss(outputs, labels, weights), new_state
@@ -158,7 +176,14 @@ class Trainer:
         has_events = jnp.sum(weights) > 0
         return _select(has_events, new, carry), (loss, jnp.sum(weights))
 
-    def evaluate_loss(self, variables: dict, pool, index, labels, weights) -> jax.Array:
+    def evaluate_loss(
+        self,
+        variables: dict,
+        pool: Pool,
+        index: jax.Array,
+        labels: jax.Array,
+        weights: jax.Array,
+    ) -> jax.Array:
         """Weighted mean loss in inference mode, in chunks of `eval_batch_size`."""
         size = min(self.config.eval_batch_size, index.shape[0])
         n_chunks = math.ceil(index.shape[0] / size)
@@ -167,7 +192,7 @@ class Trainer:
         labels = jnp.pad(labels, (0, pad)).reshape(n_chunks, size)
         weights = jnp.pad(weights, (0, pad)).reshape(n_chunks, size)
 
-        def chunk_loss(args):
+        def chunk_loss(args: tuple[jax.Array, jax.Array, jax.Array]):
             idx, lab, w = args
             outputs = self.model.apply(variables, _gather(pool, idx), train=False)
             return jnp.sum(self.loss_fn(outputs, lab) * w)
@@ -176,7 +201,7 @@ class Trainer:
         return total / jnp.maximum(jnp.sum(weights), 1e-12)
 
     def epoch(
-        self, state: FitState, key: jax.Array, pool, member: MemberData, hparams: Hparams
+        self, state: FitState, key: jax.Array, pool: Pool, member: MemberData, hparams: Hparams
     ) -> FitState:
         """One epoch for one member: shuffle, scan over minibatches, validate, early-stop.
 
@@ -202,7 +227,7 @@ class Trainer:
             jax.random.split(step_key, n_batches),
         )
 
-        def step(carry, batch):
+        def step(carry: Carry, batch: tuple[jax.Array, jax.Array, jax.Array, jax.Array]):
             index, labels, w, k = batch
             return self.train_step(carry, (_gather(pool, index), labels, w, k), hparams)
 
@@ -245,6 +270,7 @@ class Trainer:
 
     @staticmethod
     def result(state: FitState) -> FitResult:
+        """The `FitResult` of a state: its best variables and its loss history."""
         return FitResult(
             variables={"params": state.best_params, **state.best_model_state},
             train_loss=state.train_loss,
@@ -258,10 +284,10 @@ class Trainer:
     def run(
         self,
         states: FitState,
-        keys,
-        pool,
-        members,
-        hparams,
+        keys: jax.Array,
+        pool: Pool,
+        members: MemberData,
+        hparams: Hparams,
         vmapped: bool,
         progress: bool | str = False,
     ) -> FitState:
@@ -287,7 +313,15 @@ class Trainer:
                 return states
             return self._run_ensemble(states, keys, pool, members, hparams, bar)
 
-    def _run_ensemble(self, states, keys, pool, members, hparams, bar) -> FitState:
+    def _run_ensemble(
+        self,
+        states: FitState,
+        keys: jax.Array,
+        pool: Pool,
+        members: MemberData,
+        hparams: Hparams,
+        bar: tqdm,
+    ) -> FitState:
         shard, replicate = member_sharding()
         pool = replicate(pool)
         inputs = (keys, members, hparams)
