@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -70,8 +71,25 @@ def map_chunks(
         result = jax.tree.map(np.asarray, compute(index))
         if directory is not None:
             save_chunk(Path(directory), c, tag, result)
+            _fault_injection()
         results.append(result)
     return jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *results)
+
+
+_saved_chunks = 0
+
+
+def _fault_injection() -> None:
+    """SIGKILL this process after `JAXWS_KILL_AFTER_CHUNKS` saved chunks (resume tests only).
+
+    A deterministic kill -9 at a known point: no handler runs, nothing is flushed, exactly as
+    when a batch system or the OOM killer ends a job.
+    """
+    global _saved_chunks
+    _saved_chunks += 1
+    limit = os.environ.get("JAXWS_KILL_AFTER_CHUNKS")
+    if limit and _saved_chunks >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def function_digest(fn: Callable) -> str:
