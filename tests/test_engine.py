@@ -2,6 +2,7 @@
 members stop, and with the member axis sharded over two devices); early stopping; freezing;
 compiled programs reused; bad input."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -57,19 +58,21 @@ def assert_trees_close(a, b, atol):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
 
 
-def test_ensemble_member_equals_solo_fit_with_ragged_data_and_per_member_lr():
+@pytest.mark.parametrize("member_map", ["vmap", "map"])
+def test_ensemble_member_equals_solo_fit_with_ragged_data_and_per_member_lr(member_map):
     x, labels = gaussian_pool()
     members = ragged_members(labels, [700, 430, 1000, 250, 600])
     rates = jnp.array([1e-3, 3e-3, 2e-3, 1e-2, 5e-4])
     keys = jax.random.split(jax.random.key(7), 5)
     model = MLP(feature_widths=(16,), head_widths=(8,))
-    trainer = Trainer(model, CONFIG)
+    config = dataclasses.replace(CONFIG, member_map=member_map)
+    trainer = Trainer(model, config)
     ensemble = fit_ensemble(
-        keys, model, x, members, Hparams(rates), CONFIG, chunk_size=2, trainer=trainer
+        keys, model, x, members, Hparams(rates), config, chunk_size=2, trainer=trainer
     )
-    assert np.asarray(ensemble.epochs).min() < CONFIG.max_epochs  # some member stopped early
+    assert np.asarray(ensemble.epochs).min() < config.max_epochs  # some member stopped early
     for i in range(5):
-        solo = fit(keys[i], model, x, take(members, i), Hparams(rates[i]), CONFIG, trainer=trainer)
+        solo = fit(keys[i], model, x, take(members, i), Hparams(rates[i]), config, trainer=trainer)
         assert int(solo.epochs) == int(ensemble.epochs[i])
         assert int(solo.best_epoch) == int(ensemble.best_epoch[i])
         assert_trees_close(take(ensemble.variables, i), solo.variables, atol=1e-5)

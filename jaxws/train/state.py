@@ -35,6 +35,11 @@ class TrainConfig:
       min_delta: an improvement must exceed this to reset the patience counter.
       compact_members: in ensembles, once at most half of a chunk's members still train,
         continue with those only (see `Trainer.run`); results are unchanged.
+      member_map: how an ensemble chunk's members share one compiled epoch: "vmap" (batched:
+        pays off on accelerators and for tiny networks), "map" (`lax.map`: one member after
+        another inside the program, a single member's memory) or "auto" ("map" on a CPU with
+        one device, where one member already fills the cores and batching gains nothing,
+        "vmap" elsewhere; bench/timing.py measures both). Results are the same either way.
     """
 
     batch_size: int = 500
@@ -43,6 +48,7 @@ class TrainConfig:
     eval_batch_size: int = 2048
     min_delta: float = 0.0
     compact_members: bool = True
+    member_map: str = "auto"
 
     def __post_init__(self):
         """Raise ValueError naming the field (no config path: callers add their section's)."""
@@ -51,6 +57,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_delta < 0:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+        if self.member_map not in ("auto", "vmap", "map"):
+            raise ValueError(f"member_map must be auto, vmap or map, got {self.member_map!r}")
+
+    def resolved_member_map(self) -> str:
+        """`member_map` with "auto" decided for the current backend and device count."""
+        if self.member_map != "auto":
+            return self.member_map
+        cpu_only = jax.default_backend() == "cpu" and jax.local_device_count() == 1
+        return "map" if cpu_only else "vmap"
 
 
 @flax.struct.dataclass

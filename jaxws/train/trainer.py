@@ -38,6 +38,7 @@ Design (STYLE.md; purejaxrl, learned_optimization):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TypeAlias
 
 import flax.linen as nn
@@ -92,15 +93,26 @@ class Trainer:
         self.trainable = trainable
         # The state is donated: each epoch's new state reuses the previous one's buffers.
         self._epoch_single = jax.jit(self.epoch, donate_argnums=0)
-        self._epoch_vmapped = jax.jit(
-            jax.vmap(self.epoch, in_axes=(0, 0, None, 0, 0)), donate_argnums=0
-        )
+        self._epoch_vmapped = jax.jit(self._members_epoch(), donate_argnums=0)
         self._init_single = jax.jit(self.init_variables)
         self._init_vmapped = jax.jit(jax.vmap(self.init_variables, in_axes=(0, None)))
         self._state_single = jax.jit(self.init_state)
         self._state_vmapped = jax.jit(jax.vmap(self.init_state))
 
     # -- pure functions -------------------------------------------------------------------
+    def _members_epoch(self) -> Callable:
+        """The epoch over a leading member axis: vmapped or `lax.map`ped (`member_map`)."""
+        if self.config.resolved_member_map() == "vmap":
+            return jax.vmap(self.epoch, in_axes=(0, 0, None, 0, 0))
+
+        def mapped(states, keys, pool, members, hparams):  # noqa: ANN001, ANN202
+            return jax.lax.map(
+                lambda args: self.epoch(args[0], args[1], pool, args[2], args[3]),
+                (states, keys, members, hparams),
+            )
+
+        return mapped
+
     def init_variables(self, key: jax.Array, pool: Pool) -> dict:
         """Fresh model variables from `key` (shapes from one pool event)."""
         example = jax.tree.map(lambda a: a[:1], pool)
