@@ -12,7 +12,7 @@ on the same pseudo-experiments.
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING
 
 from jaxws.config import ConfigError
@@ -21,41 +21,41 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 
-def load(name: str) -> ModuleType:
-    """The method module `jaxws.methods.<name>` (or a registered meta-learning variant)."""
-    try:
-        return importlib.import_module(f"jaxws.methods.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"jaxws.methods.{name}":
-            raise
-    try:
-        from jaxws.methods import meta
+#: `method.name` -> the module that runs it. The meta-learning variants (`jaxws.methods.meta`,
+#: one record each in `meta.VARIANTS`) share one module and are added by `load`.
+METHODS = {
+    "cwola": "jaxws.methods.cwola",
+    "transfer": "jaxws.methods.transfer",
+    "compare": "jaxws.methods.compare",
+    "lhco": "jaxws.methods.lhco",
+    "nplm": "jaxws.methods.nplm",
+    "anomaly": "jaxws.methods.anomaly",
+}
 
+
+def load(name: str) -> ModuleType | SimpleNamespace:
+    """The module that runs `method.name` (a meta-learning variant's study module for those).
+
+    Raises:
+        ConfigError: `name` is neither in `METHODS` nor a meta-learning variant.
+    """
+    if name in METHODS:
+        return importlib.import_module(METHODS[name])
+    from jaxws.methods import meta
+
+    if name in meta.available():
         return meta.method_module(name)
-    except (ImportError, AttributeError, KeyError, ValueError):
-        raise ConfigError(
-            f"method.name {name!r} is not a method; known: {sorted(known_methods())}"
-        ) from None
+    raise ConfigError(f"method.name {name!r} is not a method; known: {known_methods()}")
 
 
 def known_methods() -> list[str]:
-    """Names `method.name` may take (modules with a `run`, and the meta-learning variants)."""
-    import pkgutil
+    """Names `method.name` may take: `METHODS` and the meta-learning variants."""
+    from jaxws.methods import meta
 
-    names = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name not in ("study", "pretrain", "meta"):
-            names.append(info.name)
-    try:
-        from jaxws.methods import meta
-
-        names += meta.available()
-    except ImportError:
-        pass
-    return sorted(set(names))
+    return sorted({*METHODS, *meta.available()})
 
 
-def validate(module: ModuleType, cfg: DictConfig) -> None:
+def validate(module: ModuleType | SimpleNamespace, cfg: DictConfig) -> None:
     """Check the method's whole config and input files (raises `ConfigError`)."""
     if hasattr(module, "validate"):
         module.validate(cfg)
