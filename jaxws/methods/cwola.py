@@ -14,6 +14,7 @@ Two entry points:
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from jaxws.config import ConfigError
 from jaxws.methods import injection_study
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
+from jaxws.track.curves import log_learning_curves
 from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble, predict_ensemble
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ def study(
     n_members = len(inputs.experiments.injection)
     keys = jax.random.split(key, n_members)
     rates = jnp.full(n_members, inputs.training.learning_rate)
+    start = time.perf_counter()
     result = fit_ensemble(
         keys,
         inputs.model,
@@ -55,6 +58,7 @@ def study(
         progress="CWoLa",
         checkpoint_dir=tracker.path("checkpoints/cwola"),
     )
+    log_learning_curves(tracker, "cwola", result, time.perf_counter() - start)
     return injection_study.evaluate(
         inputs, inputs.model, result.variables, result.epochs, fit=result
     )

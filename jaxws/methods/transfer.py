@@ -17,6 +17,7 @@ transfer learning (`method=transfer`): the same pseudo-experiments and evaluatio
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from jaxws.config import ConfigError, check, from_section
 from jaxws.methods.pretrain import PretrainConfig, SourceSample, pretrain, source_sample
 from jaxws.models import partition
 from jaxws.models.surgery import extract_features, head_model, with_frozen_norm
+from jaxws.track.curves import log_learning_curves
 from jaxws.train import (
     FitResult,
     Hparams,
@@ -372,6 +374,7 @@ def study(cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker
     tracker.log_metrics({"transfer/pretrain_loaded_from_artifact": int(loaded)})
     members = inputs.experiments.members
     n = len(inputs.experiments.injection)
+    start = time.perf_counter()
     result = fine_tune(
         jax.random.split(key, n),
         inputs.model,
@@ -382,6 +385,7 @@ def study(cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker
         progress="transfer",
         checkpoint_dir=tracker.path("checkpoints/transfer"),
     )
+    log_learning_curves(tracker, "transfer", result, time.perf_counter() - start)
     return injection_study.evaluate(
         inputs, inputs.model, result.variables, result.epochs, fit=result
     )
