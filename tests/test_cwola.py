@@ -73,3 +73,18 @@ def test_weak_supervision_is_deterministic_and_scores_images():
     assert first.member_scores(a[:10]).shape == (2, 10)
     with pytest.raises(ValueError, match="feature shape"):
         first(rng.random((4, 2, 9, 9)))
+
+
+def test_weak_supervision_resumes_from_saved_chunks_and_shows_progress(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    a = rng.normal(0.5, 1.0, (200, 3)).astype(np.float32)
+    b = rng.normal(0.0, 1.0, (200, 3)).astype(np.float32)
+    config = TrainConfig(batch_size=50, max_epochs=3, patience=3)
+    kwargs = dict(n_members=3, seed=1, config=config, chunk_size=2, checkpoint_dir=tmp_path)
+    first = weak_supervision(a, b, progress=True, **kwargs)
+    assert "weak supervision chunk 1/2" in capsys.readouterr().err
+    saved = sorted(p.name for p in tmp_path.glob("chunk_*.npz"))
+    assert saved == ["chunk_00000.npz", "chunk_00001.npz"]
+    (tmp_path / "chunk_00001.npz").unlink()  # as if killed while training the second chunk
+    resumed = weak_supervision(a, b, **kwargs)
+    np.testing.assert_array_equal(first.member_scores(a[:20]), resumed.member_scores(a[:20]))

@@ -174,6 +174,8 @@ def weak_supervision(
     validation_fraction: float = 0.2,
     chunk_size: int | None = None,
     min_events: int = 20,
+    progress: bool = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> Scorer:
     """CWoLa on user data: train an ensemble to tell `mixed_a` (label 1) from `mixed_b` (0).
 
@@ -193,6 +195,9 @@ def weak_supervision(
       validation_fraction: held out per member for early stopping.
       chunk_size: members trained at once (None: all).
       min_events: refuse samples smaller than this.
+      progress: show a progress bar per chunk of members (epochs, members still training).
+      checkpoint_dir: save each finished chunk of members there and, called again with the
+        same inputs, load it instead of retraining (resume after a crash).
 
     Returns:
       A `Scorer`; members that diverged are named in `Scorer.diverged` (and a warning) and
@@ -242,6 +247,8 @@ def weak_supervision(
         Hparams(jnp.full(n_members, learning_rate)),
         config,
         chunk_size=chunk_size,
+        progress="weak supervision" if progress else False,
+        checkpoint_dir=checkpoint_dir,
     )
     diverged = injection_study.diverged_members(result)
     flagged = [f"member {m}: {reason}" for m, reason in enumerate(diverged) if reason]
