@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxws.data.members import MemberData
-from jaxws.train.state import Hparams
+from jaxws.train.state import Hparams, Pool
 from jaxws.train.trainer import Trainer
 
 
@@ -56,7 +56,7 @@ def epoch_program(trainer: Trainer) -> jax.stages.Wrapped:
     return jax.jit(jax.vmap(trainer.epoch, in_axes=(0, 0, None, 0, 0)))
 
 
-def epoch_memory(trainer: Trainer, pool: Any, member: MemberData) -> EpochMemory:
+def epoch_memory(trainer: Trainer, pool: Pool, member: MemberData) -> EpochMemory:
     """Shared and per-member bytes of `trainer`'s vmapped epoch (compiled, not run).
 
     Args:
