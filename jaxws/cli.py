@@ -24,13 +24,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from jaxws.config import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from jaxws.track import TrackingConfig
 
 TOP_LEVEL_KEYS = {
     "data",
@@ -58,16 +63,19 @@ class RunDirectoryError(ConfigError):
 
 
 class RunDirectoryCheck(Callback):
-    """Hydra callback (conf/config.yaml): make the run directory before Hydra does, so that an
-    unusable path (a file in the way, no permission, a read-only disk) ends in one line naming
-    it, exit code 2, instead of Hydra's error report."""
+    """Hydra callback (conf/config.yaml): make the run directory before Hydra does.
+
+    An unusable path (a file in the way, no permission, a read-only disk) then ends in one
+    line naming it, exit code 2, instead of Hydra's error report.
+    """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Make `hydra.run.dir` (removed again if it was new) or exit with code 2."""
         from jaxws.files import make_directory
 
         try:
             path = Path(str(config.hydra.run.dir))
-        except Exception as error:  # noqa: BLE001 - an interpolation error names the key
+        except Exception as error:  # an interpolation error names the key
             _exit(f"error: hydra.run.dir does not resolve: {' '.join(str(error).split())}", 2)
         existed = path.exists()
         try:
@@ -90,9 +98,15 @@ def _group_name() -> str:
 
 
 def enable_compilation_cache(configured: str | None = None) -> None:
-    """Reuse compiled XLA programs across runs (JAX's persistent cache): `JAXWS_JAX_CACHE`
-    (empty = off), else the config's `paths.compilation_cache`, else the user cache directory
-    (`jaxws.paths`, `jaxws.train.compile_cache`)."""
+    """Reuse compiled XLA programs across runs (JAX's persistent cache).
+
+    The directory is `JAXWS_JAX_CACHE` (empty = off), else the config's
+    `paths.compilation_cache`, else the user cache directory (`jaxws.paths`,
+    `jaxws.train.compile_cache`).
+
+    Args:
+      configured: the config's `paths.compilation_cache`, if any.
+    """
     from jaxws.paths import compilation_cache_dir
     from jaxws.train import compile_cache
 
@@ -110,8 +124,11 @@ def _resolved(cfg: DictConfig) -> dict:
         raise ConfigError(f"config does not resolve: {' '.join(str(error).split())}") from error
 
 
-def check_top_level(cfg: DictConfig):
+def check_top_level(cfg: DictConfig) -> TrackingConfig:
     """The checks that need no jax: top-level keys, seed, run name, tracking.
+
+    Args:
+      cfg: the composed config.
 
     Returns:
       The `TrackingConfig`.
@@ -175,7 +192,7 @@ def check_run_directory(run_dir: Path, resolved: dict) -> None:
 
 
 @contextlib.contextmanager
-def run_directory_lock(run_dir: Path):
+def run_directory_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive flock on `<run_dir>/.jaxws.lock`; refuse if another run holds it."""
     import fcntl
 
@@ -259,8 +276,16 @@ def execute(
 
 
 def dry_run(cfg: DictConfig) -> dict:
-    """`dry_run=true`: validate the whole run (data sizes included) and report; nothing is
-    trained or written (`jaxws.methods.dry_run`)."""
+    """`dry_run=true`: validate the whole run (data sizes included) and report.
+
+    Nothing is trained or written (`jaxws.methods.dry_run`).
+
+    Args:
+      cfg: the composed config.
+
+    Returns:
+      `{"dry_run": True}`.
+    """
     from jaxws import methods
     from jaxws.methods.dry_run import validate
 
@@ -350,9 +375,14 @@ def _exit(message: str, code: int) -> None:
 
 
 def check_overrides(args: list[str]) -> None:
-    """Compose the config from command-line overrides once, to refuse a bad override (a typo
-    in a key, an unknown group option, bad syntax) with one line and exit code 2 before Hydra
-    makes a run directory. Flags (`-m`, `--cfg`, `--help`, ...) are left to Hydra."""
+    """Compose the config from command-line overrides once, to refuse a bad override early.
+
+    A typo in a key, an unknown group option or bad syntax ends with one line and exit code 2
+    before Hydra makes a run directory. Flags (`-m`, `--cfg`, `--help`, ...) are left to Hydra.
+
+    Args:
+      args: the command-line arguments (without the program name).
+    """
     if any(arg.startswith("-") for arg in args):
         return
     from hydra import compose, initialize_config_dir
@@ -368,5 +398,6 @@ def check_overrides(args: list[str]) -> None:
 
 
 def main() -> None:
+    """Console entry point: check the overrides, then run Hydra's main (`_main`)."""
     check_overrides(sys.argv[1:])
     _main()

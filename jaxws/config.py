@@ -26,6 +26,10 @@ class ConfigError(ValueError):
 
 
 def to_plain(section: Any) -> Any:
+    """A plain dict or list from an OmegaConf container (interpolations resolved).
+
+    Anything else is returned as it is.
+    """
     try:
         from omegaconf import DictConfig, ListConfig, OmegaConf
     except ImportError:  # pragma: no cover - omegaconf is a dependency

@@ -1,5 +1,6 @@
-"""A quiet console: messages from jaxws itself, warnings and errors, progress bars; no INFO from
-the libraries underneath unless asked.
+"""A quiet console: jaxws's messages, warnings, errors and progress bars; no library INFO.
+
+INFO from the libraries underneath shows only when asked.
 
 Hidden unless `verbose=true` (config) or `JAXWS_VERBOSE=1` (environment):
 - Python INFO records of jax (e.g. "Unable to initialize backend 'tpu'"), absl (orbax logs about

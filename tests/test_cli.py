@@ -84,7 +84,8 @@ def test_command_line_exits_nonzero_naming_the_bad_value(tmp_path):
         cwd=REPO,
         timeout=300,
     )
-    assert result.returncode == 2 and "trainng" in result.stderr
+    assert result.returncode == 2
+    assert "trainng" in result.stderr
 
 
 SHRUNK_RUNS = {

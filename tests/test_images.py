@@ -91,12 +91,14 @@ def test_principal_axis_is_horizontal_and_hardest_in_upper_right():
         out = np.asarray(preprocess(jnp.asarray(jet)))
         w = out[:, 0] / out[:, 0].sum()
         x, y = out[:, 1], out[:, 2]
-        assert abs(np.sum(w * x)) < 1e-5 and abs(np.sum(w * y)) < 1e-5
+        assert abs(np.sum(w * x)) < 1e-5
+        assert abs(np.sum(w * y)) < 1e-5
         sxx, syy, sxy = np.sum(w * x * x), np.sum(w * y * y), np.sum(w * x * y)
         assert abs(sxy) < 1e-5 * (sxx + syy) + 1e-7
         assert sxx >= syy
         hardest = np.argmax(out[:, 0])
-        assert x[hardest] >= 0 and y[hardest] >= 0
+        assert x[hardest] >= 0
+        assert y[hardest] >= 0
         # The same on the image: pixel-centre moments and the hardest constituent's pixel.
         image = np.asarray(jet_image(jnp.asarray(jet), 50))
         centres = (np.arange(50) + 0.5) / 25 - 1
@@ -105,9 +107,12 @@ def test_principal_axis_is_horizontal_and_hardest_in_upper_right():
         vx = np.sum(p.sum(1) * (centres - mx) ** 2)
         vy = np.sum(p.sum(0) * (centres - my) ** 2)
         cxy = np.sum(p * np.outer(centres - mx, centres - my))
-        assert vx >= vy and abs(cxy) < 0.05 * (vx + vy)
+        assert vx >= vy
+        assert abs(cxy) < 0.05 * (vx + vy)
         i, j = np.floor((out[hardest, 1:] + 1) * 25).astype(int)
-        assert i >= 25 and j >= 25 and image[i, j] >= out[hardest, 0] - 1e-3
+        assert i >= 25
+        assert j >= 25
+        assert image[i, j] >= out[hardest, 0] - 1e-3
 
 
 def test_pt_inside_window_is_conserved_and_normalisation():
@@ -132,7 +137,8 @@ def test_event_images_batched_and_chunked_equal_single_jets():
     )
     for chunk_size in (3,):  # 7 events in chunks of 3: the remainder path
         images = np.asarray(event_images(jnp.asarray(events), 25, chunk_size=chunk_size))
-        assert images.shape == (7, 2, 25, 25) and images.dtype == np.float32
+        assert images.shape == (7, 2, 25, 25)
+        assert images.dtype == np.float32
         np.testing.assert_allclose(images, expected, rtol=1e-6, atol=1e-4)
     jitted = jax.jit(lambda c: jet_images(c, 25))(jnp.asarray(events))
     np.testing.assert_allclose(np.asarray(jitted), expected, rtol=1e-6, atol=1e-4)

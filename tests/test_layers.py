@@ -27,7 +27,9 @@ def reference_pool(x):
 
 
 @pytest.mark.parametrize("method", CONV_METHODS)
-@pytest.mark.parametrize("size,kernel_size,cin,cout", [(9, 3, 2, 4), (12, 5, 3, 2), (7, 4, 1, 3)])
+@pytest.mark.parametrize(
+    ("size", "kernel_size", "cin", "cout"), [(9, 3, 2, 4), (12, 5, 3, 2), (7, 4, 1, 3)]
+)
 def test_conv_matches_lax_values_and_gradients(method, size, kernel_size, cin, cout):
     conv = lambda a, b, c: conv2d_same(a, b, c, method)
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)

@@ -157,7 +157,8 @@ def test_samples_have_schema_and_cuts(samples):
     events = load_events(samples, models=["qcd", "dd_lambda10"])
     assert len(events) == 400
     jets = events.jets
-    assert np.all(jets[:, :, 0] > 750) and np.all(np.abs(jets[:, :, 1]) < 2)
+    assert np.all(jets[:, :, 0] > 750)
+    assert np.all(np.abs(jets[:, :, 1]) < 2)
     assert np.all(jets[:, 0, 0] >= jets[:, 1, 0])
     sr = (events.mjj >= 4700) & (events.mjj < 5500)
     np.testing.assert_array_equal(events.region, np.where(sr, 0, 1))
@@ -241,7 +242,8 @@ def test_killed_generation_resumes_to_same_events(samples, tmp_path):
     specs = plan_shards(["id_lambda10"], [3, 4], 15)
     run_generation(tmp_path, specs, processes=1, stop_after=1, progress=False)
     first = tmp_path / specs[0].relative_path()
-    assert first.exists() and not (tmp_path / specs[1].relative_path()).exists()
+    assert first.exists()
+    assert not (tmp_path / specs[1].relative_path()).exists()
     # a killed second write: its temporary file remains
     (first.parent / f".tmp-{specs[1].stem}.h5.x1").write_bytes(b"half a shard")
     # killed between a shard and its record: the shard must be adopted after validation

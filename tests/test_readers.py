@@ -87,7 +87,8 @@ def test_awkward_lists_are_sorted_padded_and_truncated():
     np.testing.assert_array_equal(events.constituents[1, 1, :, 0], [7.0, 4.0, 0.0])
     np.testing.assert_array_equal(events.n_constituents, [[3, 0], [1, 2]])
     np.testing.assert_array_equal(events.jets[1, 1], np.float32([780.0, 0.4, 2.0, 30.0]))
-    assert events.label.tolist() == [1, 1] and events.model_id.tolist() == [3, 3]
+    assert events.label.tolist() == [1, 1]
+    assert events.model_id.tolist() == [3, 3]
     hardest = readers.events_from_awkward(table, label=1, max_constituents=2)
     np.testing.assert_array_equal(hardest.constituents[0, 0, :, 0], [5.0, 3.0])
     np.testing.assert_array_equal(hardest.n_constituents, [[3, 0], [1, 2]])

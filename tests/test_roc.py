@@ -46,7 +46,9 @@ def brute_force_auc(scores, labels, weights):
     return (wins * pair_weights).sum() / pair_weights.sum()
 
 
-@pytest.mark.parametrize("decimals,weighted", [(None, False), (1, False), (1, True), (0, True)])
+@pytest.mark.parametrize(
+    ("decimals", "weighted"), [(None, False), (1, False), (1, True), (0, True)]
+)
 def test_roc_curve_matches_brute_force_thresholds(decimals, weighted):
     scores, labels, weights = sample(0, decimals=decimals, weighted=weighted)
     curve = roc_curve(scores, labels, weights)
@@ -162,7 +164,8 @@ def test_batched_matches_numpy_per_experiment_with_padding():
     for i, (s, y, w) in enumerate(experiments):
         scores[i, : s.size], labels[i, : s.size], weights[i, : s.size] = s, y, w
     result, auc = batched_signal_efficiency_and_auc(scores, labels, weights, eps_b)
-    assert result.shape == (4, eps_b.size) and auc.shape == (4,)
+    assert result.shape == (4, eps_b.size)
+    assert auc.shape == (4,)
     for i, (s, y, w) in enumerate(experiments):
         curve = roc_curve(s, y, w)
         np.testing.assert_allclose(result[i], signal_efficiency_at(curve, eps_b), atol=2e-6)

@@ -54,13 +54,15 @@ def test_round_trip_is_exact_in_schema_dtypes(tmp_path):
         assert back[name].dtype == dtype, name
         np.testing.assert_array_equal(back[name], np.asarray(arrays[name]).astype(dtype), name)
     attrs = shards.read_attrs(path)
-    assert attrs["settings"] == ["a = 1", "b = 2"] and attrs["n"] == 3
+    assert attrs["settings"] == ["a = 1", "b = 2"]
+    assert attrs["n"] == 3
     assert attrs["n_events"] == 700
     # float16 on relative coordinates: error far below a 75x75 pixel over [-1, 1]
     err = np.abs(back["constituents"].astype(np.float64) - arrays["constituents"])[..., 1:]
     assert err.max() < 2e-3
     events = load_events(path)
-    assert events.constituents.dtype == np.float32 and len(events) == 700
+    assert events.constituents.dtype == np.float32
+    assert len(events) == 700
     np.testing.assert_array_equal(events.model_id, 2)
 
 
@@ -124,7 +126,8 @@ def test_load_events_selects_models_regions_and_refuses_too_many(tmp_path):
     events = load_events(tmp_path, models=["qcd", "hv_id_lambda10"], max_events=100, regions=[0])
     sr_qcd = (_arrays(seed=1)["region"][:100] == 0).sum()
     sr_sig = (_arrays(seed=2)["region"][:100] == 0).sum()
-    assert len(events) == sr_qcd + sr_sig and np.all(events.region == 0)
+    assert len(events) == sr_qcd + sr_sig
+    assert np.all(events.region == 0)
     np.testing.assert_array_equal(events.model_id, np.repeat([-1, 2], [sr_qcd, sr_sig]))
     with pytest.raises(
         ShardError, match=r"asked for 701 events of 'qcd' but the shards hold only 700"

@@ -97,7 +97,7 @@ def test_eq8_matches_literal_formula():
         )
 
 
-@pytest.mark.parametrize("s,b", [(1, 1), (5, 20), (30, 100), (100, 10_000), (2_000, 30)])
+@pytest.mark.parametrize(("s", "b"), [(1, 1), (5, 20), (30, 100), (100, 10_000), (2_000, 30)])
 def test_eq2_is_asimov_poisson_likelihood_ratio(s, b):
     n = s + b
     q0 = 2 * (stats.poisson.logpmf(n, s + b) - stats.poisson.logpmf(n, b))
@@ -106,14 +106,14 @@ def test_eq2_is_asimov_poisson_likelihood_ratio(s, b):
 
 
 @pytest.mark.parametrize(
-    "s,b,sigma", [(10, 100, 1), (10, 100, 10), (50, 1000, 100), (5, 20, 2), (300, 50, 20)]
+    ("s", "b", "sigma"), [(10, 100, 1), (10, 100, 10), (50, 1000, 100), (5, 20, 2), (300, 50, 20)]
 )
 def test_eq8_is_profile_likelihood_of_on_off_model(s, b, sigma):
     z = asimov_significance_with_uncertainty(s, b, sigma)
     np.testing.assert_allclose(z, np.sqrt(profile_q0_on_off(s, b, sigma)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("s,b,sigma", [(10, 100, 1), (50, 1000, 10), (200, 1e4, 30)])
+@pytest.mark.parametrize(("s", "b", "sigma"), [(10, 100, 1), (50, 1000, 10), (200, 1e4, 30)])
 def test_eq8_close_to_gaussian_constraint_when_uncertainty_small(s, b, sigma):
     # The two models differ at O(sigma^2 / b); here sigma^2 / b <= 0.1.
     z = asimov_significance_with_uncertainty(s, b, sigma)

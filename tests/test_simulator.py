@@ -48,9 +48,12 @@ def signal():
 def test_layout_dtypes_and_labels(events):
     assert len(events) == 2 * N
     assert events.constituents.shape == (2 * N, 2, C, 3)
-    assert events.constituents.dtype == np.float32 and events.jets.dtype == np.float32
-    assert events.n_constituents.dtype == np.int32 and events.region.dtype == np.int8
-    assert events.label.dtype == np.int8 and events.model_id.dtype == np.int16
+    assert events.constituents.dtype == np.float32
+    assert events.jets.dtype == np.float32
+    assert events.n_constituents.dtype == np.int32
+    assert events.region.dtype == np.int8
+    assert events.label.dtype == np.int8
+    assert events.model_id.dtype == np.int16
     np.testing.assert_array_equal(events.label, np.repeat([0, 1], N))
     dd10 = benchmark_names().index("dd_lambda10")
     np.testing.assert_array_equal(events.model_id, np.repeat([-1, dd10], N))
@@ -58,8 +61,10 @@ def test_layout_dtypes_and_labels(events):
 
 def test_benchmark_registry():
     names = benchmark_names()
-    assert len(names) == 14 and len(set(names)) == 14
-    assert "id_lambda1" in names and "dd_lambda50" in names
+    assert len(names) == 14
+    assert len(set(names)) == 14
+    assert "id_lambda1" in names
+    assert "dd_lambda50" in names
     assert float(benchmark("dd_lambda30").scale) == 30.0
     assert float(benchmark("dd_lambda30").direct_decay) == 1.0
     assert float(benchmark("id_lambda5").direct_decay) == 0.0
@@ -118,7 +123,8 @@ def test_background_mjj_follows_the_dijet_function(background):
     assert result.pvalue > 0.01
     counts, _ = np.histogram(background.mjj, bins=7, range=MJJ_WINDOW)
     assert np.all(np.diff(counts) < 0)  # falling
-    assert background.mjj.min() >= MJJ_WINDOW[0] and background.mjj.max() < MJJ_WINDOW[1]
+    assert background.mjj.min() >= MJJ_WINDOW[0]
+    assert background.mjj.max() < MJJ_WINDOW[1]
 
 
 def test_signal_mjj_is_a_crystal_ball_peaking_in_the_signal_region(signal):
@@ -161,7 +167,8 @@ def test_jets_constituents_and_mjj_are_consistent(events):
     e, px, py, pz = (a.sum(1) for a in _four_vectors(*np.moveaxis(jets, -1, 0)))
     mjj = np.sqrt(e**2 - px**2 - py**2 - pz**2)
     np.testing.assert_allclose(mjj, events.mjj, rtol=1e-4)
-    assert np.all(np.abs(jets[..., 1]) < 2) and np.all(jets[:, 0, 0] >= jets[:, 1, 0])
+    assert np.all(np.abs(jets[..., 1]) < 2)
+    assert np.all(jets[:, 0, 0] >= jets[:, 1, 0])
     # Untruncated jets: the massless constituents add up to the jet's pT and mass.
     whole = events.n_constituents <= C
     c = events.constituents.astype(np.float64)[whole]
@@ -188,7 +195,8 @@ def test_multiplicity_follows_the_pythia_trends_between_models(events, backgroun
             float(shapes[f"{scenario}_lambda{lam}"].mean_multiplicity)
             for lam in (1, 5, 10, 20, 30, 40, 50)
         ]
-        assert mult[0] < mult[1] < mult[2] and min(mult[2:]) > 0.9 * max(mult[2:])
+        assert mult[0] < mult[1] < mult[2]
+        assert min(mult[2:]) > 0.9 * max(mult[2:])
     for lam in (5, 10, 20, 30, 40, 50):
         id_shape, dd_shape = shapes[f"id_lambda{lam}"], shapes[f"dd_lambda{lam}"]
         assert float(dd_shape.mean_multiplicity) < float(id_shape.mean_multiplicity)

@@ -117,7 +117,8 @@ def test_launcher_and_sweeper_configs_compose(overrides):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     launcher, sweeper = cfg.hydra.launcher, cfg.hydra.sweeper
     if "hydra/launcher=local" in overrides:
-        assert launcher._target_.endswith("JoblibLauncher") and launcher.n_jobs == 2
+        assert launcher._target_.endswith("JoblibLauncher")
+        assert launcher.n_jobs == 2
     elif "hydra/launcher=slurm" in overrides:
         assert launcher._target_.endswith("SlurmLauncher")
         assert (launcher.gpus_per_task, launcher.tasks_per_node, launcher.partition) == (
@@ -127,7 +128,8 @@ def test_launcher_and_sweeper_configs_compose(overrides):
         )
     else:
         assert sweeper._target_.endswith("OptunaSweeper")
-        assert cfg.objective == "cwola/signal_for_5sigma" and sweeper.direction == "minimize"
+        assert cfg.objective == "cwola/signal_for_5sigma"
+        assert sweeper.direction == "minimize"
     assert cfg.hydra.callbacks.sweep_summary._target_ == "jaxws.track.sweep.SweepSummary"
     assert Path(cfg.paths.artifact_dir).is_absolute()
 

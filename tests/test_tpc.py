@@ -64,7 +64,8 @@ def test_binomial_counts_moments(trials, probability):
     counts = np.asarray(
         tpc.binomial_counts(keys[0], jnp.full(20000, trials), jnp.float32(probability))
     )
-    assert counts.min() >= 0 and counts.max() <= trials
+    assert counts.min() >= 0
+    assert counts.max() <= trials
     mean, var = trials * probability, trials * probability * (1 - probability)
     assert abs(counts.mean() - mean) < 5 * math.sqrt(var / counts.size)
     np.testing.assert_allclose(counts.var(), var, rtol=0.05)
@@ -94,7 +95,8 @@ def test_nuclear_recoils_have_lower_charge_to_light(events):
     window = lambda e: e["detected"] & (e["s1"] > 30) & (e["s1"] < 60)
     ratio = lambda e: np.median(np.log10(e["s2"][window(e)] / e["s1"][window(e)]))
     assert ratio(nr) < ratio(er) - 0.2
-    assert set(np.unique(er["recoil_type"])) == {0} and set(np.unique(nr["recoil_type"])) == {1}
+    assert set(np.unique(er["recoil_type"])) == {0}
+    assert set(np.unique(nr["recoil_type"])) == {1}
 
 
 def test_vmap_over_keys_and_nr_fraction_matches_single_calls(events):

@@ -27,7 +27,8 @@ def test_tracker_writes_local_files_and_an_offline_wandb_run(tmp_path, monkeypat
     assert (tmp_path / "study.csv").read_text().splitlines()[0] == "injection,z"
     assert png.read_bytes()[:4] == b"\x89PNG"
     offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))
+    assert len(offline_runs) == 1
+    assert list(offline_runs[0].glob("*.wandb"))
 
 
 def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 SIGNAL_REGION = 0
 SIDEBAND = 1
@@ -63,7 +64,7 @@ class JetEvents:
     def __len__(self) -> int:
         return len(self.mjj)
 
-    def take(self, index) -> JetEvents:
+    def take(self, index: ArrayLike) -> JetEvents:
         """Events at `index` (an integer array or boolean mask)."""
         return JetEvents(**{name: np.asarray(getattr(self, name))[index] for name in _FIELDS})
 

@@ -139,8 +139,11 @@ def jet_images(
     normalize: bool = False,
     channels: tuple[str, ...] = ("pt",),
 ) -> jax.Array:
-    """Images for any leading batch shape: (..., C, 3) -> (..., R, R) for one channel,
-    (..., R, R, K) for K channels; jittable, unchunked. `normalize` applies to "pt" only."""
+    """Jet images for any leading batch shape.
+
+    (..., C, 3) -> (..., R, R) for one channel, (..., R, R, K) for K channels; jittable,
+    unchunked. `normalize` applies to "pt" only.
+    """
     channels = check_channels(channels)
     batch_shape = constituents.shape[:-2]
     flat = constituents.reshape(-1, *constituents.shape[-2:])

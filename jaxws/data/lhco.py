@@ -155,7 +155,9 @@ class Standardizer:
         return Standardizer(mean=mean, std=std)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """Standardized float32 features (x - mean) / std."""
         return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Features in their original units from standardized ones (inverse of `transform`)."""
         return np.asarray(z, dtype=np.float64) * self.std + self.mean

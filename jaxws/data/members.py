@@ -11,6 +11,7 @@ from __future__ import annotations
 import flax
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 @flax.struct.dataclass
@@ -26,9 +27,26 @@ class MemberData:
 
     @staticmethod
     def from_arrays(
-        train_index, train_label, val_index, val_label, train_weight=None, val_weight=None
+        train_index: ArrayLike,
+        train_label: ArrayLike,
+        val_index: ArrayLike,
+        val_label: ArrayLike,
+        train_weight: ArrayLike | None = None,
+        val_weight: ArrayLike | None = None,
     ) -> MemberData:
-        """MemberData with unit weights where none are given."""
+        """MemberData with unit weights where none are given.
+
+        Args:
+            train_index: pool indices of the training events (cast to int32).
+            train_label: their labels (cast to float32).
+            val_index: pool indices of the validation events.
+            val_label: their labels.
+            train_weight: per-event training weights (default one each).
+            val_weight: per-event validation weights (default one each).
+
+        Returns:
+            The member view, with NumPy leaves.
+        """
         train_index = np.asarray(train_index, np.int32)
         val_index = np.asarray(val_index, np.int32)
         return MemberData(

@@ -136,7 +136,7 @@ def build_pseudo_experiments(
     bkg_sr, sig_sr = rng.permutation(bkg_sr), rng.permutation(sig_sr)
     test_background, bkg_sr = bkg_sr[: design.n_test_background], bkg_sr[design.n_test_background :]
     test_signal, sig_sr = sig_sr[: design.n_test_signal], sig_sr[design.n_test_signal :]
-    n_bkg_sb = int(round(design.n_background_sr * background_ratio))
+    n_bkg_sb = round(design.n_background_sr * background_ratio)
     injections = np.asarray(design.injections, np.int64)
     n_sig_sb = np.rint(injections * signal_ratio).astype(np.int64)
     shortfalls = [
@@ -184,7 +184,7 @@ def build_pseudo_experiments(
                     label == 1, len(index) / (2 * len(sr)), len(index) / (2 * len(sb))
                 ).astype(np.float32)
             order = rng.permutation(len(index))
-            n_val = max(1, int(round(design.validation_fraction * len(index))))
+            n_val = max(1, round(design.validation_fraction * len(index)))
             val, train = order[:n_val], order[n_val:]
             rows.append(
                 (index[train], label[train], weight[train], index[val], label[val], weight[val])
@@ -193,7 +193,7 @@ def build_pseudo_experiments(
             experiment_of.append(experiment)
             sig_sb_of.append(n_sb)
 
-    def stack(column: int, dtype) -> np.ndarray:
+    def stack(column: int, dtype: type[np.generic]) -> np.ndarray:
         width = max(len(r[column]) for r in rows)
         return np.stack(
             [np.pad(np.asarray(r[column], dtype), (0, width - len(r[column]))) for r in rows]

@@ -1,5 +1,7 @@
-"""Your own events in: numpy arrays, awkward arrays, ROOT files (uproot) and plain HDF5 files
-into the event schema (`jaxws.data.events.JetEvents`).
+"""Your own events in: numpy arrays, awkward arrays, ROOT files and plain HDF5 files.
+
+Each reader turns its input into the event schema (`jaxws.data.events.JetEvents`); ROOT files
+are read with uproot.
 
 Dense inputs (numpy mappings, HDF5 files) use the schema's own names and shapes:
 
@@ -182,7 +184,10 @@ def events_from_awkward(
       table: an `ak.Array` of records (one per event), or a mapping of columns `ak.Array`
         accepts (e.g. numpy arrays and lists of lists).
       branches: schema name -> your field name, for fields named differently.
-      label, model_id, max_constituents, where: as in `events_from_arrays`.
+      label: as in `events_from_arrays`.
+      model_id: as in `events_from_arrays`.
+      max_constituents: as in `events_from_arrays`.
+      where: as in `events_from_arrays`.
 
     Returns:
       JetEvents (see `events_from_arrays`).
@@ -279,7 +284,13 @@ def read_root(
     Args:
       path: the `.root` file.
       tree: the TTree's name in the file.
-      branches, label, model_id, max_constituents: as in `events_from_awkward`.
+      branches: as in `events_from_awkward`.
+      label: as in `events_from_awkward`.
+      model_id: as in `events_from_awkward`.
+      max_constituents: as in `events_from_awkward`.
+
+    Returns:
+      JetEvents (see `events_from_arrays`).
 
     Raises:
       EventsError: file or tree not found, or any error of `events_from_awkward`.
@@ -318,8 +329,18 @@ def read_hdf5(
     model_id: int | None = None,
     max_constituents: int | None = None,
 ) -> JetEvents:
-    """JetEvents from a plain HDF5 file holding the datasets of the dense table (no attributes
-    needed; extra datasets are ignored).
+    """JetEvents from a plain HDF5 file holding the datasets of the dense table.
+
+    No attributes are needed; extra datasets are ignored.
+
+    Args:
+      path: the HDF5 file.
+      label: as in `events_from_arrays`.
+      model_id: as in `events_from_arrays`.
+      max_constituents: as in `events_from_arrays`.
+
+    Returns:
+      JetEvents (see `events_from_arrays`).
 
     Raises:
       EventsError: file not found or unreadable, or any error of `events_from_arrays`.
@@ -409,6 +430,7 @@ class EventsSource:
         self.config = config
 
     def model_names(self) -> list[str]:
+        """The signal models, in the order that defines their model_id."""
         return list(self.config.signals)
 
     def _read(self, path: str, label: int, model_id: int, n_events: int | None) -> JetEvents:
@@ -430,9 +452,16 @@ class EventsSource:
         return dataclasses.replace(events, model_id=np.full(len(events), model_id, np.int16))
 
     def background(self) -> JetEvents:
+        """All events of the background file (label 0, model_id -1)."""
         return self._read(self.config.background, 0, -1, None)
 
     def signal(self, name: str, n_events: int | None = None) -> JetEvents:
+        """The first `n_events` (default all) events of signal model `name`'s file.
+
+        Raises:
+            EventsError: If `name` is not in `data.signals`, the file holds fewer events or
+                holds background labels.
+        """
         if name not in self.config.signals:
             raise EventsError(f"signal {name!r} not in data.signals {sorted(self.config.signals)}")
         return self._read(self.config.signals[name], 1, self.model_names().index(name), n_events)

@@ -37,7 +37,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it to `path`, else delete it.
 
     The temporary name starts with `.tmp-` so resume logic and readers can recognise leftovers.
@@ -205,8 +205,10 @@ CODES = {"region": (0, 1), "label": (0, 1)}
 
 
 def check_values(arrays: Mapping[str, np.ndarray], where: str) -> None:
-    """Refuse numbers no event can have: NaN or inf, unknown region or label codes, negative
-    constituent counts, non-numeric datasets.
+    """Refuse numbers no event can have.
+
+    That is NaN or inf, unknown region or label codes, negative constituent counts and
+    non-numeric datasets.
 
     The message names `where` (the file), the dataset, how many events are bad and the index
     of the first one (in the order the arrays hold them).
@@ -310,9 +312,13 @@ def read_shard(
             raise ShardError(f"{path}: failed to read datasets (corrupted?): {err}") from err
     _check_arrays(arrays, str(path), require_all=False)
     check_values(arrays, str(path))
-    if isinstance(index, slice) and index == slice(None) and n_attr is not None:
-        if int(n_attr) != len(arrays["mjj"]):
-            raise ShardError(f"{path}: holds {len(arrays['mjj'])} events, attributes say {n_attr}")
+    if (
+        isinstance(index, slice)
+        and index == slice(None)
+        and n_attr is not None
+        and int(n_attr) != len(arrays["mjj"])
+    ):
+        raise ShardError(f"{path}: holds {len(arrays['mjj'])} events, attributes say {n_attr}")
     return arrays
 
 

@@ -44,6 +44,15 @@ class ConvFeatures(nn.Module):
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
+        """Features of both jets of a batch.
+
+        Args:
+          images: (B, 2, R, R) or (B, 2, R, R, K) jet images.
+          train: normalise with the batch's statistics and update the stored ones.
+
+        Returns:
+          (B, 2, D) flattened convolutional features per jet.
+        """
         batch = images.shape[0]
         if images.ndim == 4:
             images = images[..., None]
@@ -73,6 +82,7 @@ class DenseHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Map (B, 2, D) features to (B, 2) logits, one per jet."""
         for layer, features in enumerate(self.dense_features):
             x = nn.relu(nn.Dense(features, name=f"dense_{layer}")(x))
         return nn.Dense(1, name="output")(x)[..., 0]
@@ -98,6 +108,18 @@ class JetCNN(nn.Module):
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        """Event logit log(p / (1 - p)) with p = sigmoid(jet 1 logit) * sigmoid(jet 2 logit).
+
+        Args:
+          images: (B, 2, R, R) or (B, 2, R, R, K) jet images.
+          train: batch statistics for the input norm (and update them), unless `frozen_norm`.
+
+        Returns:
+          (B,) logits.
+
+        Raises:
+          ValueError: If `images` is not (B, 2, R, R) or (B, 2, R, R, K).
+        """
         if images.ndim not in (4, 5) or images.shape[1] != 2:
             raise ValueError(
                 f"JetCNN expects images (B, 2, R, R) or (B, 2, R, R, K), got shape {images.shape}"

@@ -148,7 +148,8 @@ def choose_conv_method(
     Args:
       backend: `jax.default_backend()` ("cpu", "gpu", "cuda", "rocm", "tpu").
       kernel_size: (kh, kw).
-      in_channels, out_channels: C and F.
+      in_channels: C.
+      out_channels: F.
 
     Returns:
       "lax" off CPU (cuDNN / the TPU's convolution units); on CPU "im2col", which measured
@@ -177,7 +178,9 @@ def conv2d_same(
     """Stride-1 'SAME' cross-correlation (like Keras Conv2D) in the chosen form.
 
     Args:
-      x, kernel, bias: as `conv2d_im2col`.
+      x: (B, H, W, C) images.
+      kernel: (kh, kw, C, F) (HWIO).
+      bias: (F,).
       method: one of `CONV_METHODS`, or "auto": `JAXWS_CONV` if set, else
         `choose_conv_method` for the default backend and this layer's shape.
 
@@ -227,6 +230,7 @@ class Conv2D(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Convolve (B, H, W, C) images into (B, H, W, F) feature maps."""
         cin = x.shape[-1]
         k = self.kernel_size
         kernel = self.param("kernel", nn.initializers.glorot_uniform(), (k, k, cin, self.features))

@@ -36,6 +36,11 @@ class InputNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Normalise the last axis of `x` and apply the learned scale and offset.
+
+        Outside `use_running_average` (and after initialisation), the batch's mean and second
+        moment are folded into the stored cumulative statistics.
+        """
         features = x.shape[-1]
         axes = tuple(range(x.ndim - 1))
         mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(features, jnp.float32))

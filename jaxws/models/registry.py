@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 
@@ -57,8 +59,19 @@ class ModelSection:
         )
 
 
-def build_model(section, **overrides) -> nn.Module:
-    """The flax module described by a `model` config section (overrides: e.g. frozen_norm)."""
+def build_model(section: Mapping[str, Any] | None, **overrides: Any) -> nn.Module:
+    """The flax module described by a `model` config section.
+
+    Args:
+      section: the `model` config section (None: all `ModelSection` defaults).
+      **overrides: extra module fields, e.g. `frozen_norm=True`.
+
+    Returns:
+      An `MLP` (kind "mlp") or a `JetCNN`.
+
+    Raises:
+      ConfigError: If the section holds an unknown key or an invalid value.
+    """
     config = from_section(ModelSection, section, "model")
     if config.kind == "mlp":
         return MLP(config.feature_widths, config.head_widths, config.standardise, **overrides)

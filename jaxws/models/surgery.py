@@ -9,6 +9,8 @@ with fixed features.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -74,10 +76,22 @@ def head_model(model: nn.Module) -> nn.Module | None:
     return None
 
 
-def extract_features(model: nn.Module, variables: dict, pool, batch_size: int = 2048):
-    """The output of the top-level `features` submodule for every event (inference mode)."""
+def extract_features(
+    model: nn.Module, variables: dict, pool: Any, batch_size: int = 2048
+) -> np.ndarray:
+    """The output of the top-level `features` submodule for every event (inference mode).
 
-    def one(x):
+    Args:
+      model: a network with a top-level `features` submodule (`JetCNN`, `MLP`).
+      variables: its variables.
+      pool: the inputs, an array or a pytree of arrays with a leading event axis.
+      batch_size: events per compiled call.
+
+    Returns:
+      The features of every event, concatenated along the event axis.
+    """
+
+    def one(x: Any):
         _, state = model.apply(
             variables,
             x,

@@ -29,7 +29,7 @@ LOG_TWO_PI = math.log(2.0 * math.pi)
 
 
 def gaussian_log_density(x: jax.Array, mean: jax.Array, log_variance: jax.Array) -> jax.Array:
-    """log N(x | mean, diag exp(log_variance)) summed over the last axis."""
+    """Log-density log N(x | mean, diag exp(log_variance)) summed over the last axis."""
     return -0.5 * jnp.sum(
         LOG_TWO_PI + log_variance + (x - mean) ** 2 * jnp.exp(-log_variance), axis=-1
     )
@@ -62,6 +62,11 @@ class BetaVAE(nn.Module):
     n_samples: int = 1
 
     def setup(self) -> None:
+        """Create the encoder and decoder layers.
+
+        Raises:
+          ValueError: If `decoder_variance` is neither "network" nor "feature".
+        """
         if self.decoder_variance not in ("network", "feature"):
             raise ValueError(
                 f"BetaVAE.decoder_variance must be 'network' or 'feature', "

@@ -1,5 +1,7 @@
-"""Event sources: the built-in stylised dijet simulator (default of every experiment), Pythia 8
-generation (physics extra), the TPC toy and the NPLM toys.
+"""Event sources: built-in jet simulator, Pythia 8, TPC toy and NPLM toys.
+
+The built-in stylised dijet simulator is the default of every experiment; Pythia 8 generation
+needs the physics extra.
 
 Names are imported lazily so that a Pythia worker process does not pay for importing JAX.
 """
@@ -17,7 +19,7 @@ _JETS = (
 __all__ = list(_JETS)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _JETS:
         from jaxws.simulate import jets
 

@@ -23,7 +23,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaxws.config import ConfigError
 from jaxws.data.samples import canonical_name
@@ -39,6 +39,10 @@ from jaxws.data.shards import (
 from jaxws.hashing import json_digest
 from jaxws.simulate.hidden_valley import parse_model
 from jaxws.simulate.pythia import Selection, Smearing, model_settings
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from tqdm import tqdm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +66,11 @@ class ShardSpec:
 
     @property
     def stem(self) -> str:
+        """File name of the shard without its suffix."""
         return f"{self.model}_seed{self.seed}_n{self.n_target}"
 
     def relative_path(self) -> str:
+        """Path of the shard file relative to the output directory."""
         return f"{self.model}/{self.stem}.h5"
 
 
@@ -250,7 +256,7 @@ def _adopt(out: Path, spec: ShardSpec, fp: str) -> None:
     )
 
 
-def _finish(out: Path, record: dict[str, Any], bar) -> None:
+def _finish(out: Path, record: dict[str, Any], bar: tqdm | None) -> None:
     write_record(out / record["file"], record)
     if bar is not None:
         bar.update(record["n_stored"])
@@ -301,8 +307,11 @@ def _as_list(value: Any, key: str) -> list:
     return value
 
 
-def check_config(cfg) -> dict[str, Any]:
+def check_config(cfg: DictConfig) -> dict[str, Any]:
     """Validate a generation config completely, before any directory or event is made.
+
+    Args:
+        cfg: The generation config (conf/generate/config.yaml with overrides).
 
     Returns:
         Keyword arguments of `run_generation` (with `specs` planned).
@@ -362,14 +371,24 @@ def check_config(cfg) -> dict[str, Any]:
     )
 
 
-def main_from_config(cfg) -> dict[str, Any]:
-    """Run a generation from a Hydra/OmegaConf config (conf/generate/config.yaml)."""
+def main_from_config(cfg: DictConfig) -> dict[str, Any]:
+    """Run a generation from a Hydra/OmegaConf config (conf/generate/config.yaml).
+
+    Args:
+        cfg: The generation config.
+
+    Returns:
+        The manifest written by `run_generation`.
+
+    Raises:
+        ConfigError: If the config is invalid (see `check_config`).
+    """
     manifest = run_generation(**check_config(cfg))
     print(json.dumps(manifest["n_events"], indent=1))
     return manifest
 
 
-def _task(cfg) -> None:
+def _task(cfg: DictConfig) -> None:
     """Hydra task: user mistakes and named I/O errors as one line (exit 2), Ctrl-C likewise."""
     out = Path(str(cfg.get("out", "")))
     try:
@@ -402,6 +421,7 @@ def _exit(message: str, code: int) -> None:
 
 
 def main() -> None:
+    """Command-line entry point: `python -m jaxws.simulate.generate key=value ...`."""
     import hydra
 
     config_dir = str(Path(__file__).resolve().parents[2] / "conf" / "generate")

@@ -130,6 +130,7 @@ class HiddenValleyPoint:
         return self.lambda_d * math.sqrt(5.76 + 1.5 * self.pion_ratio**2)
 
     def description(self) -> str:
+        """One line describing the process, spectrum and decay scenario."""
         decay = (
             "indirect decay (rho_D -> pi_D pi_D, pi_D -> d dbar)"
             if self.scenario == "id"
@@ -187,6 +188,7 @@ class HiddenValleyPoint:
         return s
 
     def generator_cuts(self) -> str:
+        """The generator-level cut applied to this point, as a readable line."""
         return f"{ZPRIME_ID}:mMin = {self.zprime_mass_min:g} GeV"
 
 
@@ -208,9 +210,11 @@ class QCDDijets:
                 raise ValueError(f"QCDDijets.{name} must be finite and >= 0, got {value}")
 
     def description(self) -> str:
+        """One line describing the background process."""
         return "QCD dijets, pp -> 2 partons (HardQCD:all = on), 13 TeV"
 
     def settings(self) -> list[str]:
+        """Pythia setting strings for the QCD 2 -> 2 process with its phase-space cuts."""
         return [
             "HardQCD:all = on",
             f"PhaseSpace:mHatMin = {_fmt(self.m_hat_min)}",
@@ -218,6 +222,7 @@ class QCDDijets:
         ]
 
     def generator_cuts(self) -> str:
+        """The generator-level cuts, with their measured loss for the default values."""
         loss = ""
         if (self.m_hat_min, self.pt_hat_min) == (4000.0, 600.0):
             loss = (

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -192,7 +192,7 @@ def signal_jet_shape(params: SignalParams) -> JetShape:
     nodes = jnp.log(jnp.asarray(BENCHMARK_LAMBDAS, jnp.float32))
     d = jnp.clip(jnp.asarray(params.direct_decay, jnp.float32), 0.0, 1.0)
 
-    def column(k):
+    def column(k: int) -> jax.Array:
         id_value = jnp.interp(log_lambda, nodes, jnp.asarray(_SIGNAL_SHAPES["id"][:, k]))
         dd_value = jnp.interp(log_lambda, nodes, jnp.asarray(_SIGNAL_SHAPES["dd"][:, k]))
         return (1.0 - d) * id_value + d * dd_value
@@ -211,8 +211,10 @@ def signal_jet_shape(params: SignalParams) -> JetShape:
 
 
 def _inverse_cdf_on_grid(u: jax.Array, grid: jax.Array, log_p: jax.Array) -> jax.Array:
-    """Map a uniform u to a draw of the density exp(log_p) tabulated on an increasing grid
-    (trapezoidal CDF, linear inverse interpolation)."""
+    """Map a uniform u to a draw of the density exp(log_p) tabulated on an increasing grid.
+
+    The CDF is the trapezoidal integral of the density; its inverse is interpolated linearly.
+    """
     p = jnp.exp(log_p - jnp.max(log_p))
     cdf = jnp.concatenate([jnp.zeros(1), jnp.cumsum(0.5 * (p[1:] + p[:-1]) * jnp.diff(grid))])
     target = u * cdf[-1]
@@ -225,7 +227,7 @@ def _inverse_cdf_on_grid(u: jax.Array, grid: jax.Array, log_p: jax.Array) -> jax
 
 
 def _dijet_log_density(params: BackgroundParams):
-    def log_density(mjj):
+    def log_density(mjj: jax.Array) -> jax.Array:
         x = mjj / _SQRT_S
         log_x = jnp.log(x)
         return params.dijet_p1 * jnp.log1p(-x) - (params.dijet_p2 + params.dijet_p3 * log_x) * log_x
@@ -234,7 +236,7 @@ def _dijet_log_density(params: BackgroundParams):
 
 
 def _crystal_ball_log_density(params: SignalParams):
-    def log_density(mjj):
+    def log_density(mjj: jax.Array) -> jax.Array:
         z = (mjj - params.peak_mass) / params.peak_width
         a, n = params.tail_start, params.tail_power
         core = -0.5 * z**2
@@ -245,10 +247,10 @@ def _crystal_ball_log_density(params: SignalParams):
     return log_density
 
 
-def _ystar_log_density(tilt):
+def _ystar_log_density(tilt: float | jax.Array):
     # 1 + cos^2(theta*) in cos(theta*) = tanh(y*), times the Jacobian 1/cosh^2(y*); `tilt`
     # pushes towards large y* (t-channel QCD is more forward than an s-channel resonance).
-    def log_density(ystar):
+    def log_density(ystar: jax.Array) -> jax.Array:
         return jnp.log1p(jnp.tanh(ystar) ** 2) - 2.0 * jnp.log(jnp.cosh(ystar)) + tilt * ystar
 
     return log_density
@@ -339,9 +341,11 @@ def _jet_constituents(u: jax.Array, shape: JetShape, max_constituents: int):
     return constituents, n, mass / pt
 
 
-def _dijet_kinematics(u: jax.Array, mjj, ystar_tilt, mass_over_pt):
-    """Jets (2, 4) = pT, eta, phi, mass from `_EVENT_UNIFORMS - 1` uniforms; their
-    four-vectors give exactly `mjj`."""
+def _dijet_kinematics(u: jax.Array, mjj: jax.Array, ystar_tilt: jax.Array, mass_over_pt: jax.Array):
+    """Jets (2, 4) = pT, eta, phi, mass from `_EVENT_UNIFORMS - 1` uniforms.
+
+    The jets' four-vectors give exactly `mjj`.
+    """
     # pT ~ mjj / (2 cosh y*): both jets pass pT > 750 GeV for y* < arccosh(mjj / 1500) (5 %
     # margin for the imbalance and the jet masses), and |eta| < 2 needs |y*| < 2. The bound
     # depends on mjj, as the selection makes it in Pythia: QCD's forward t-channel jets have
@@ -369,7 +373,14 @@ def _dijet_kinematics(u: jax.Array, mjj, ystar_tilt, mass_over_pt):
     return jnp.stack([pt, eta, phi, mass_over_pt * pt], axis=-1)
 
 
-def _event(key, mjj_grid, mjj_log_p, shape: JetShape, ystar_tilt, max_constituents: int):
+def _event(
+    key: jax.Array,
+    mjj_grid: jax.Array,
+    mjj_log_p: jax.Array,
+    shape: JetShape,
+    ystar_tilt: jax.Array,
+    max_constituents: int,
+):
     # One uniform draw per event feeds every variable: a single threefry call and no
     # rejection samplers keep the compilation short.
     u = jax.random.uniform(
@@ -385,9 +396,19 @@ def _event(key, mjj_grid, mjj_log_p, shape: JetShape, ystar_tilt, max_constituen
 
 
 @functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
-def _simulate(key, n, background, signal, is_signal, max_constituents, first_event):
-    """Background or signal events from one compiled program (selected by `is_signal`), so
-    that both kinds share a single compilation per (n, C)."""
+def _simulate(
+    key: jax.Array,
+    n: int,
+    background: BackgroundParams,
+    signal: SignalParams,
+    is_signal: bool,
+    max_constituents: int,
+    first_event: int | jax.Array,
+):
+    """Background or signal events from one compiled program, selected by `is_signal`.
+
+    Both kinds share a single compilation per (n, C).
+    """
     grid = jnp.linspace(*MJJ_WINDOW, _GRID_POINTS)
     log_p_grid = jnp.where(
         is_signal,
@@ -424,8 +445,9 @@ def simulate_background(
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     first_event: int | jax.Array = 0,
 ) -> dict[str, jax.Array]:
-    """n QCD dijet events in the mjj window (JetEvents fields except model_id); jittable and
-    vmappable over `key` and `params`.
+    """Draw `n` QCD dijet events in the mjj window (JetEvents fields except model_id).
+
+    Jittable and vmappable over `key` and `params`.
 
     Args:
         key: typed PRNG key (consumed).
@@ -449,13 +471,32 @@ def simulate_signal(
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     first_event: int | jax.Array = 0,
 ) -> dict[str, jax.Array]:
-    """n dark-shower events in the mjj window; same arguments and layout as
-    `simulate_background`, label = 1. The Z' decay is s-channel: y* follows 1 + cos^2(theta*).
+    """Draw `n` dark-shower events in the mjj window.
+
+    Same arguments and layout as `simulate_background`, label = 1. The Z' decay is s-channel:
+    y* follows 1 + cos^2(theta*).
+
+    Args:
+        key: typed PRNG key (consumed).
+        n: number of events (static).
+        params: signal parameters (pytree).
+        max_constituents: C, constituents kept per jet (static).
+        first_event: index of the first event (see `simulate_background`).
+
+    Returns:
+        dict with the fields of `simulate_background`, label (n,) int8 = 1.
     """
     return _simulate(key, n, BackgroundParams(), params, True, max_constituents, first_event)
 
 
-def _draw_in_chunks(simulate, key, n: int, params, max_constituents: int, chunk_size: int):
+def _draw_in_chunks(
+    simulate: Callable[..., dict[str, jax.Array]],
+    key: jax.Array,
+    n: int,
+    params: BackgroundParams | SignalParams,
+    max_constituents: int,
+    chunk_size: int,
+):
     chunk = max(1, min(chunk_size, n))
     parts = []
     for start in range(0, n, chunk):
@@ -479,8 +520,9 @@ def simulate_events(
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     chunk_size: int = 16384,
 ) -> JetEvents:
-    """Background and signal events as one host-side `JetEvents` (background first, then each
-    signal model in the order of `signals`; not shuffled).
+    """Draw background and signal events as one host-side `JetEvents`.
+
+    Background comes first, then each signal model in the order of `signals`; not shuffled.
 
     Args:
         seed_or_key: integer seed or typed key. The background uses fold_in(key, 0), signal
@@ -499,6 +541,10 @@ def simulate_events(
 
     Returns:
         JetEvents with numpy fields of the schema's dtypes; model_id is -1 for background.
+
+    Raises:
+        ValueError: If a count is negative, a signal model is unknown or missing from
+            `model_names`, or `max_constituents` or `chunk_size` is not positive.
     """
     is_seed = isinstance(seed_or_key, int | np.integer)
     key = jax.random.key(int(seed_or_key)) if is_seed else seed_or_key

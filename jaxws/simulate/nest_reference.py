@@ -9,9 +9,17 @@ the ER and NR bands in log10(S2/S1). Needs the `physics` extra (nestpy 2.1.3, NE
 
 from __future__ import annotations
 
+import itertools
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from jaxws.simulate.tpc import TPCParams
 
 DRIFT_FIELD_V_PER_CM = 200.0  # the seed's field
 DENSITY_G_PER_CM3 = 2.9
@@ -25,12 +33,20 @@ def _nest():
     return nestpy, nestpy.NESTcalc(nestpy.detectors.VDetector())
 
 
-def _interaction(nestpy, recoil: str):
+def _interaction(nestpy: ModuleType, recoil: str):
     return {"er": nestpy.interactions.beta, "nr": nestpy.interactions.NR}[recoil]
 
 
-def mean_yields(recoil: str, energies_kev) -> dict[str, np.ndarray]:
-    """NEST mean photon and electron yields (quanta per keV) at the drift field."""
+def mean_yields(recoil: str, energies_kev: ArrayLike) -> dict[str, np.ndarray]:
+    """NEST mean photon and electron yields (quanta per keV) at the drift field.
+
+    Args:
+        recoil: "er" (electron recoil, NEST's beta) or "nr" (nuclear recoil).
+        energies_kev: recoil energies in keV.
+
+    Returns:
+        dict with photons_per_kev and electrons_per_kev, one value per energy.
+    """
     nestpy, calc = _nest()
     photons, electrons = [], []
     for energy in np.asarray(energies_kev, np.float64):
@@ -45,8 +61,19 @@ def mean_yields(recoil: str, energies_kev) -> dict[str, np.ndarray]:
     return {"photons_per_kev": np.asarray(photons), "electrons_per_kev": np.asarray(electrons)}
 
 
-def sample_quanta(recoil: str, energies_kev, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """NEST photons and electrons (with NEST's fluctuations) for each energy."""
+def sample_quanta(
+    recoil: str, energies_kev: ArrayLike, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """NEST photons and electrons (with NEST's fluctuations) for each energy.
+
+    Args:
+        recoil: "er" or "nr".
+        energies_kev: recoil energies in keV.
+        seed: seed of NEST's global random generator (set before sampling).
+
+    Returns:
+        (photons, electrons) as float64 arrays, one value per energy.
+    """
     nestpy, calc = _nest()
     nestpy.RandomGen.rndm().set_seed(seed)
     photons, electrons = [], []
@@ -86,13 +113,21 @@ def calibration_table(n_samples: int = 3000, seed: int = 0) -> dict[str, dict[st
     return table
 
 
-def band_comparison(params, sensors, n_events: int = 20000, seed: int = 0) -> dict[str, dict]:
+def band_comparison(
+    params: TPCParams, sensors: jax.Array, n_events: int = 20000, seed: int = 0
+) -> dict[str, dict]:
     """ER and NR bands in log10(S2/S1) from NEST quanta and from the toy, same toy detector.
 
     ER and NR energies flat on [energy_min, energy_max]; NEST's photons and electrons (or the
     toy's) go through `tpc.detect` (S1, S2, thresholds). Per source: the NR band median, the
     separation of the ER and NR medians in S1 bins, and the ER leakage below the NR median
     (50% NR acceptance).
+
+    Args:
+      params: toy detector numbers (energy range, thresholds, gains).
+      sensors: (S, 2) sensor centres in cm.
+      n_events: recoils per type.
+      seed: seed of the energies, of NEST and of the toy's keys.
 
     Returns:
       {"nest": summary, "toy": summary}, each with s1_bins, separation (decades per bin),
@@ -127,7 +162,7 @@ def band_comparison(params, sensors, n_events: int = 20000, seed: int = 0) -> di
         separation, leakage = [], []
         er_s1, er_band = bands["er"]
         nr_s1, nr_band = bands["nr"]
-        for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        for lo, hi in itertools.pairwise(bins):
             er = er_band[(er_s1 >= lo) & (er_s1 < hi)]
             nr = nr_band[(nr_s1 >= lo) & (nr_s1 < hi)]
             nr_median = np.median(nr)
@@ -139,7 +174,7 @@ def band_comparison(params, sensors, n_events: int = 20000, seed: int = 0) -> di
         medians = np.array(
             [
                 np.median(nr_band[(nr_s1 >= lo) & (nr_s1 < hi)])
-                for lo, hi in zip(bins[:-1], bins[1:], strict=True)
+                for lo, hi in itertools.pairwise(bins)
             ]
         )
         total = float(np.mean(er_band[in_range] < medians[which[in_range]]))

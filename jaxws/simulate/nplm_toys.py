@@ -66,7 +66,7 @@ def capacity(n_expected: float) -> int:
     Returns:
         The fixed array length.
     """
-    return int(math.ceil(n_expected + 8.0 * math.sqrt(n_expected) + 16))
+    return math.ceil(n_expected + 8.0 * math.sqrt(n_expected) + 16)
 
 
 class Sample(NamedTuple):

@@ -20,7 +20,8 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ class PythiaSettingError(ValueError):
     """Pythia refused a setting string (unknown name or value out of range)."""
 
 
-def import_pythia():
+def import_pythia() -> ModuleType:
     """The `pythia8mc` module, or an ImportError that says how to install it."""
     try:
         import pythia8mc
@@ -95,6 +96,7 @@ class Selection:
         return out
 
     def jet_definition(self) -> str:
+        """The jet algorithm and its Pythia SlowJet settings, as a readable line."""
         return (
             f"anti-kT R = {self.jet_radius:g}, Pythia SlowJet(power=-1, R={self.jet_radius:g}, "
             f"pTjetMin={self.jet_pt_min:g} GeV, etaMax=10, select=2 (visible final-state "
@@ -102,6 +104,7 @@ class Selection:
         )
 
     def description(self) -> str:
+        """The jet cuts and the signal-region and sideband windows, as a readable line."""
         sr = self.signal_region
         sb = " or ".join(f"{lo:g} <= mjj < {hi:g}" for lo, hi in self.sidebands)
         return (
@@ -149,8 +152,14 @@ class ShardResult:
     attrs: dict[str, Any]
 
 
-def make_pythia(settings: list[str]):
+def make_pythia(settings: list[str]) -> Any:
     """An initialised Pythia with every setting checked.
+
+    Args:
+        settings: Pythia setting strings, applied in order with `readString`.
+
+    Returns:
+        The initialised `pythia8mc.Pythia` instance.
 
     Raises:
         PythiaSettingError: a setting that `readString` rejected (named).
@@ -186,7 +195,7 @@ def _wrap_phi(phi: np.ndarray) -> np.ndarray:
     return (phi + np.pi) % (2 * np.pi) - np.pi
 
 
-def _jet_constituents(event, indices) -> np.ndarray:
+def _jet_constituents(event: Any, indices: Iterable[int]) -> np.ndarray:
     """(n, 3) float64 pT, eta, phi of particles at `indices` (one Python call per particle)."""
     rows = []
     for i in indices:

@@ -1,23 +1,28 @@
-"""One interface to the event sources: `data=simulator`, `data=pythia` or `data=events` (your own
-HDF5 files, jaxws.data.readers).
+"""One interface to the event sources: `data=simulator`, `data=pythia` or `data=events`.
 
-Every method asks a source for background events, the events of a named signal model, and the
-list of signal models (for transfer and meta-learning), so each method runs on either source.
+`data=events` reads your own HDF5 files (jaxws.data.readers). Every method asks a source for
+background events, the events of a named signal model, and the list of signal models (for
+transfer and meta-learning), so each method runs on either source.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
 
 from jaxws.config import ConfigError, check, from_section
 from jaxws.data.events import JetEvents
 
+if TYPE_CHECKING:
+    from jaxws.data.readers import EventsSource
 
-def _check_channels(channels) -> None:
+
+def _check_channels(channels: Sequence[str]) -> None:
     from jaxws.data.images import CHANNELS
 
     check(
@@ -137,6 +142,8 @@ class PythiaData:
 
 
 class SimulatorSource:
+    """Events drawn by the built-in jet simulator from a `SimulatorData` config."""
+
     def __init__(self, config: SimulatorData):
         self.config = config
 
@@ -145,11 +152,13 @@ class SimulatorSource:
         return jax.random.key(self.config.seed)
 
     def model_names(self) -> list[str]:
+        """The signal models this source can draw (the benchmarks)."""
         from jaxws.data.samples import benchmark_names
 
         return benchmark_names()
 
     def background(self) -> JetEvents:
+        """`config.n_background` QCD events from the data seed."""
         from jaxws.simulate.jets import simulate_events
 
         return simulate_events(
@@ -157,6 +166,7 @@ class SimulatorSource:
         )
 
     def signal(self, name: str, n_events: int | None = None) -> JetEvents:
+        """Events of signal model `name` (default `config.n_signal` of them)."""
         from jaxws.simulate.jets import simulate_events
 
         events = simulate_events(
@@ -169,10 +179,13 @@ class SimulatorSource:
 
 
 class PythiaSource:
+    """Events read from Pythia HDF5 shards (jaxws.data.shards) of a `PythiaData` config."""
+
     def __init__(self, config: PythiaData):
         self.config = config
 
     def model_names(self) -> list[str]:
+        """The signal models the shards' model_id indexes (`model_list` or the benchmarks)."""
         from jaxws.data.samples import benchmark_names
 
         return list(self.config.model_list or benchmark_names())
@@ -199,14 +212,29 @@ class PythiaSource:
         )
 
     def background(self) -> JetEvents:
+        """The background model's events from the shards (up to `config.max_events`)."""
         return self._load(self.config.background, None)
 
     def signal(self, name: str, n_events: int | None = None) -> JetEvents:
+        """Events of signal model `name` (up to `n_events`, default `config.max_events`)."""
         return self._load(name, n_events)
 
 
-def make_source(section) -> SimulatorSource | PythiaSource:
-    """The event source named by the `data` config section's `source` key."""
+def make_source(
+    section: Mapping[str, Any] | None,
+) -> SimulatorSource | PythiaSource | EventsSource:
+    """The event source named by the `data` config section's `source` key.
+
+    Args:
+        section: the `data` config section (None: the simulator with its defaults).
+
+    Returns:
+        A `SimulatorSource`, `PythiaSource` or `jaxws.data.readers.EventsSource`.
+
+    Raises:
+        ConfigError: If the section is not a mapping, names an unknown source or holds an
+            invalid value.
+    """
     if section is not None and not hasattr(section, "get"):
         raise ConfigError(f"data must be a config group (e.g. data=simulator), got {section!r}")
     source = (section or {}).get("source", "simulator")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +79,7 @@ def yield_curves(energy: jax.Array, is_nr: jax.Array) -> tuple[jax.Array, jax.Ar
     log_e = jnp.log(jnp.asarray(YIELD_ENERGIES_KEV, jnp.float32))
     x = jnp.log(jnp.maximum(energy, 1e-3))
 
-    def curve(er_values, nr_values):
+    def curve(er_values: tuple[float, ...], nr_values: tuple[float, ...]) -> jax.Array:
         er = jnp.interp(x, log_e, jnp.asarray(er_values, jnp.float32))
         nr = jnp.interp(x, log_e, jnp.asarray(nr_values, jnp.float32))
         return jnp.where(is_nr, nr, er)
@@ -108,10 +109,12 @@ SMALL_MEAN = 30.0
 _MAX_SMALL_COUNT = 100
 
 
-def _inverse_cdf_count(uniform, first_pmf, next_ratio):
+def _inverse_cdf_count(
+    uniform: jax.Array, first_pmf: jax.Array, next_ratio: Callable[[jax.Array], jax.Array]
+):
     """Smallest k with CDF(k) >= u, for pmf_{k+1} = pmf_k * next_ratio(k) (k < 100)."""
 
-    def body(k, carry):
+    def body(k: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]):
         count, pmf, cdf = carry
         count = count + (uniform > cdf).astype(jnp.float32)
         pmf = pmf * next_ratio(k)
@@ -265,7 +268,9 @@ def sensor_grid_for(params: TPCParams, rings: int) -> np.ndarray:
     return hexagonal_sensor_grid(rings, pitch_cm=float(params.radius_cm) / max(rings, 1))
 
 
-def light_response(positions: jax.Array, sensors: jax.Array, height: float | jax.Array):
+def light_response(
+    positions: jax.Array, sensors: jax.Array, height: float | jax.Array
+) -> jax.Array:
     """Share of S2 light seen by each sensor (N, S); rows sum to one.
 
     A solid-angle-like response h / (d^2 + h^2)^(3/2) with d the horizontal distance between
@@ -317,7 +322,7 @@ class RecoilSpectrum:
     cdf: jax.Array
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """n energies by linear interpolation of the inverse CDF."""
+        """Draw `n` energies by linear interpolation of the inverse CDF."""
         return jnp.interp(jax.random.uniform(key, (n,)), self.cdf, self.energies)
 
 
@@ -387,7 +392,8 @@ def detect(
       key: PRNG key (consumed).
       energy: (n,) recoil energies in keV (carried along).
       recoil_type: (n,) 0 for ER, 1 for NR (integer array).
-      photons, electrons: (n,) quanta (from `quanta`, or from NEST for comparisons).
+      photons: (n,) photons (from `quanta`, or from NEST for comparisons).
+      electrons: (n,) electrons, likewise.
       sensors: (S, 2) sensor centres in cm.
       params: detector numbers.
 
@@ -454,7 +460,7 @@ def simulate_events(
     nr_fraction: float | jax.Array = 0.0,
     nr_spectrum: RecoilSpectrum | None = None,
 ) -> dict[str, jax.Array]:
-    """n events: flat-spectrum ER, each replaced with probability `nr_fraction` by an NR.
+    """Draw `n` events: flat-spectrum ER, each replaced with probability `nr_fraction` by an NR.
 
     nr_fraction = 0 gives the ER background; 1 gives pure NR (`flat_spectrum`: as for
     training the classifier; `wimp_spectrum(m)`: a WIMP signal); in between, a background with

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 SPEED_OF_LIGHT_KM_S = 299_792.458
@@ -41,7 +42,7 @@ def nucleus_mass_gev(mass_number: float = XENON_A) -> float:
     return mass_number * ATOMIC_MASS_GEV
 
 
-def helm_form_factor(energy_kev, mass_number: float = XENON_A) -> np.ndarray:
+def helm_form_factor(energy_kev: ArrayLike, mass_number: float = XENON_A) -> np.ndarray:
     """Helm form factor F(E_R) (F(0) = 1), Lewin and Smith's parameters."""
     energy_gev = np.asarray(energy_kev, np.float64) * 1e-6
     q = np.sqrt(2.0 * nucleus_mass_gev(mass_number) * energy_gev) / HBAR_C_GEV_FM  # 1 / fm
@@ -56,7 +57,7 @@ def helm_form_factor(energy_kev, mass_number: float = XENON_A) -> np.ndarray:
 
 
 def halo_eta(
-    v_min_km_s,
+    v_min_km_s: ArrayLike,
     v0: float = V0_KM_S,
     v_earth: float = EARTH_SPEED_KM_S,
     v_esc: float = ESCAPE_SPEED_KM_S,
@@ -75,7 +76,9 @@ def halo_eta(
     return np.maximum(eta, 0.0) / (2.0 * norm * y * v0)
 
 
-def minimum_speed_km_s(energy_kev, wimp_mass_gev: float, mass_number: float = XENON_A):
+def minimum_speed_km_s(
+    energy_kev: ArrayLike, wimp_mass_gev: float, mass_number: float = XENON_A
+) -> np.ndarray:
     """v_min = sqrt(m_N E_R / 2) / mu_N for elastic scattering, in km/s."""
     m_n = nucleus_mass_gev(mass_number)
     mu = wimp_mass_gev * m_n / (wimp_mass_gev + m_n)
@@ -84,7 +87,7 @@ def minimum_speed_km_s(energy_kev, wimp_mass_gev: float, mass_number: float = XE
 
 
 def differential_rate(
-    energy_kev,
+    energy_kev: ArrayLike,
     wimp_mass_gev: float,
     cross_section_cm2: float,
     mass_number: float = XENON_A,

@@ -1,5 +1,7 @@
-"""A sweep that summarises itself: after a Hydra multirun, one table and one figure of every
-swept value against the study's key metrics, in the sweep directory.
+"""A sweep that summarises itself after a Hydra multirun.
+
+One table and one figure of every swept value against the study's key metrics, in the sweep
+directory.
 
 Registered in conf/config.yaml as a Hydra callback (`hydra.callbacks.sweep_summary`), so it
 runs after any launcher (basic, joblib, submitit) and any sweeper (basic, optuna). It reads
@@ -23,9 +25,13 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from omegaconf import DictConfig
 
 #: name fragments of the metrics shown in the figure: CWoLa / transfer / MTL, NPLM, anomaly
 KEY_METRICS = (
@@ -112,8 +118,17 @@ def write_table(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return atomic_write_text(path, buffer.getvalue())
 
 
-def figure(rows: Sequence[dict[str, Any]], keys: Sequence[str], metrics: Sequence[str]):
-    """Each swept key (rows of panels) against each key metric (columns)."""
+def figure(rows: Sequence[dict[str, Any]], keys: Sequence[str], metrics: Sequence[str]) -> Figure:
+    """Each swept key (rows of panels) against each key metric (columns).
+
+    Args:
+      rows: one dict per job (`collect`): job, status, overrides and metrics.
+      keys: the swept override keys (`swept_keys`).
+      metrics: the key metrics to plot (`key_metrics`); at most 2 * MAX_PANELS_PER_KEY.
+
+    Returns:
+      The matplotlib figure (the caller saves and closes it).
+    """
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.ticker import MaxNLocator
@@ -191,7 +206,8 @@ class SweepSummary(Callback):
     def __init__(self, key_metrics: Sequence[str] = KEY_METRICS):
         self.fragments = tuple(key_metrics)
 
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write the summary of `config.hydra.sweep.dir` and print one line naming it."""
         written = summarise_sweep(config.hydra.sweep.dir, self.fragments)
         if written is None:
             print(f"jaxws: sweep {config.hydra.sweep.dir} has no finished job to summarise")

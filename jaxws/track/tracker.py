@@ -1,4 +1,6 @@
-"""The run tracker: resolved config, metrics, tables and figures in the run directory, mirrored
+"""The run tracker: config, metrics, tables and figures in the run directory, and in W&B.
+
+The resolved config, metrics, tables and figures are written to the run directory and mirrored
 to Weights & Biases.
 
 W&B runs in offline mode by default (no network needed; `wandb sync <run_dir>/wandb/...`
@@ -10,13 +12,15 @@ fails to start or to write, the run goes on with local files only and says so on
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaxws.config import check
 from jaxws.files import (
@@ -27,15 +31,21 @@ from jaxws.files import (
     make_directory,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from wandb.sdk.wandb_run import Run
+
 
 @dataclasses.dataclass(frozen=True)
 class TrackingConfig:
-    """Attributes:
-    wandb: log to Weights & Biases.
-    mode: W&B mode, "offline" (default, no network), "online" or "disabled".
-    project: W&B project.
-    group: W&B group; empty = the Hydra sweep directory for multiruns, else the run name.
-    tags: W&B tags.
+    """The `tracking` config group: where and how a run is mirrored to W&B.
+
+    Attributes:
+      wandb: log to Weights & Biases.
+      mode: W&B mode, "offline" (default, no network), "online" or "disabled".
+      project: W&B project.
+      group: W&B group; empty = the Hydra sweep directory for multiruns, else the run name.
+      tags: W&B tags.
     """
 
     wandb: bool = True
@@ -52,9 +62,11 @@ class TrackingConfig:
 
 
 def sweep_run_name(name: str) -> str:
-    """W&B run name: inside a Hydra multirun, `name` plus the job's overrides
-    (`cwola:seed=1,training.learning_rate=0.001`), so runs of a sweep are told apart; else
-    `name`."""
+    """W&B run name: `name`, plus the job's overrides inside a Hydra multirun.
+
+    Inside a multirun the name reads like `cwola:seed=1,training.learning_rate=0.001`, so runs
+    of a sweep are told apart; otherwise it is `name`.
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -107,11 +119,12 @@ class Tracker:
                     mode=tracking.mode,
                     reinit="create_new",
                 )
-            except Exception as error:  # noqa: BLE001 - W&B is optional; local files are the record
+            except Exception as error:  # W&B is optional; local files are the record
                 self._wandb_failed("start", error)
 
     @property
-    def wandb_run(self):
+    def wandb_run(self) -> Run | None:
+        """The live W&B run, or None (W&B off or failed)."""
         return self._wandb_run
 
     def _wandb_failed(self, action: str, error: BaseException) -> None:
@@ -126,20 +139,20 @@ class Tracker:
             )
         run, self._wandb_run = self._wandb_run, None
         if run is not None:
-            try:
+            # Already reported; nothing more to do if finishing fails too.
+            with contextlib.suppress(Exception):
                 run.finish(exit_code=1)
-            except Exception:  # noqa: BLE001, S110 - already reported; nothing more to do
-                pass
 
-    def _to_wandb(self, action: str, call) -> None:
+    def _to_wandb(self, action: str, call: Callable[[Run], object]) -> None:
         if self._wandb_run is None:
             return
         try:
             call(self._wandb_run)
-        except Exception as error:  # noqa: BLE001 - W&B is optional
+        except Exception as error:  # W&B is optional
             self._wandb_failed(action, error)
 
     def path(self, name: str) -> Path:
+        """Path of `name` inside the run directory (nothing is created)."""
         return self.run_dir / name
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
@@ -152,6 +165,11 @@ class Tracker:
         self._to_wandb("log metrics", lambda run: run.log(metrics, step=step))
 
     def save_json(self, name: str, obj: Any) -> Path:
+        """Write `obj` as `<name>.json` in the run directory (and save it to W&B).
+
+        Returns:
+            The path of the JSON file.
+        """
         path = atomic_write_json(self.run_dir / f"{name}.json", obj)
         self._to_wandb(
             "save a file",
@@ -171,7 +189,7 @@ class Tracker:
             writer.writerow(_to_jsonable(row))
         path = atomic_write_bytes(self.run_dir / f"{name}.csv", buffer.getvalue().encode())
 
-        def log_table(run) -> None:
+        def log_table(run: Run) -> None:
             import wandb
 
             data = [[_to_jsonable(row[c]) for c in columns] for row in rows]
@@ -180,7 +198,7 @@ class Tracker:
         self._to_wandb("log a table", log_table)
         return path
 
-    def save_figure(self, name: str, fig) -> Path:
+    def save_figure(self, name: str, fig: Figure) -> Path:
         """Save a matplotlib figure as PNG (and PDF) into `figures/`; returns the PNG path."""
         paths = []
         for suffix in ("png", "pdf"):
@@ -190,7 +208,7 @@ class Tracker:
                 atomic_write_bytes(self.run_dir / "figures" / f"{name}.{suffix}", buffer.getvalue())
             )
 
-        def log_image(run) -> None:
+        def log_image(run: Run) -> None:
             import wandb
 
             run.log({name: wandb.Image(str(paths[0]))})

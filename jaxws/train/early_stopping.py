@@ -8,18 +8,38 @@ improves if its loss is below the best so far by more than `min_delta`; training
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
-def select(flag, new, old):
-    """`new` where `flag` (a scalar, or one flag per member under vmap) is true, else `old`."""
+def select(flag: ArrayLike, new: Any, old: Any) -> Any:
+    """`new` where `flag` (a scalar, or one flag per member under vmap) is true, else `old`.
+
+    Args:
+      flag: boolean scalar (one per member under vmap).
+      new: a pytree.
+      old: a pytree of the same structure.
+
+    Returns:
+      The pytree whose leaves are `jnp.where(flag, new_leaf, old_leaf)`.
+    """
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
 
 
 class Progress(NamedTuple):
+    """Early-stopping bookkeeping after one step.
+
+    Attributes:
+      improved: whether this step's loss beat the best by more than `min_delta`.
+      best_loss: the best loss so far.
+      best_step: the (0-based) step of the best loss.
+      bad_steps: steps since the last improvement.
+      done: patience exhausted or `max_steps` reached.
+    """
+
     improved: jax.Array
     best_loss: jax.Array
     best_step: jax.Array
@@ -28,9 +48,31 @@ class Progress(NamedTuple):
 
 
 def update(
-    loss, best_loss, best_step, bad_steps, step, *, min_delta: float, patience: int, max_steps: int
+    loss: ArrayLike,
+    best_loss: ArrayLike,
+    best_step: ArrayLike,
+    bad_steps: ArrayLike,
+    step: ArrayLike,
+    *,
+    min_delta: float,
+    patience: int,
+    max_steps: int,
 ) -> Progress:
-    """Bookkeeping after step `step` (0-based) whose validation loss is `loss`."""
+    """Bookkeeping after step `step` (0-based) whose validation loss is `loss`.
+
+    Args:
+      loss: this step's validation loss.
+      best_loss: the best loss before this step.
+      best_step: the step of `best_loss`.
+      bad_steps: steps without improvement before this one.
+      step: this step's index (0-based).
+      min_delta: how much the loss must drop below the best to count as an improvement.
+      patience: stop after this many steps without improvement.
+      max_steps: stop after this many steps in all.
+
+    Returns:
+      The updated `Progress`.
+    """
     improved = loss < best_loss - min_delta
     bad_steps = jnp.where(improved, 0, bad_steps + 1)
     return Progress(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxws.data.members import MemberData
-from jaxws.train.state import Hparams
+from jaxws.train.state import Hparams, Pool
 from jaxws.train.trainer import Trainer
 
 
@@ -29,10 +30,11 @@ class EpochMemory:
     per_member: int
 
     def total(self, members: int) -> int:
+        """Bytes of the epoch program for `members` members."""
         return self.shared + members * self.per_member
 
 
-def _program_bytes(compiled) -> int:
+def _program_bytes(compiled: jax.stages.Compiled) -> int:
     stats = compiled.memory_analysis()
     if stats is None:
         raise ValueError("this backend reports no memory analysis for compiled programs")
@@ -44,7 +46,7 @@ def _program_bytes(compiled) -> int:
     )
 
 
-def epoch_program(trainer: Trainer):
+def epoch_program(trainer: Trainer) -> jax.stages.Wrapped:
     """The vmapped epoch of `trainer` as jitted without donating its state.
 
     `Trainer` donates the state to its epoch, which lets XLA reuse the input buffers for the
@@ -54,7 +56,7 @@ def epoch_program(trainer: Trainer):
     return jax.jit(jax.vmap(trainer.epoch, in_axes=(0, 0, None, 0, 0)))
 
 
-def epoch_memory(trainer: Trainer, pool, member: MemberData) -> EpochMemory:
+def epoch_memory(trainer: Trainer, pool: Pool, member: MemberData) -> EpochMemory:
     """Shared and per-member bytes of `trainer`'s vmapped epoch (compiled, not run).
 
     Args:
@@ -73,7 +75,7 @@ def epoch_memory(trainer: Trainer, pool, member: MemberData) -> EpochMemory:
     hparams = Hparams(learning_rate=jax.ShapeDtypeStruct((), jnp.float32))
     member = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), member)
 
-    def stacked(tree, members):
+    def stacked(tree: Any, members: int) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((members, *a.shape), a.dtype), tree)
 
     sizes = []

@@ -106,19 +106,39 @@ def function_digest(fn: Callable) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
 
 
-def save_chunk(directory: Path, index: int, tag: str, tree) -> Path:
+def save_chunk(directory: Path, index: int, tag: str, tree: Any) -> Path:
+    """Save a chunk's result atomically as `chunk_<index>.npz` with its fingerprint.
+
+    Args:
+      directory: the checkpoint directory.
+      index: the chunk's index.
+      tag: the chunk's fingerprint (see module docstring).
+      tree: the chunk's result, a pytree of arrays (saved leaf by leaf, no pickle).
+
+    Returns:
+      The path of the written file.
+    """
     leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
     buffer = io.BytesIO()
     np.savez(buffer, *leaves, fingerprint=np.frombuffer(tag.encode(), np.uint8))
     return atomic_write_bytes(Path(directory) / f"chunk_{index:05d}.npz", buffer.getvalue())
 
 
-def load_chunk(directory: Path, index: int, tag: str, template):
+def load_chunk(directory: Path, index: int, tag: str, template: Any) -> Any:
     """The saved chunk if it exists and matches `tag`, restored into `template`'s structure.
 
     A chunk file that cannot be read (truncated, not an archive, missing or misshapen arrays)
     is renamed to `<name>.corrupt` with a warning naming it, and None is returned so that the
     chunk is recomputed; a readable chunk of another fingerprint is left alone.
+
+    Args:
+      directory: the checkpoint directory.
+      index: the chunk's index.
+      tag: the fingerprint the chunk must carry.
+      template: a pytree with the result's structure and leaf shapes.
+
+    Returns:
+      The restored pytree (NumPy leaves), or None if there is no usable matching chunk.
     """
     path = Path(directory) / f"chunk_{index:05d}.npz"
     if not path.exists():
@@ -146,4 +166,5 @@ def load_chunk(directory: Path, index: int, tag: str, template):
 
 
 def write_manifest(directory: Path, info: dict) -> None:
+    """Write `info` as `manifest.json` in the checkpoint directory (atomically)."""
     atomic_write_bytes(Path(directory) / "manifest.json", json.dumps(info, indent=2).encode())
