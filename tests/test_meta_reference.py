@@ -172,16 +172,16 @@ def jaxws_meta_train(name, x, tasks, params, optimizer, first_order=False):
         patience=EPISODES,
         outer_optimizer=optimizer,
         early_stopping_on="updated",
-        first_order=first_order or name == "fomaml",
+        first_order=first_order or None,
     )
     model = Tiny()
-    learner = meta.get(name)(
-        lambda p, s, xs: model.apply({"params": p}, xs),
-        config,
-        loss_fn=lambda out, y: (out - y) ** 2,
+    problem = meta.InnerProblem.from_config(
+        lambda p, s, xs: model.apply({"params": p}, xs), config, lambda out, y: (out - y) ** 2
     )
     hparams = meta.MetaHparams(inner_lr=INNER_LR, outer_lr=OUTER_LR)
-    result = meta.meta_train(learner, jax.random.key(0), params, {}, x, tasks, hparams)
+    result = meta.meta_train(
+        meta.VARIANTS[name], problem, config, jax.random.key(0), params, {}, x, tasks, hparams
+    )
     assert int(result.episodes) == EPISODES
     return traverse_util.flatten_dict(result.state.params)
 

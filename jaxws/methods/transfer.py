@@ -74,16 +74,12 @@ class TransferConfig:
 
     @property
     def trainable(self) -> partition.Predicate:
-        return partition.is_head if self.freeze_features else _not_meta
+        # Unfrozen transfer trains Theta and theta; MTL S / S-bar stay what meta-training made them.
+        return partition.is_head if self.freeze_features else partition.is_network_parameter
 
     @property
     def reinit(self) -> partition.Predicate | None:
         return partition.is_head if self.reinit_head else None
-
-
-def _not_meta(path) -> bool:
-    # Unfrozen transfer trains Theta and theta; MTL scale/shift stay what meta-training made them.
-    return not partition.is_meta(path)
 
 
 def with_frozen_norm(model: nn.Module, frozen: bool) -> nn.Module:

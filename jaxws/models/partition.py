@@ -25,6 +25,11 @@ def is_meta(path: Path) -> bool:
     return path[-1] in META_NAMES
 
 
+def is_network_parameter(path: Path) -> bool:
+    """Theta and theta: every parameter of the plain network (all but the MTL scale/shift)."""
+    return not is_meta(path)
+
+
 def is_feature_extractor(path: Path) -> bool:
     """Theta: everything under `features` except the MTL scale/shift."""
     return path[0] == "features" and not is_meta(path)

@@ -16,13 +16,18 @@ arXiv:2312.06152 sec. 5, for any registered learner:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
 
 import jax
 import numpy as np
 
 from jaxws.config import ConfigError, check, from_section
-from jaxws.methods import meta as meta_lib
 from jaxws.methods import transfer
+from jaxws.methods.meta import learners
+from jaxws.methods.meta.config import MetaConfig, MetaHparams, check_hparams
+from jaxws.methods.meta.inner import InnerProblem
+from jaxws.methods.meta.training import meta_train
 from jaxws.models import partition
 from jaxws.train import MemberData, TrainConfig, Trainer
 
@@ -79,15 +84,20 @@ def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
     return jax.tree.map(lambda *a: np.stack(a), *rows)
 
 
-def _sections(cfg):
+def _sections(cfg) -> dict:
+    """The method's sections as values; `learner` is the variant configured by `method.meta`."""
     sections = transfer.method_sections(cfg.method, ("meta", "tasks", "inner_lr", "outer_lr"))
-    sections["meta"] = from_section(meta_lib.MetaConfig, sections["meta"], "method.meta")
+    sections["meta"] = from_section(MetaConfig, sections["meta"], "method.meta")
     sections["tasks"] = from_section(TaskSection, sections["tasks"], "method.tasks")
-    hparams = meta_lib.MetaHparams(
+    sections["learner"] = learners.configure(learners.get(str(cfg.method.name)), sections["meta"])
+    hparams = MetaHparams(
         inner_lr=float(1e-3 if sections["inner_lr"] is None else sections["inner_lr"]),
         outer_lr=float(1e-4 if sections["outer_lr"] is None else sections["outer_lr"]),
     )
-    meta_lib.check_hparams(hparams)
+    try:
+        check_hparams(hparams)
+    except ValueError as error:
+        raise ConfigError(f"method.{error}") from None
     sections["hparams"] = hparams
     return sections
 
@@ -95,10 +105,10 @@ def _sections(cfg):
 def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     """Phases 1-3 for learner `name`; returns (model, fine-tuning FitResult, MetaResult)."""
     sections = _sections(cfg)
-    learner_cls = meta_lib.get(name)
+    learner = sections["learner"]
     variables, sample, loaded = transfer.pretrained_for_study(cfg, inputs, sections)
     model = inputs.model
-    if learner_cls.uses_meta_parameters:
+    if learner.uses_meta_parameters:
         model = model.clone(meta=True)
         template = Trainer(model, TrainConfig()).init_variables(jax.random.key(0), sample.images)
         variables = transfer.add_meta_parameters(variables, template)
@@ -109,11 +119,13 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     def apply_fn(params, model_state, x):
         return model.apply({"params": params, **model_state}, x, train=False)
 
-    learner = learner_cls(apply_fn, sections["meta"])
+    problem = InnerProblem.from_config(apply_fn, sections["meta"])
     task_key, meta_key, tune_key = jax.random.split(key, 3)
     tasks = task_family(task_key, sample, sections["tasks"])
-    result = meta_lib.meta_train(
+    result = meta_train(
         learner,
+        problem,
+        sections["meta"],
         meta_key,
         params,
         model_state,
@@ -131,8 +143,8 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
         inputs.experiments.members,
         meta_variables,
         sections["fine_tune"].config(inputs.training),
-        trainable=_without_meta(learner.fine_tune_trainable),
-        reinit=learner.fine_tune_reinit,
+        trainable=_without_meta(learner.fine_tune.trainable),
+        reinit=learner.fine_tune.reinit,
         progress=f"fine-tune {name}",
     )
     label = name.lower()
@@ -170,3 +182,30 @@ def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
     inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
     result = study(cfg, inputs, train_key, tracker, name)
     return study_lib.report(tracker, inputs, {name.upper(): result})
+
+
+def validate(cfg) -> None:
+    """Check the study's sections (shared study checks) and this method's, naming the key."""
+    from jaxws.methods import study as study_lib
+
+    study_lib.validate(cfg)
+    _sections(cfg)
+
+
+def method_module(name: str) -> types.SimpleNamespace:
+    """The study method of variant `name` (what `jaxws.methods.load` returns).
+
+    Returns:
+      An object with `study(cfg, inputs, key, tracker)`, `run(cfg, key, run_dir, tracker)`
+      and `validate(cfg)`.
+
+    Raises:
+      ConfigError: `name` is not a variant.
+    """
+    learners.get(name)  # unknown names fail here, with the list of variants
+    return types.SimpleNamespace(
+        name=name,
+        study=functools.partial(study, name=name),
+        run=functools.partial(run, name=name),
+        validate=validate,
+    )
