@@ -3,7 +3,7 @@
 The adaptation test uses the sinusoid-regression task family of Finn et al. 2017 (amplitude in
 [0.1, 5], phase in [0, pi], x in [-5, 5]): tasks share their shape, so a meta-trained network
 adapts from a 10-shot support set better than the same network without meta-training. It is a
-one-sided sign test over 40 held-out tasks at the 1% level (>= 27 wins of 40: p = 0.0083 under
+one-sided sign test over 40 held-out tasks at the 1% level (>= 28 wins of 40: p = 0.0083 under
 the null of no gain); a real gain of the size seen (mean query MSE falls several-fold) wins
 nearly every task, so the test has power close to 1 while a fluke passes with < 1%.
 """

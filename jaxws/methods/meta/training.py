@@ -67,7 +67,7 @@ def meta_train(
       problem: the network, loss and base-learning settings (`InnerProblem.from_config`).
       config: the loop's settings; its `first_order` / `outer_optimizer` replace the
         learner's parts (`learners.configure`).
-      key: typed PRNG key of the episodes.
+      key: typed PRNG key (its second split key drives the episodes).
       params: starting model parameters (e.g. pretrained, with MTL S = 1, S-bar = 0).
       model_state: non-trained variables (batch-norm running statistics), held fixed.
       pool: events (array or pytree with leading event axis).
@@ -96,5 +96,8 @@ def meta_train(
     tasks = jax.tree.map(jnp.asarray, tasks)
     hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), hparams)
     state = learner.init(params, hparams)
+    # The first half of the split seeded learners' extras once; the episodes keep the second so
+    # that runs reproduce those of earlier versions.
+    _, run_key = jax.random.split(key)
     trainer = trainer or MetaTrainer(learner, problem, config)
-    return trainer.run(key, state, jax.device_put(pool), tasks, model_state, hparams, progress)
+    return trainer.run(run_key, state, jax.device_put(pool), tasks, model_state, hparams, progress)
