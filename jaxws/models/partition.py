@@ -41,6 +41,7 @@ def is_head(path: Path) -> bool:
 
 
 def everything(path: Path) -> bool:
+    """Every parameter."""
     return True
 
 

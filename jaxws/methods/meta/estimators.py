@@ -41,7 +41,9 @@ class Estimator(Protocol):
         task: Task,
         hparams: MetaHparams,
         key: jax.Array,
-    ) -> tuple[Any, jax.Array]: ...
+    ) -> tuple[Any, jax.Array]:
+        """`(grads, query loss)` of one task (grads shaped like `split_outer`'s first part)."""
+        ...
 
 
 def _through_adaptation(first_order: bool) -> Estimator:

@@ -32,6 +32,8 @@ def keras_adam() -> optax.GradientTransformation:
 
 
 OUTER_OPTIMIZERS = {"adam": keras_adam, "sgd": optax.identity}
+PLAIN_STEP_SIZE = plain_step_size()
+KERAS_ADAM = keras_adam()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +65,14 @@ class MetaLearner:
 
     adapted: partition.Predicate = partition.is_network_parameter
     meta_trained: partition.Predicate = partition.is_network_parameter
-    step_size: StepSizeRule = plain_step_size()
+    step_size: StepSizeRule = PLAIN_STEP_SIZE
     estimator: Estimator = estimators.second_order
-    outer_optimizer: optax.GradientTransformation = keras_adam()
+    outer_optimizer: optax.GradientTransformation = KERAS_ADAM
     fine_tune: FineTune = FineTune()
     uses_meta_parameters: bool = False
 
     def __post_init__(self):
-        if self.estimator is estimators.reptile and self.step_size != plain_step_size():
+        if self.estimator is estimators.reptile and self.step_size != PLAIN_STEP_SIZE:
             raise ValueError(
                 "a learned inner step size gets no gradient from Reptile's parameter difference"
             )

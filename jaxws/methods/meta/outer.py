@@ -118,8 +118,16 @@ class MetaTrainer:
         return self.problem.task_loss(params, model_state, task.validation)
 
     def _meta_batch_step(
-        self, carry, batch, pool, tasks, split_perms, n_support, model_state, hparams
-    ):
+        self,
+        carry: tuple,
+        batch: tuple,
+        pool: Any,
+        tasks: MemberData,
+        split_perms: jax.Array,
+        n_support: int,
+        model_state: dict,
+        hparams: MetaHparams,
+    ) -> tuple[tuple, None]:
         learner, problem = self.learner, self.problem
         state, opt_state, val_losses, query_losses = carry
         ids, mask, key, is_hard = batch
@@ -187,7 +195,7 @@ class MetaTrainer:
             mask = jnp.concatenate([mask, jnp.zeros((1, width), mask.dtype)])
         steps = (order, mask, jax.random.split(step_key, n_steps), jnp.arange(n_steps) >= n_batches)
 
-        def step(carry, batch):
+        def step(carry: tuple, batch: tuple) -> tuple[tuple, None]:
             return self._meta_batch_step(
                 carry, batch, pool, tasks, split_perms, n_support, model_state, hparams
             )

@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -30,6 +32,15 @@ from jaxws.methods.meta.inner import InnerProblem
 from jaxws.methods.meta.training import meta_train
 from jaxws.models import partition
 from jaxws.train import MemberData, TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from flax import linen as nn
+    from omegaconf import DictConfig
+
+    from jaxws.methods.meta.outer import MetaResult
+    from jaxws.methods.pretrain import SourceSample
+    from jaxws.methods.study import StudyInputs, StudyResult
+    from jaxws.track.tracker import Tracker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +59,7 @@ class TaskSection:
         )
 
 
-def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
+def task_family(key: jax.Array, sample: SourceSample, tasks: TaskSection) -> MemberData:
     """One task per source model: its signal vs a random background subset; stratified split.
 
     Signal events are the last `n_signal` of the model in the source sample (pretraining
@@ -84,7 +95,7 @@ def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
     return jax.tree.map(lambda *a: np.stack(a), *rows)
 
 
-def _sections(cfg) -> dict:
+def _sections(cfg: DictConfig) -> dict:
     """The method's sections as values; `learner` is the variant configured by `method.meta`."""
     sections = transfer.method_sections(cfg.method, ("meta", "tasks", "inner_lr", "outer_lr"))
     sections["meta"] = from_section(MetaConfig, sections["meta"], "method.meta")
@@ -102,7 +113,9 @@ def _sections(cfg) -> dict:
     return sections
 
 
-def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
+def meta_transfer(
+    cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker, name: str
+) -> tuple[nn.Module, Any, MetaResult]:
     """Phases 1-3 for learner `name`; returns (model, fine-tuning FitResult, MetaResult)."""
     sections = _sections(cfg)
     learner = sections["learner"]
@@ -116,7 +129,7 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     params = variables["params"]
     model_state = {k: v for k, v in variables.items() if k != "params"}
 
-    def apply_fn(params, model_state, x):
+    def apply_fn(params: dict, model_state: dict, x: jax.Array) -> jax.Array:
         return model.apply({"params": params, **model_state}, x, train=False)
 
     problem = InnerProblem.from_config(apply_fn, sections["meta"])
@@ -159,12 +172,14 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     return model, fit, result
 
 
-def _without_meta(predicate):
+def _without_meta(predicate: partition.Predicate) -> partition.Predicate:
     # Phase 3 never trains S or S-bar (the paper keeps them fixed).
     return lambda path: predicate(path) and not partition.is_meta(path)
 
 
-def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
+def study(
+    cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker, name: str | None = None
+) -> StudyResult:
     """The learner `name` (default `method.name`) on every pseudo-experiment; CWoLa evaluation."""
     from jaxws.methods import study as study_lib
 
@@ -173,7 +188,9 @@ def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
     return study_lib.evaluate(inputs, model, fit.variables, fit.epochs, fit=fit)
 
 
-def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
+def run(
+    cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker, name: str | None = None
+) -> dict:
     """The study of one meta-learning variant: final-vs-initial significance (paper Fig. 5)."""
     from jaxws.methods import study as study_lib
 
@@ -184,7 +201,7 @@ def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
     return study_lib.report(tracker, inputs, {name.upper(): result})
 
 
-def validate(cfg) -> None:
+def validate(cfg: DictConfig) -> None:
     """Check the study's sections (shared study checks) and this method's, naming the key."""
     from jaxws.methods import study as study_lib
 
