@@ -92,7 +92,7 @@ class TransferConfig:
     @property
     def trainable(self) -> partition.Predicate:
         """Parameters fine-tuning trains: the head, or Theta and theta (never MTL's S, S-bar)."""
-        return partition.is_head if self.freeze_features else partition.not_meta
+        return partition.is_head if self.freeze_features else partition.is_network_parameter
 
     @property
     def reinit(self) -> partition.Predicate | None:

@@ -25,6 +25,11 @@ def is_meta(path: Path) -> bool:
     return path[-1] in META_NAMES
 
 
+def is_network_parameter(path: Path) -> bool:
+    """Theta and theta: every parameter of the plain network (all but the MTL scale/shift)."""
+    return not is_meta(path)
+
+
 def is_feature_extractor(path: Path) -> bool:
     """Theta: everything under `features` except the MTL scale/shift."""
     return path[0] == "features" and not is_meta(path)
@@ -33,11 +38,6 @@ def is_feature_extractor(path: Path) -> bool:
 def is_head(path: Path) -> bool:
     """theta: everything under `head`."""
     return path[0] == "head"
-
-
-def not_meta(path: Path) -> bool:
-    """Theta and theta: every parameter except the MTL scale/shift."""
-    return not is_meta(path)
 
 
 def everything(path: Path) -> bool:

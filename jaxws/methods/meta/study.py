@@ -16,19 +16,36 @@ arXiv:2312.06152 sec. 5, for any registered learner:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
 from jaxws.config import ConfigError, check, from_section
-from jaxws.methods import meta as meta_lib
 from jaxws.methods import transfer
+from jaxws.methods.meta import learners
+from jaxws.methods.meta.config import MetaConfig, MetaHparams, check_hparams
+from jaxws.methods.meta.inner import InnerProblem
+from jaxws.methods.meta.training import meta_train
 from jaxws.models import partition, surgery
+from jaxws.track.curves import log_learning_curves
 from jaxws.train import MemberData, TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from flax import linen as nn
+    from omegaconf import DictConfig
+
+    from jaxws.methods.injection_study import StudyInputs, StudyResult
+    from jaxws.methods.meta.outer import MetaResult
+    from jaxws.methods.pretrain import SourceSample
+    from jaxws.track.tracker import Tracker
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskSection:
+class TaskConfig:
     """`method.tasks`: events per task (pure SR samples) and the validation share."""
 
     n_signal: int = 2500
@@ -43,7 +60,7 @@ class TaskSection:
         )
 
 
-def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
+def task_family(key: jax.Array, sample: SourceSample, tasks: TaskConfig) -> MemberData:
     """One task per source model: its signal vs a random background subset; stratified split.
 
     Signal events are the last `n_signal` of the model in the source sample (pretraining
@@ -79,26 +96,33 @@ def task_family(key: jax.Array, sample, tasks: TaskSection) -> MemberData:
     return jax.tree.map(lambda *a: np.stack(a), *rows)
 
 
-def _sections(cfg):
+def _sections(cfg: DictConfig) -> dict:
+    """The method's sections as values; `learner` is the variant configured by `method.meta`."""
     sections = transfer.method_sections(cfg.method, ("meta", "tasks", "inner_lr", "outer_lr"))
-    sections["meta"] = from_section(meta_lib.MetaConfig, sections["meta"], "method.meta")
-    sections["tasks"] = from_section(TaskSection, sections["tasks"], "method.tasks")
-    hparams = meta_lib.MetaHparams(
+    sections["meta"] = from_section(MetaConfig, sections["meta"], "method.meta")
+    sections["tasks"] = from_section(TaskConfig, sections["tasks"], "method.tasks")
+    sections["learner"] = learners.configure(learners.get(str(cfg.method.name)), sections["meta"])
+    hparams = MetaHparams(
         inner_lr=float(1e-3 if sections["inner_lr"] is None else sections["inner_lr"]),
         outer_lr=float(1e-4 if sections["outer_lr"] is None else sections["outer_lr"]),
     )
-    meta_lib.check_hparams(hparams)
+    try:
+        check_hparams(hparams)
+    except ValueError as error:
+        raise ConfigError(f"method.{error}") from None
     sections["hparams"] = hparams
     return sections
 
 
-def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
+def meta_transfer(
+    cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker, name: str
+) -> tuple[nn.Module, Any, MetaResult]:
     """Phases 1-3 for learner `name`; returns (model, fine-tuning FitResult, MetaResult)."""
     sections = _sections(cfg)
-    learner_cls = meta_lib.get(name)
+    learner = sections["learner"]
     variables, sample, loaded = transfer.pretrained_for_study(cfg, inputs, sections)
     model = inputs.model
-    if learner_cls.uses_meta_parameters:
+    if learner.uses_meta_parameters:
         model = model.clone(meta=True)
         template = Trainer(model, TrainConfig()).init_variables(jax.random.key(0), sample.images)
         variables = surgery.add_meta_parameters(variables, template)
@@ -106,14 +130,16 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     params = variables["params"]
     model_state = {k: v for k, v in variables.items() if k != "params"}
 
-    def apply_fn(params, model_state, x):
+    def apply_fn(params: dict, model_state: dict, x: jax.Array) -> jax.Array:
         return model.apply({"params": params, **model_state}, x, train=False)
 
-    learner = learner_cls(apply_fn, sections["meta"])
+    problem = InnerProblem.from_config(apply_fn, sections["meta"])
     task_key, meta_key, tune_key = jax.random.split(key, 3)
     tasks = task_family(task_key, sample, sections["tasks"])
-    result = meta_lib.meta_train(
+    result = meta_train(
         learner,
+        problem,
+        sections["meta"],
         meta_key,
         params,
         model_state,
@@ -131,10 +157,12 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
         inputs.experiments.members,
         meta_variables,
         sections["fine_tune"].config(inputs.training),
-        trainable=_without_meta(learner.fine_tune_trainable),
-        reinit=learner.fine_tune_reinit,
+        trainable=_without_meta(learner.fine_tune.trainable),
+        reinit=learner.fine_tune.reinit,
         progress=f"fine-tune {name}",
+        checkpoint_dir=tracker.path(f"checkpoints/{name}"),
     )
+    log_learning_curves(tracker, name, fit)
     label = name.lower()
     tracker.log_metrics(
         {
@@ -147,26 +175,57 @@ def meta_transfer(cfg, inputs, key: jax.Array, tracker, name: str):
     return model, fit, result
 
 
-def _without_meta(predicate):
+def _without_meta(predicate: partition.Predicate) -> partition.Predicate:
     # Phase 3 never trains S or S-bar (the paper keeps them fixed).
     return lambda path: predicate(path) and not partition.is_meta(path)
 
 
-def study(cfg, inputs, key: jax.Array, tracker, name: str | None = None):
+def study(
+    cfg: DictConfig, inputs: StudyInputs, key: jax.Array, tracker: Tracker, name: str | None = None
+) -> StudyResult:
     """The learner `name` (default `method.name`) on every pseudo-experiment; CWoLa evaluation."""
-    from jaxws.methods import injection_study as study_lib
+    from jaxws.methods import injection_study
 
     name = name or str(cfg.method.name)
     model, fit, _ = meta_transfer(cfg, inputs, key, tracker, name)
-    return study_lib.evaluate(inputs, model, fit.variables, fit.epochs, fit=fit)
+    return injection_study.evaluate(inputs, model, fit.variables, fit.epochs, fit=fit)
 
 
-def run(cfg, key: jax.Array, run_dir, tracker, name: str | None = None) -> dict:
+def run(
+    cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker, name: str | None = None
+) -> dict:
     """The study of one meta-learning variant: final-vs-initial significance (paper Fig. 5)."""
-    from jaxws.methods import injection_study as study_lib
+    from jaxws.methods import injection_study
 
     name = name or str(cfg.method.name)
     data_key, train_key = jax.random.split(key)
-    inputs = study_lib.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
     result = study(cfg, inputs, train_key, tracker, name)
-    return study_lib.report(tracker, inputs, {name.upper(): result})
+    return injection_study.report(tracker, inputs, {name.upper(): result})
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the study's sections (shared study checks) and this method's, naming the key."""
+    from jaxws.methods import injection_study
+
+    injection_study.validate(cfg)
+    _sections(cfg)
+
+
+def method_module(name: str) -> types.SimpleNamespace:
+    """The study method of variant `name` (what `jaxws.methods.load` returns).
+
+    Returns:
+      An object with `study(cfg, inputs, key, tracker)`, `run(cfg, key, run_dir, tracker)`
+      and `validate(cfg)`.
+
+    Raises:
+      ConfigError: `name` is not a variant.
+    """
+    learners.get(name)  # unknown names fail here, with the list of variants
+    return types.SimpleNamespace(
+        name=name,
+        study=functools.partial(study, name=name),
+        run=functools.partial(run, name=name),
+        validate=validate,
+    )
