@@ -5,8 +5,10 @@ The flow (README, "Architecture"), lowest first:
     base (config, paths, console, files) -> data -> simulate -> models -> train -> stats
       -> track -> plotting -> methods -> cli
 
-A module may import modules of its own layer or of any lower one. Every import counts,
-including imports inside functions: a late import that hides a cycle is still a cycle.
+A module may import modules of its own layer or of any lower one. Every import that runs
+counts, including imports inside functions: a late import that hides a cycle is still a cycle.
+Imports under `if TYPE_CHECKING:` never run and only name types for annotations; they are
+left out.
 
 Run as a script (`python tests/test_import_graph.py`) to print the package-level graph.
 """
@@ -43,13 +45,30 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of `tree` except those under an `if TYPE_CHECKING:` block."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = getattr(child, "test", None)
+            if isinstance(child, ast.If) and (
+                (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+                or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+            ):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package modules it imports anywhere in its body."""
     mods = modules()
     graph = collections.defaultdict(set)
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
