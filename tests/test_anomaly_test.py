@@ -1,4 +1,4 @@
-"""The anomaly score and the unbinned test in it (jaxws.stats.anomaly_test).
+"""The anomaly score and the unbinned test in it (jaxws.stats.anomaly).
 
 Statistical tests use fixed seeds; with 300 p-values the KS test rejects a deviation from
 uniformity of D = 0.1 with power > 0.95 at the 1% level used here.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from jaxws.stats import anomaly_test as at
+from jaxws.stats import anomaly as at
 
 B = 300.0
 
@@ -208,9 +208,10 @@ def calibrated_test():
     signal = rng.normal(2.0, 0.7, size=4000).astype("f4")
     null = at.score_density(reference)
     template = at.score_density(signal[:2000])
-    result = at.median_sensitivity(
+    toys = at.sensitivity_toys(
         jax.random.key(6), pool, signal[2000:], null, template, B, [15.0], 1000, 300
     )
+    result = at.median_sensitivity(toys)
     return null, template, signal[2000:], result
 
 
