@@ -46,23 +46,29 @@ def test_sensitivity_figure_marks_bounds_and_keeps_the_legend_outside(summaries)
             float(tick.label1.get_text())
 
 
-def test_r_scan_figure_draws_r_zero_at_the_left_edge(summaries):
-    r_values = np.array([0.0, 1.0, 10.0])
-    two_benchmarks = {
-        k: np.stack([summaries[k], summaries[k]], axis=1)
-        for k in anomaly_stats.p_values.SUMMARY_KEYS
-    }
-    scan = {
-        "r_values": r_values,
-        "gof": {**two_benchmarks, "floor": summaries["floor"]},
-        "best_r_gof": np.array([10.0, 10.0]),
-    }
-    fig = figures.r_scan_figure(scan, (30.0, 50.0), "gof")
+def test_r_scan_figure_draws_r_zero_at_the_left_edge_and_names_bounds(summaries):
+    def cell(i):  # two benchmarks with the same medians
+        cells = {k: np.array([[summaries[k][i]] * 2]) for k in anomaly_stats.p_values.SUMMARY_KEYS}
+        return {**cells, "floor": summaries["floor"]}
+
+    per_r = [
+        {
+            "r_values": np.array([r]),
+            "signal_rates": np.array([4.0, 4.0]),
+            "overflow": False,
+            "gof": cell(i),
+            "q0": cell(i),
+        }
+        for i, r in enumerate((0.0, 1.0, 10.0))
+    ]
+    fig = figures.r_scan_figure(anomaly_stats.join_scans(per_r), (30.0, 50.0), "gof")
     (ax,) = fig.axes
-    first = ax.get_lines()[0]
-    np.testing.assert_allclose(first.get_xdata(), [0.1, 1.0, 10.0])
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [0.1, 1.0, 10.0])
     renderer = drawn(fig)
-    assert not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    legend = ax.get_legend()
+    assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    # R = 10 reaches the toy floor: the legend gives a bound, not a best R.
+    assert "m = 30 GeV (p < 0.005 for R = 10)" in [t.get_text() for t in legend.get_texts()]
 
 
 def test_null_and_score_figures_draw():

@@ -131,7 +131,7 @@ def _finish_p_axes(ax: Axes, floor: float, ylabel: str, title: str | None) -> No
     """Log p axis with the toy floor 1/(1 + n) (medians on it are bounds), title, legend."""
     ax.axhline(floor, color="grey", linestyle=":", label=f"toy floor 1/(1+n) = {floor:.1g}")
     ax.set_yscale("log")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel, fontsize="small")
     _readable_log_axes(ax)
     _title(ax, title)
     legend_outside(ax, fontsize="x-small")
@@ -205,6 +205,29 @@ def sensitivity_curves(
     }
 
 
+def best_r_text(scan: dict, statistic: str, benchmark: int) -> str:
+    """The best R of one benchmark in words, naming ties and bounds at the toy floor.
+
+    Args:
+      scan: `jaxws.stats.anomaly.scan_score_weight`'s result.
+      statistic: "gof" or "q0".
+      benchmark: index of the benchmark.
+
+    Returns:
+      e.g. "best R = 30", "best R = 30 or 100 (tied)" or "p < 0.0005 for R = 30, 100".
+    """
+    # From the medians themselves, so results saved before best_r_tied_* existed read the same.
+    median = np.asarray(scan[statistic]["median_p"])[:, benchmark]
+    best = int(np.argmin(median))
+    tied = median == median[best]
+    values = ", ".join(f"{r:g}" for r in np.asarray(scan["r_values"])[tied])
+    if bool(np.asarray(scan[statistic]["at_cap"])[best, benchmark]):
+        return f"p < {scan[statistic]['floor']:.1g} for R = {values}"
+    if tied.sum() > 1:
+        return f"best R = {values.replace(', ', ' or ')} (tied)"
+    return f"best R = {np.asarray(scan['r_values'])[best]:g}"
+
+
 def r_scan_figure(
     scan: dict, masses: tuple[float, ...], statistic: str = "gof", title: str | None = None
 ) -> Figure:
@@ -226,8 +249,9 @@ def r_scan_figure(
         summary = scan[statistic]
         for j, mass in enumerate(masses):
             column = {k: np.asarray(v)[:, j] for k, v in summary.items() if k != "floor"}
-            best = scan[f"best_r_{statistic}"][j]
-            _p_curve(ax, x, column, f"m = {mass:g} GeV (best R = {best:g})", marker="o")
+            _p_curve(
+                ax, x, column, f"m = {mass:g} GeV ({best_r_text(scan, statistic, j)})", marker="o"
+            )
         ax.set_xscale("log")
         kind = "model-independent t" if statistic == "gof" else "model-dependent q0"
         ax.set_xlabel("R (R = 0 drawn at the left edge)")

@@ -156,6 +156,9 @@ def collect_metrics(
                 metrics[key_name] = float(scan[statistic]["median_p"][i, j])
     for j, mass in enumerate(masses):
         metrics[f"best_r_gof_m{mass:g}"] = float(scan["best_r_gof"][j])
+        # How many R values share that smallest median p, and whether it is only a bound.
+        metrics[f"best_r_gof_m{mass:g}_n_tied"] = float(np.sum(scan["best_r_tied_gof"][:, j]))
+        metrics[f"best_r_gof_m{mass:g}_at_cap"] = float(scan["best_r_at_cap_gof"][j])
     return metrics
 
 

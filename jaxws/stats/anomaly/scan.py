@@ -59,7 +59,7 @@ def scan_score_weight(
     Returns:
       dict with r_values; signal_rates (M,); gof and q0, each the `median_p_value` summary of
       (n_R, M) arrays; best_r_gof / best_r_q0 (M,): the R of the smallest median p (first of
-      ties); overflow (bool).
+      ties), with best_r_tied_* and best_r_at_cap_* (see `_with_best_r`); overflow (bool).
 
     Raises:
       ValueError: R values that are not a 1-D array of finite numbers >= 0.
@@ -119,9 +119,21 @@ def join_scans(per_r: list[dict]) -> dict:
 
 
 def _with_best_r(scan: dict) -> dict:
-    """Add best_r_<statistic> (M,): the R of the smallest median p (first of ties)."""
+    """Add the best R per benchmark and say when the toys cannot single it out.
+
+    best_r_<statistic> (M,): the R of the smallest median p (first of ties);
+    best_r_tied_<statistic> (n_R, M) bool: every R whose median p equals that smallest one
+    (toy p-values are multiples of 1 / (1 + n), so ties are common, and certain at the floor);
+    best_r_at_cap_<statistic> (M,) bool: the smallest median sits at the toy floor, so it is
+    only a bound p < 1 / (1 + n) and more toys are needed to rank the tied R values.
+    """
     for name in STATISTICS:
-        scan[f"best_r_{name}"] = scan["r_values"][np.argmin(scan[name]["median_p"], axis=0)]
+        median = np.asarray(scan[name]["median_p"])
+        best = np.argmin(median, axis=0)
+        columns = np.arange(median.shape[1])
+        scan[f"best_r_{name}"] = scan["r_values"][best]
+        scan[f"best_r_tied_{name}"] = median == median[best, columns][None, :]
+        scan[f"best_r_at_cap_{name}"] = np.asarray(scan[name]["at_cap"])[best, columns]
     return scan
 
 
