@@ -6,7 +6,8 @@
 Reads RUN/anomaly_results.json (through RUN/results.json's sibling files) and prints the null
 check, the model-independent and model-dependent sensitivities, the R scan with its 68% toy
 bands and optimal R, the benchmark counts and what the latent space encodes. Medians at the
-toy floor are printed as bounds, "< 1/(1 + n)".
+toy floor are printed as bounds, "< 1/(1 + n)"; so is the best R when its median sits at the
+floor, with every R that reaches it (toys cannot rank them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+
+from jaxws.plotting.anomaly import best_r_text
 
 
 def _p(summary: dict, *index: int) -> str:
@@ -92,9 +95,8 @@ def main() -> None:
         for i, r in enumerate(scan["r_values"]):
             cells = " | ".join(_p(scan[statistic], i, j) for j in range(len(masses)))
             print(f"| {r:g} | {cells} |")
-        best = ", ".join(
-            f"{m:g} GeV: R = {r:g}"
-            for m, r in zip(masses, scan[f"best_r_{statistic}"], strict=True)
+        best = "; ".join(
+            f"{m:g} GeV: {best_r_text(scan, statistic, j)}" for j, m in enumerate(masses)
         )
         print(f"\nSmallest median p ({label}): {best}.\n")
 

@@ -1,4 +1,4 @@
-"""The anomaly score and the unbinned test in it (jaxws.stats.anomaly_test).
+"""The anomaly score and the unbinned test in it (jaxws.stats.anomaly).
 
 Statistical tests use fixed seeds; with 300 p-values the KS test rejects a deviation from
 uniformity of D = 0.1 with power > 0.95 at the 1% level used here.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from jaxws.stats import anomaly_test as at
+from jaxws.stats import anomaly as at
 
 B = 300.0
 
@@ -208,9 +208,10 @@ def calibrated_test():
     signal = rng.normal(2.0, 0.7, size=4000).astype("f4")
     null = at.score_density(reference)
     template = at.score_density(signal[:2000])
-    result = at.median_sensitivity(
+    toys = at.sensitivity_toys(
         jax.random.key(6), pool, signal[2000:], null, template, B, [15.0], 1000, 300
     )
+    result = at.median_sensitivity(toys)
     return null, template, signal[2000:], result
 
 
@@ -249,3 +250,45 @@ def test_injected_signal_lowers_the_median_p_value(calibrated_test):
     assert float(result["q0"]["median_p"][0]) < 0.05
     assert float(result["median_s_hat"][0]) == pytest.approx(15.0, abs=3.0)
     assert not bool(result["overflow"])
+
+
+def synthetic_scan(median_p_by_r, floor=0.01):
+    """A joined R scan from per-R medians (rows: R = 0, 10, 100; columns: benchmarks)."""
+    per_r = []
+    for r, medians in zip((0.0, 10.0, 100.0), median_p_by_r, strict=True):
+        medians = np.asarray([medians])
+        summary = {
+            "median_p": medians,
+            "p_low": medians / 2,
+            "p_high": np.minimum(2 * medians, 1.0),
+            "at_cap": medians <= floor,
+            "median_z": np.zeros_like(medians),
+            "floor": floor,
+        }
+        per_r.append(
+            {
+                "r_values": np.array([r]),
+                "signal_rates": np.array([16.0, 16.0]),
+                "overflow": False,
+                "gof": summary,
+                "q0": summary,
+            }
+        )
+    return at.join_scans(per_r)
+
+
+def test_best_r_names_ties_and_bounds_at_the_toy_floor():
+    # Benchmark 0: R = 10 and 100 both at the floor (toys cannot rank them); benchmark 1: a
+    # unique best R = 10 above the floor.
+    scan = synthetic_scan([[0.3, 0.2], [0.01, 0.05], [0.01, 0.1]])
+    np.testing.assert_array_equal(scan["best_r_gof"], [10.0, 10.0])
+    np.testing.assert_array_equal(
+        scan["best_r_tied_gof"], [[False, False], [True, True], [True, False]]
+    )
+    np.testing.assert_array_equal(scan["best_r_at_cap_gof"], [True, False])
+    from jaxws.plotting.anomaly import best_r_text
+
+    assert best_r_text(scan, "gof", 0) == "p < 0.01 for R = 10, 100"
+    assert best_r_text(scan, "gof", 1) == "best R = 10"
+    tied = synthetic_scan([[0.3, 0.2], [0.05, 0.05], [0.05, 0.1]])
+    assert best_r_text(tied, "q0", 0) == "best R = 10 or 100 (tied)"
