@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from jaxws.methods.anomaly.samples import simulate_samples
-from jaxws.methods.anomaly.scoring import auc, train_scorer
+from jaxws.methods.anomaly.scoring import train_scorer
 from jaxws.methods.anomaly.settings import TestSettings, settings_from_config
 from jaxws.methods.anomaly.steps import (
     ScoredSamples,
@@ -30,6 +30,7 @@ from jaxws.methods.anomaly.steps import (
 from jaxws.plotting import anomaly as figures
 from jaxws.plotting import sample_label
 from jaxws.simulate import tpc
+from jaxws.stats.roc import auc_of_samples
 
 
 def run(
@@ -138,7 +139,7 @@ def collect_metrics(
     metrics["n_signal_per_benchmark"] = int(scored.signal_nelbo.shape[1])
     metrics.update(benchmarks)
     for j, mass in enumerate(masses):
-        metrics[f"vae_auc_m{mass:g}"] = auc(scored.reference[0], scored.signal_nelbo[j])
+        metrics[f"vae_auc_m{mass:g}"] = auc_of_samples(scored.signal_nelbo[j], scored.reference[0])
     for r, entry in calibration.items():
         for name in ("gof", "q0"):
             for k, v in entry[name].items():

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxws.rng import numpy_generator
 from jaxws.simulate import tpc
 
 
@@ -83,7 +84,7 @@ def fresh_background_sets(
       the (n_sets,) counts N_k.
     """
     count_key, event_key = jax.random.split(key)
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(count_key)))
+    rng = numpy_generator(count_key)
     counts = rng.poisson(expected_background, n_sets)
     params, sensors, neutron_fraction, neutron_spectrum = _background_law(data)
     events = tpc.simulate_detected_count(

@@ -22,6 +22,8 @@ from jaxws.methods.anomaly.samples import Standardiser, features_of
 from jaxws.methods.anomaly.settings import ClassifierSettings, NetworkTraining, VAESettings
 from jaxws.models.mlp import MLP
 from jaxws.models.vae import BetaVAE
+from jaxws.rng import numpy_generator
+from jaxws.stats.roc import auc_of_samples
 from jaxws.train import FitResult, Hparams, MemberData, TrainConfig, fit, predict
 
 SCORE_CHUNK = 4096
@@ -29,7 +31,7 @@ SCORE_CHUNK = 4096
 
 def _split(key: jax.Array, n: int, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     # A host permutation seeded by the key's bits (no device program to compile).
-    order = np.random.default_rng(np.asarray(jax.random.key_data(key))).permutation(n)
+    order = numpy_generator(key).permutation(n)
     n_val = max(1, round(validation_fraction * n))
     return order[n_val:], order[:n_val]
 
@@ -171,28 +173,6 @@ def latent_means(model: BetaVAE, variables: dict, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.apply(variables, x, method=BetaVAE.encode)[0])
 
 
-def auc(background: np.ndarray, signal: np.ndarray) -> float:
-    """Area under the ROC curve, P(signal score > background score) (Mann-Whitney, ties 1/2).
-
-    Args:
-      background: (n_b,) scores of background events.
-      signal: (n_s,) scores of signal events.
-
-    Returns:
-      The AUC in [0, 1].
-    """
-    values = np.concatenate([background, signal])
-    ranks = np.empty(values.size)
-    order = np.argsort(values, kind="mergesort")
-    ranks[order] = np.arange(1, values.size + 1)
-    # Average ranks over ties.
-    _, inverse = np.unique(values, return_inverse=True)
-    ranks = np.bincount(inverse, ranks) / np.bincount(inverse)
-    ranks = ranks[inverse]
-    n_b, n_s = background.size, signal.size
-    return float((ranks[n_b:].sum() - n_s * (n_s + 1) / 2) / (n_b * n_s))
-
-
 @dataclasses.dataclass(frozen=True)
 class Scorer:
     """The trained pieces of the score: standardisation, VAE and classifier.
@@ -272,7 +252,9 @@ def train_scorer(
         "vae_epochs": int(vae_fit.epochs),
         "classifier_epochs": int(classifier_fit.epochs),
         "classifier_val_accuracy": float(np.mean((val_logits > 0) == (val_labels > 0))),
-        "classifier_val_auc": auc(val_logits[val_labels == 0], val_logits[val_labels == 1]),
+        "classifier_val_auc": auc_of_samples(
+            val_logits[val_labels == 1], val_logits[val_labels == 0]
+        ),
     }
     scorer = Scorer(
         standardise,

@@ -41,7 +41,6 @@ from jaxws.stats.anomaly.p_values import (
     asymptotic_p_value,
     format_p,
     median_p_value,
-    p_to_significance,
     toy_p_values,
     uniformity_summary,
 )
@@ -84,7 +83,6 @@ __all__ = [
     "null_and_signal_toys",
     "null_log_likelihood",
     "observed_statistics",
-    "p_to_significance",
     "pareto_log_density",
     "poisson_by_inversion",
     "sample_toy",

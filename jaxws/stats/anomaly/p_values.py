@@ -13,8 +13,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtri
 from numpy.typing import ArrayLike
+
+from jaxws.stats.significance import z_from_p
 
 SUMMARY_KEYS = ("median_p", "p_low", "p_high", "at_cap", "median_z")
 
@@ -48,18 +49,6 @@ def toy_p_values(
         u = jax.random.uniform(key, (observed.size,))
         p = (above + u * (1.0 + ties)) / (1.0 + n)
     return p.reshape(observed.shape)
-
-
-def p_to_significance(p: jax.Array) -> jax.Array:
-    """One-sided Z = Phi^-1(1 - p).
-
-    Args:
-      p: p-values.
-
-    Returns:
-      Z, shaped like `p`.
-    """
-    return -ndtri(jnp.asarray(p))
 
 
 def asymptotic_p_value(q0: jax.Array) -> jax.Array:
@@ -108,7 +97,7 @@ def median_p_value(null_statistics: ArrayLike, signal_statistics: ArrayLike) -> 
         "p_low": p[..., low_rank],
         "p_high": p[..., high_rank],
         "at_cap": median <= floor * (1.0 + 1e-9),
-        "median_z": np.maximum(-np.asarray(ndtri(np.clip(median, 1e-300, 1.0))), 0.0),
+        "median_z": np.maximum(z_from_p(np.clip(median, 1e-300, 1.0)), 0.0),
         "floor": floor,
     }
 
