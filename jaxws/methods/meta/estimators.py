@@ -16,17 +16,22 @@ query loss (which ranks tasks for the hard-task meta-batch).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 
 from jaxws.methods.meta.config import MetaHparams
-from jaxws.methods.meta.inner import InnerProblem, MetaState, Task, adapt, merge_outer, split_outer
+from jaxws.methods.meta.inner import (
+    InnerProblem,
+    LearnerParts,
+    MetaState,
+    Task,
+    adapt,
+    merge_outer,
+    split_outer,
+)
 from jaxws.models import partition
-
-if TYPE_CHECKING:
-    from jaxws.methods.meta.learners import MetaLearner
 
 
 class Estimator(Protocol):
@@ -35,7 +40,7 @@ class Estimator(Protocol):
     def __call__(
         self,
         problem: InnerProblem,
-        learner: MetaLearner,
+        learner: LearnerParts,
         state: MetaState,
         model_state: dict,
         task: Task,
@@ -49,7 +54,7 @@ class Estimator(Protocol):
 def _through_adaptation(first_order: bool) -> Estimator:
     def estimate(
         problem: InnerProblem,
-        learner: MetaLearner,
+        learner: LearnerParts,
         state: MetaState,
         model_state: dict,
         task: Task,
@@ -79,7 +84,7 @@ first_order: Estimator = _through_adaptation(first_order=True)
 
 def reptile(
     problem: InnerProblem,
-    learner: MetaLearner,
+    learner: LearnerParts,
     state: MetaState,
     model_state: dict,
     task: Task,

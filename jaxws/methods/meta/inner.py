@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import flax
 import jax
@@ -22,9 +22,6 @@ import jax.numpy as jnp
 from jaxws.methods.meta.config import MetaConfig, MetaHparams
 from jaxws.models import partition
 from jaxws.train.losses import sigmoid_binary_cross_entropy
-
-if TYPE_CHECKING:
-    from jaxws.methods.meta.learners import MetaLearner
 
 ApplyFn = Callable[[dict, dict, Any], jax.Array]
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -125,7 +122,15 @@ def learned_step_sizes() -> StepSizeRule:
     return StepSizeRule(init=_rates_from_inner_lr, rates=_learned_rates)
 
 
-def split_outer(learner: MetaLearner, state: MetaState) -> tuple[tuple[dict, dict], dict]:
+class LearnerParts(Protocol):
+    """What base learning and the estimators read of a learner (`learners.MetaLearner`)."""
+
+    adapted: partition.Predicate
+    meta_trained: partition.Predicate
+    step_size: StepSizeRule
+
+
+def split_outer(learner: LearnerParts, state: MetaState) -> tuple[tuple[dict, dict], dict]:
     """The outer update's parameters `(meta-trained flat params, extra)` and the frozen rest."""
     trainable, frozen = partition.split(state.params, learner.meta_trained)
     return (trainable, state.extra), frozen
@@ -139,7 +144,7 @@ def merge_outer(outer: tuple[dict, dict], frozen: dict) -> MetaState:
 
 def adapt(
     problem: InnerProblem,
-    learner: MetaLearner,
+    learner: LearnerParts,
     state: MetaState,
     model_state: dict,
     support: Batch,

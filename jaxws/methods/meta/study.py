@@ -27,7 +27,7 @@ import numpy as np
 from jaxws.config import ConfigError, check, from_section
 from jaxws.methods import transfer
 from jaxws.methods.meta import learners
-from jaxws.methods.meta.config import MetaConfig, MetaHparams, check_hparams
+from jaxws.methods.meta.config import MetaConfig, MetaHparams
 from jaxws.methods.meta.inner import InnerProblem
 from jaxws.methods.meta.training import meta_train
 from jaxws.models import partition, surgery
@@ -106,10 +106,11 @@ def _sections(cfg: DictConfig) -> dict:
         inner_lr=float(1e-3 if sections["inner_lr"] is None else sections["inner_lr"]),
         outer_lr=float(1e-4 if sections["outer_lr"] is None else sections["outer_lr"]),
     )
-    try:
-        check_hparams(hparams)
-    except ValueError as error:
-        raise ConfigError(f"method.{error}") from None
+    for name in ("inner_lr", "outer_lr"):
+        value = getattr(hparams, name)
+        check(
+            np.isfinite(value) and value > 0, f"method.{name} must be finite and > 0, got {value}"
+        )
     sections["hparams"] = hparams
     return sections
 
