@@ -172,6 +172,38 @@ def test_same_seed_same_numbers():
     np.testing.assert_array_equal(first.t, second.t)
 
 
+def test_newton_ends_at_a_stationary_point_of_the_clipped_loss():
+    """Newton's t never decreases and its end is first-order stationary on the clip box.
+
+    Issue 12 asks for a test that Newton reaches long Adam training's t. It does not in general:
+    from the same initial weights the two fits end in different local minima of the clipped
+    1-4-1 loss (experiments/nplm_newton_vs_adam.py: on 4 null toys at N_R = 2000, N(R) = 200,
+    Adam minus Newton = +0.52, -2.33, -1.29, 0.00, and Adam restarted from Newton's end keeps
+    Newton's t; docs/nplm.md). So only what holds is tested: every accepted step lowers the
+    loss, and after 200 iterations the gradient over the weights not held at the bound is below
+    1% of its value at the start (observed at most 0.14% on these toys).
+    """
+    x, dw, rw = _small_nplm_inputs(jax.random.key(10), 4, n_reference=2000, n_expected=200.0)
+    keys = jax.random.split(jax.random.key(110), 4)
+    train = nplm.NPLMTraining(200, (25, 50, 100, 200), optimizer="newton")
+    fits = nplm.fit_toys(keys, x, dw, rw, CLIPPED, SPEC, train)
+    assert np.all(np.diff(fits.t_history, axis=1) >= 0)
+    clip = float(CLIPPED.clip)
+    for i in range(4):
+        final, unravel = ravel_pytree(jax.tree.map(lambda a, i=i: jnp.asarray(a[i]), fits.params))
+        initial = ravel_pytree(nplm.clip_weights(nplm.init_test_function(keys[i], SPEC), clip))[0]
+
+        def loss(p, i=i, unravel=unravel):
+            f = nplm.apply_test_function(unravel(p), x[i], SPEC)
+            return jnp.sum(nplm.nplm_loss_terms(f, dw[i], rw[i]))
+
+        gradient = jax.grad(loss)(final)
+        # Held: at the bound with the descent direction pointing out of the box (KKT).
+        held = (jnp.abs(final) >= clip * (1 - 1e-6)) & (final * gradient < 0)
+        free = float(jnp.linalg.norm(jnp.where(held, 0.0, gradient)))
+        assert free < 0.01 * float(jnp.linalg.norm(jax.grad(loss)(initial))), i
+
+
 def test_p_values_and_z_conventions():
     null = np.arange(1.0, 100.0)  # 99 toys
     assert nplm.empirical_p_value(1000.0, null) == pytest.approx(1 / 100)
