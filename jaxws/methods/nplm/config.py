@@ -107,7 +107,7 @@ class NPLMSettings:
         n_history_toys: toys drawn in the t-against-epochs figure.
         progress: progress bars over toys (tqdm, on stderr).
         model: "neural" (the network f) or "kernel" (kernel NPLM, Letizia et al. 2022:
-            Nystrom Gaussian kernel, :mod:`jaxws.stats.kernel_nplm`; NPLM test only).
+            Nystrom Gaussian kernel, :mod:`jaxws.stats.nplm.kernel`; NPLM test only).
         kernel_centres: M, Nystrom centres of the kernel model.
         kernel_penalty: lambda of its L2 penalty (units of the summed loss).
         kernel_width: Gaussian width sigma (standardised units); null means the
