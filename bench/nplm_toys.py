@@ -4,7 +4,7 @@ Setting of arXiv:1806.02350: 1-4-1 sigmoid network, N_R = 200k reference events,
 expected data events, weight clip 9, full-batch Adam (lr 1e-3). Cases, each timed over
 ``--epochs`` epochs after a call that compiles:
 
-* jaxws ``fit_ensemble`` with 1 toy, and chunks of toys vmapped or run one after the other
+* jaxws ``fit_toys`` with 1 toy, and chunks of toys vmapped or run one after the other
   (``lax.map`` inside the same compiled program: the "sequential" schedule);
 * the floor: the shortest plain JAX loop for the same fit (matmul layers, optax Adam, clip,
   ``lax.scan`` over epochs, one jitted call), 1 toy;
@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jaxws.simulate import nplm_toys as toys  # noqa: E402
-from jaxws.stats import kernel_nplm, nplm  # noqa: E402
+from jaxws.stats import nplm
+from jaxws.stats.nplm import kernel as kernel_nplm  # noqa: E402
 
 CLIP, LEARNING_RATE = 9.0, 1e-3
 PAPER_EPOCHS = 300_000  # neural NPLM's training length per toy in the papers
@@ -61,13 +62,11 @@ def _inputs(n_toys: int, n_reference: int, n_expected: float):
 def _jaxws_case(inputs, chunk: int, schedule: str, epochs: int):
     x, dw, rw = (a[:chunk] for a in inputs)
     keys = jax.random.split(jax.random.key(1), chunk)
-    train = nplm.TrainSpec(epochs)
-    hparams = nplm.Hparams(jnp.float32(LEARNING_RATE), jnp.float32(CLIP))
+    train = nplm.NPLMTraining(epochs)
+    hparams = nplm.NPLMHparams(jnp.float32(LEARNING_RATE), jnp.float32(CLIP))
 
     def call():
-        nplm.fit_ensemble(
-            keys, x, dw, rw, hparams, nplm.NetworkSpec(), train, chunk, schedule=schedule
-        )
+        nplm.fit_toys(keys, x, dw, rw, hparams, nplm.NetworkSpec(), train, chunk, schedule=schedule)
 
     return call, chunk
 

@@ -10,7 +10,8 @@ from scipy import optimize
 
 from jaxws.methods import nplm as nplm_method
 from jaxws.simulate import nplm_toys as toys
-from jaxws.stats import kernel_nplm, nplm
+from jaxws.stats import nplm
+from jaxws.stats.nplm import kernel as kernel_nplm
 
 
 def _toys(key, n_toys, n_reference=2000, n_expected=100.0):

@@ -25,16 +25,17 @@ from jaxws.config import ConfigError
 from jaxws.methods import nplm as nplm_method
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
+from jaxws.stats.nplm import newton
 
 NPLM_REFERENCE = 5000
 NPLM_EXPECTED = 500.0
 NEWTON_ITERATIONS = 160
 SPEC = nplm.NetworkSpec()
-NEWTON = nplm.TrainSpec(
+NEWTON = nplm.NPLMTraining(
     NEWTON_ITERATIONS, (NEWTON_ITERATIONS // 2, NEWTON_ITERATIONS), optimizer="newton"
 )
-CLIPPED = nplm.Hparams(jnp.float32(0.05), jnp.float32(9.0))
-UNCLIPPED = nplm.Hparams(jnp.float32(0.05), jnp.float32(jnp.inf))
+CLIPPED = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(9.0))
+UNCLIPPED = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(jnp.inf))
 
 
 def _settings(**overrides) -> nplm_method.NPLMSettings:
@@ -108,7 +109,7 @@ def test_closed_form_hessian_matches_autodiff():
                 f = nplm.apply_test_function(unravel(p), x, spec)
                 return jnp.sum(nplm.nplm_loss_terms(f, d, r))
 
-            grad, hessian = nplm._one_hidden_layer_derivatives(unravel(flat), x, d, r, spec)
+            grad, hessian = newton.one_hidden_layer_derivatives(unravel(flat), x, d, r, spec)
             autodiff = jax.jit(lambda p, loss=loss: (jax.grad(loss)(p), jax.hessian(loss)(p)))
             reference_grad, reference_hessian = autodiff(flat)
             np.testing.assert_allclose(grad, reference_grad, rtol=1e-10, atol=1e-10)
@@ -145,12 +146,18 @@ def _small_nplm_inputs(key, n_toys, n_reference=400, n_expected=60.0, fraction=0
 def test_ensemble_member_equals_single_fit(optimizer):
     x, dw, rw = _small_nplm_inputs(jax.random.key(5), 5)
     keys = jax.random.split(jax.random.key(6), 5)
-    train = nplm.TrainSpec(30, (10, 30), optimizer=optimizer)
-    hp = nplm.Hparams(jnp.array([0.01, 0.02, 0.03, 0.04, 0.05]), jnp.full(5, 9.0))
-    ensemble = nplm.fit_ensemble(keys, x, dw, rw, hp, SPEC, train, chunk_size=2)
+    train = nplm.NPLMTraining(30, (10, 30), optimizer=optimizer)
+    hp = nplm.NPLMHparams(jnp.array([0.01, 0.02, 0.03, 0.04, 0.05]), jnp.full(5, 9.0))
+    ensemble = nplm.fit_toys(keys, x, dw, rw, hp, SPEC, train, chunk_size=2)
     for i in (0, 4):  # member 4 sits in the padded last chunk
         single = nplm.fit_test_function(
-            keys[i], x[i], dw[i], rw[i], nplm.Hparams(hp.learning_rate[i], hp.clip[i]), SPEC, train
+            keys[i],
+            x[i],
+            dw[i],
+            rw[i],
+            nplm.NPLMHparams(hp.learning_rate[i], hp.clip[i]),
+            SPEC,
+            train,
         )
         np.testing.assert_allclose(ensemble.t_history[i], single.t_history, rtol=2e-4, atol=2e-4)
     assert ensemble.t.shape == (5,) and ensemble.t_history.shape == (5, 2)
@@ -159,10 +166,42 @@ def test_ensemble_member_equals_single_fit(optimizer):
 def test_same_seed_same_numbers():
     x, dw, rw = _small_nplm_inputs(jax.random.key(7), 3)
     keys = jax.random.split(jax.random.key(8), 3)
-    train = nplm.TrainSpec(20, optimizer="newton")
-    first = nplm.fit_ensemble(keys, x, dw, rw, CLIPPED, SPEC, train)
-    second = nplm.fit_ensemble(keys, x, dw, rw, CLIPPED, SPEC, train)
+    train = nplm.NPLMTraining(20, optimizer="newton")
+    first = nplm.fit_toys(keys, x, dw, rw, CLIPPED, SPEC, train)
+    second = nplm.fit_toys(keys, x, dw, rw, CLIPPED, SPEC, train)
     np.testing.assert_array_equal(first.t, second.t)
+
+
+def test_newton_ends_at_a_stationary_point_of_the_clipped_loss():
+    """Newton's t never decreases and its end is first-order stationary on the clip box.
+
+    Issue 12 asks for a test that Newton reaches long Adam training's t. It does not in general:
+    from the same initial weights the two fits end in different local minima of the clipped
+    1-4-1 loss (experiments/nplm_newton_vs_adam.py: on 4 null toys at N_R = 2000, N(R) = 200,
+    Adam minus Newton = +0.52, -2.33, -1.29, 0.00, and Adam restarted from Newton's end keeps
+    Newton's t; docs/nplm.md). So only what holds is tested: every accepted step lowers the
+    loss, and after 200 iterations the gradient over the weights not held at the bound is below
+    1% of its value at the start (observed at most 0.14% on these toys).
+    """
+    x, dw, rw = _small_nplm_inputs(jax.random.key(10), 4, n_reference=2000, n_expected=200.0)
+    keys = jax.random.split(jax.random.key(110), 4)
+    train = nplm.NPLMTraining(200, (25, 50, 100, 200), optimizer="newton")
+    fits = nplm.fit_toys(keys, x, dw, rw, CLIPPED, SPEC, train)
+    assert np.all(np.diff(fits.t_history, axis=1) >= 0)
+    clip = float(CLIPPED.clip)
+    for i in range(4):
+        final, unravel = ravel_pytree(jax.tree.map(lambda a, i=i: jnp.asarray(a[i]), fits.params))
+        initial = ravel_pytree(nplm.clip_weights(nplm.init_test_function(keys[i], SPEC), clip))[0]
+
+        def loss(p, i=i, unravel=unravel):
+            f = nplm.apply_test_function(unravel(p), x[i], SPEC)
+            return jnp.sum(nplm.nplm_loss_terms(f, dw[i], rw[i]))
+
+        gradient = jax.grad(loss)(final)
+        # Held: at the bound with the descent direction pointing out of the box (KKT).
+        held = (jnp.abs(final) >= clip * (1 - 1e-6)) & (final * gradient < 0)
+        free = float(jnp.linalg.norm(jnp.where(held, 0.0, gradient)))
+        assert free < 0.01 * float(jnp.linalg.norm(jax.grad(loss)(initial))), i
 
 
 def test_p_values_and_z_conventions():
@@ -294,14 +333,14 @@ def test_unclipped_loss_diverges_outside_reference_support_and_is_refused():
         jnp.ones(300),
         32.0,
     )
-    train = nplm.TrainSpec(800, (100, 200, 400, 800), optimizer="adam")
+    train = nplm.NPLMTraining(800, (100, 200, 400, 800), optimizer="adam")
     key = jax.random.key(0)
-    unclipped = nplm.fit_test_function(key, x, dw, rw, nplm.Hparams(0.1, jnp.inf), SPEC, train)
+    unclipped = nplm.fit_test_function(key, x, dw, rw, nplm.NPLMHparams(0.1, jnp.inf), SPEC, train)
     history = np.asarray(unclipped.t_history)
     finite = history[np.isfinite(history)]
     # t grows without plateau until exp(f) overflows (here by epoch 800: t is NaN).
     assert np.all(np.diff(finite) > 20.0) and finite[-1] > 200.0, history
-    clipped = nplm.fit_test_function(key, x, dw, rw, nplm.Hparams(0.1, 1.0), SPEC, train)
+    clipped = nplm.fit_test_function(key, x, dw, rw, nplm.NPLMHparams(0.1, 1.0), SPEC, train)
     clipped_history = np.asarray(clipped.t_history)
     assert np.all(np.isfinite(clipped_history)) and clipped_history[-1] < 100.0, clipped_history
     # ... so the code refuses to return a number for it.

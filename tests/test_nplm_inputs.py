@@ -74,21 +74,21 @@ def _inputs(key, n_toys, n_reference=400, n_expected=60.0):
 
 def test_t_recorded_at_checkpoints_equals_shorter_trainings():
     x, dw, rw = _inputs(jax.random.key(1), 1)
-    hp = nplm.Hparams(jnp.float32(0.05), jnp.float32(9.0))
+    hp = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(9.0))
     key = jax.random.key(2)
-    long = nplm.fit_test_function(key, x[0], dw[0], rw[0], hp, SPEC, nplm.TrainSpec(60, (7, 30)))
+    long = nplm.fit_test_function(key, x[0], dw[0], rw[0], hp, SPEC, nplm.NPLMTraining(60, (7, 30)))
     for i, epochs in enumerate((7, 30, 60)):
-        short = nplm.fit_test_function(key, x[0], dw[0], rw[0], hp, SPEC, nplm.TrainSpec(epochs))
+        short = nplm.fit_test_function(key, x[0], dw[0], rw[0], hp, SPEC, nplm.NPLMTraining(epochs))
         np.testing.assert_allclose(long.t_history[i], short.t, rtol=1e-5, atol=1e-5)
 
 
 def test_vmap_and_sequential_schedules_agree():
     x, dw, rw = _inputs(jax.random.key(3), 3)
     keys = jax.random.split(jax.random.key(4), 3)
-    hp = nplm.Hparams(jnp.float32(0.05), jnp.float32(9.0))
-    train = nplm.TrainSpec(40, (20,))
-    vmapped = nplm.fit_ensemble(keys, x, dw, rw, hp, SPEC, train, 2, schedule="vmap")
-    sequential = nplm.fit_ensemble(keys, x, dw, rw, hp, SPEC, train, 2, schedule="sequential")
+    hp = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(9.0))
+    train = nplm.NPLMTraining(40, (20,))
+    vmapped = nplm.fit_toys(keys, x, dw, rw, hp, SPEC, train, 2, schedule="vmap")
+    sequential = nplm.fit_toys(keys, x, dw, rw, hp, SPEC, train, 2, schedule="sequential")
     np.testing.assert_allclose(vmapped.t_history, sequential.t_history, rtol=1e-4, atol=1e-4)
     assert nplm.resolve_schedule("auto", 10**6) == nplm.AUTO_SCHEDULE == "vmap"
 

@@ -11,7 +11,7 @@ Conventions:
   (without replacement) from the toy's events (data and reference).
 * ``sigma`` is a quantile (0.9 by default, as the paper) of the pairwise distances between
   reference events (:func:`kernel_width`).
-* The fit minimises the weighted NPLM loss of :mod:`jaxws.stats.nplm` plus an L2 (RKHS norm)
+* The fit minimises the weighted NPLM loss of :mod:`jaxws.stats.nplm.loss` plus an L2 (RKHS norm)
   penalty, ``L(alpha) + (lambda / 2) alpha^T K_MM alpha``. Both terms are convex in alpha, so
   a damped Newton method (M x M Hessian ``K_nM^T diag(r e^f) K_nM + lambda K_MM``) converges
   in a few tens of iterations; a step is kept only if it lowers the penalised loss.
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxws.stats.nplm import nplm_loss_terms
+from jaxws.stats.nplm.loss import nplm_loss_terms
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,12 @@ def fit_kernel_nplm(
     k_nm = gaussian_kernel(x, centres, sigma)
     k_mm = gaussian_kernel(centres, centres, sigma)
 
-    def objective(alpha):
+    def objective(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
         f = k_nm @ alpha
         loss = jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
         return loss + 0.5 * penalty * alpha @ k_mm @ alpha, loss
 
-    def step(carry, _):
+    def step(carry: tuple, _: None) -> tuple[tuple, None]:
         alpha, damping, current = carry
         f = k_nm @ alpha
         first = reference_weight * jnp.exp(f) - data_weight
@@ -160,7 +160,7 @@ def fit_kernel_ensemble(
     penalty: float,
     spec: KernelSpec,
 ) -> np.ndarray:
-    """t of E toys, vmapped (x and weights with a leading toy axis, or x shared).
+    """The t values of E toys, vmapped (x and weights with a leading toy axis, or x shared).
 
     Args:
         keys: typed keys (E,).

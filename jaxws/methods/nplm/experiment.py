@@ -1,0 +1,253 @@
+"""The NPLM experiment: null toys against chi2, sensitivity, and the observation's p and Z.
+
+Follows D'Agnolo & Wulzer (arXiv:1806.02350, 1912.12155) for NPLM and Bressler, Savoray &
+Zurgil (arXiv:2401.09530) for the symmetrized test. :func:`run` reads as its steps: check the
+inputs, train the null toys, compare them with chi2 (dof = trainable parameters of f for NPLM,
+that minus one for the symmetrized test, a fitted dof for kernel NPLM), measure the median Z of
+signal-injected toys (simulated data only), and give the observation's t with p and one-sided
+Z from the toys, from chi2 and, for the symmetrized test, from permutations (its default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxws.config import from_section
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.observation import Observation, load_observation
+from jaxws.methods.nplm.observed import observed_significance
+from jaxws.methods.nplm.symmetrized import symmetrized_toy_statistics
+from jaxws.methods.nplm.toy_statistics import nplm_toy_statistics, resampled_toy_statistics
+from jaxws.plotting import sample_label
+from jaxws.plotting.nplm import history_figure, null_histogram_figure, sensitivity_figure
+from jaxws.simulate import nplm_toys as toys
+from jaxws.stats import nplm
+
+
+class RunKeys(NamedTuple):
+    """The keys of one run, split once from the run's key (the order fixes the numbers)."""
+
+    null: jax.Array
+    signal: jax.Array
+    observed: jax.Array
+    permutation: jax.Array
+    reference: jax.Array
+
+
+def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
+    """Null toys, chi2 comparison (bulk and tail), t against epochs, sensitivity, observation.
+
+    Args:
+        cfg: the resolved config (sections ``data`` and ``method``).
+        key: typed PRNG key, consumed.
+        run_dir: the run directory (outputs go through the tracker).
+        tracker: ``jaxws.track.Tracker``-like (log_metrics, save_json, save_figure).
+
+    Returns:
+        Metrics: chi2 comparison of the null, sensitivity per signal fraction, observed t with
+        p and Z from toys (``z_toys_is_bound`` when no toy reaches it) and from chi2, and
+        ``figure`` (the figures folder).
+    """
+    data = from_section(ExponentialToyConfig, cfg.get("data"), "data")
+    settings = from_section(NPLMSettings, cfg.get("method"), "method")
+    observation = load_observation(data, settings)  # every input checked before any toy
+    keys = RunKeys(*jax.random.split(key, 5))
+    prepared, settings = _prepare_inputs(keys.reference, data, settings, observation)
+    t_null, t_history = null_statistics(keys, data, settings, prepared)
+    dof, metrics = _compare_with_chi2(t_null, t_history, data, settings, observation, tracker)
+    if observation is None:  # sensitivity needs a signal model: simulated data only
+        metrics.update(_sensitivity(keys, data, settings, t_null, dof, tracker))
+    metrics.update(
+        observed_significance(
+            keys.observed,
+            keys.permutation,
+            keys.reference,
+            data,
+            settings,
+            t_null,
+            dof,
+            prepared,
+            observation,
+        )
+    )
+    tracker.log_metrics(metrics)
+    metrics["figure"] = str(Path(run_dir) / "figures")
+    return metrics
+
+
+def _prepare_inputs(
+    reference_key: jax.Array,
+    data: ExponentialToyConfig,
+    settings: NPLMSettings,
+    observation: Observation | None,
+) -> tuple[dict | None, NPLMSettings]:
+    """The user's NPLM arrays standardised, and the settings with a kernel width if needed."""
+    if observation is not None and settings.test == "nplm":
+        prepared = _prepare_nplm_observation(observation, settings)
+        return prepared, settings.with_kernel_width(prepared["reference"])
+    if settings.model == "kernel":
+        reference = np.asarray(toys.sample_reference(reference_key, min(data.n_reference, 2000)))
+        if settings.standardise:
+            reference = (reference - reference.mean(0)) / reference.std(0)
+        return None, settings.with_kernel_width(reference)
+    return None, settings
+
+
+def _prepare_nplm_observation(
+    observation: Observation, settings: NPLMSettings
+) -> dict[str, np.ndarray]:
+    """User data and reference, standardised by the weighted reference statistics."""
+    observed, reference, weights = observation
+    if settings.standardise:
+        mean, std = nplm.reference_statistics(reference, weights)
+        observed, reference = (observed - mean) / std, (reference - mean) / std
+    return {"data": observed, "reference": reference, "weights": weights}
+
+
+def null_statistics(
+    keys: RunKeys,
+    data: ExponentialToyConfig,
+    settings: NPLMSettings,
+    prepared: dict | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The t values of the run's null toys: user reference, flavour toys or simulated toys.
+
+    Args:
+        keys: the run's keys (``null``; ``reference`` for a fixed simulated reference).
+        data: the data section.
+        settings: the method section.
+        prepared: the user's standardised NPLM arrays, or None.
+
+    Returns:
+        ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
+    """
+    if prepared is not None:
+        return resampled_toy_statistics(
+            keys.null,
+            prepared["reference"],
+            prepared["weights"],
+            data.n_expected,
+            settings,
+            settings.n_toys,
+        )
+    if settings.test == "symmetrized":
+        return symmetrized_toy_statistics(keys.null, data, settings, settings.n_toys)
+    return nplm_toy_statistics(
+        keys.null, data, settings, settings.n_toys, reference_key=keys.reference
+    )
+
+
+def _sample_line(data: ExponentialToyConfig, settings: NPLMSettings) -> str:
+    """A neutral line naming the sample of the figures."""
+    if data.observed_file:
+        return f"{data.observed_file}, N(R) = {data.n_expected:g}, {settings.n_toys} null toys"
+    if settings.test == "symmetrized":
+        sizes = f"N_A = {data.n_a:g}, N_B = {data.n_b:g}"
+    else:
+        sizes = f"N_R = {data.n_reference:,}, N(R) = {data.n_expected:g}"
+    return f"exponential toy, {sizes}, {settings.n_toys} null toys"
+
+
+def _compare_with_chi2(
+    t_null: np.ndarray,
+    t_history: np.ndarray,
+    data: ExponentialToyConfig,
+    settings: NPLMSettings,
+    observation: Observation | None,
+    tracker: Any,
+) -> tuple[float, dict[str, Any]]:
+    """The null's dof, its comparison with chi2 (saved with the toys), and its figures."""
+    n_features = 1 if observation is None else observation.first.shape[1]
+    n_params = nplm.n_parameters(settings.network(n_features))
+    # NPLM: normalisation is a free direction (N(R) expected, N_D Poisson): dof = n_params.
+    # Symmetrized: weights use observed counts, so the normalisation direction is fixed.
+    dof = n_params - 1 if settings.test == "symmetrized" else n_params
+    if settings.model == "kernel":
+        # A penalised kernel model has no integer parameter count: chi2 at the fitted dof.
+        dof = nplm.fit_chi2_dof(t_null[t_null > 0])
+    comparison = nplm.compare_with_chi2(t_null, dof)
+    metrics: dict[str, Any] = {f"null/{k}": v for k, v in comparison.items()}
+    metrics["n_parameters"] = n_params if settings.model == "neural" else settings.kernel_centres
+    if settings.model == "kernel":
+        metrics["kernel_width"] = settings.kernel_width
+    metrics["n_features"] = n_features
+    checkpoints = settings.recorded_checkpoints()
+    tracker.save_json(
+        "null_toys",
+        {
+            "t": t_null.tolist(),
+            "checkpoints": list(checkpoints),
+            "t_history": t_history.tolist(),
+            "comparison": comparison,
+        },
+    )
+    line = _sample_line(data, settings)
+    tracker.save_figure(
+        "null_t_histogram",
+        null_histogram_figure(
+            t_null, dof, comparison["fitted_dof"], f"{settings.test} null toys", line
+        ),
+    )
+    tracker.save_figure(
+        "t_against_epochs",
+        history_figure(checkpoints, t_history, dof, settings.n_history_toys, line),
+    )
+    return dof, metrics
+
+
+def _sensitivity(
+    keys: RunKeys,
+    data: ExponentialToyConfig,
+    settings: NPLMSettings,
+    t_null: np.ndarray,
+    dof: float,
+    tracker: Any,
+) -> dict[str, float]:
+    """Median Z of signal-injected toys per signal fraction, from the toys and from chi2."""
+    sensitivity = []
+    signal_keys = jax.random.split(keys.signal, len(settings.signal_fractions))
+    for fraction, signal_key in zip(settings.signal_fractions, signal_keys, strict=True):
+        if settings.test == "symmetrized":
+            t_signal, _ = symmetrized_toy_statistics(
+                signal_key, data, settings, settings.n_signal_toys, fraction
+            )
+        else:
+            t_signal, _ = nplm_toy_statistics(
+                signal_key, data, settings, settings.n_signal_toys, fraction, keys.reference
+            )
+        result = nplm.significance(float(np.median(t_signal)), t_null, dof)
+        sensitivity.append(
+            {
+                "signal_fraction": fraction,
+                "median_t": result["t"],
+                "z_empirical": result["z_toys"],
+                "z_empirical_is_bound": result["z_toys_is_bound"],
+                "z_chi2": result["z_chi2"],
+            }
+        )
+    tracker.save_json("sensitivity", sensitivity)
+    line = sample_label(
+        _sample_line(data, settings),
+        f"{data.signal_kind} at {data.signal_mean:g}",
+        n_pseudo_experiments=settings.n_signal_toys,
+    )
+    tracker.save_figure(
+        "sensitivity",
+        sensitivity_figure(
+            [row["signal_fraction"] for row in sensitivity],
+            [row["z_empirical"] for row in sensitivity],
+            [row["z_chi2"] for row in sensitivity],
+            line,
+        ),
+    )
+    metrics: dict[str, float] = {}
+    for row in sensitivity:
+        name = f"sensitivity/{row['signal_fraction']:g}"
+        metrics[f"{name}/z_empirical"] = row["z_empirical"]
+        metrics[f"{name}/z_empirical_is_bound"] = row["z_empirical_is_bound"]
+        metrics[f"{name}/z_chi2"] = row["z_chi2"]
+    return metrics
