@@ -85,7 +85,6 @@ from jaxws.stats.nplm.p_values import (
     empirical_p_value,
     format_significance,
     significance,
-    z_from_p,
 )
 from jaxws.stats.nplm.training import (
     CLIP_SCOPES,
@@ -134,5 +133,4 @@ __all__ = [
     "symmetrized_test",
     "symmetrized_weights",
     "tail_comparison",
-    "z_from_p",
 ]

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
+from jaxws.stats.significance import z_from_p
+
 
 def significance(t_observed: float, t_null: Sequence[float] | np.ndarray, dof: float) -> dict:
     """p-values and Z of an observation, each labelled with where it comes from.
@@ -89,15 +91,3 @@ def chi2_p_value(t_observed: float | np.ndarray, dof: float) -> float | np.ndarr
         The p-value(s).
     """
     return scipy_stats.chi2.sf(t_observed, dof)
-
-
-def z_from_p(p: float | np.ndarray) -> float | np.ndarray:
-    """One-sided significance ``Z = Phi^-1(1 - p)`` (p = 0.5 gives Z = 0).
-
-    Args:
-        p: p-value(s) in (0, 1].
-
-    Returns:
-        Z (computed with the survival function, accurate for tiny p).
-    """
-    return scipy_stats.norm.isf(p)
