@@ -34,7 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import timing  # noqa: E402
+import timing
 
 IMAGE_SIZE = 25
 BATCH_SIZE = 500

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import timing  # noqa: E402
+import timing
 
 IMAGES = 1000  # 500 events x 2 jets
 SIZE = 25

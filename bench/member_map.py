@@ -22,12 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timing  # noqa: E402
+import timing
 
-from jaxws.data.members import MemberData  # noqa: E402
-from jaxws.models.cnn import SLIM_CNN, JetCNN  # noqa: E402
-from jaxws.models.mlp import MLP  # noqa: E402
-from jaxws.train import Hparams, TrainConfig, Trainer  # noqa: E402
+from jaxws.data.members import MemberData
+from jaxws.models.cnn import SLIM_CNN, JetCNN
+from jaxws.models.mlp import MLP
+from jaxws.train import Hparams, TrainConfig, Trainer
 
 
 def problem(model: str, n_events: int, resolution: int) -> tuple:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     base = TrainConfig(batch_size=250, max_epochs=args.epochs, patience=args.epochs)
     pool_device = jnp.asarray(pool)
 
-    def case(members: int, member_map: str):  # noqa: ANN202
+    def case(members: int, member_map: str):
         config = dataclasses.replace(base, member_map=member_map, compact_members=False)
         trainer = Trainer(model, config)
         keys = jax.random.split(jax.random.key(0), members)

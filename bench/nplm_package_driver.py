@@ -20,9 +20,9 @@ import time
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from NPLM.NNutils import imperfect_loss, imperfect_model, train_model  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from NPLM.NNutils import imperfect_loss, imperfect_model, train_model
 
 
 def main() -> None:

@@ -33,14 +33,14 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-from jaxws.simulate import nplm_toys as toys  # noqa: E402
+from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
-from jaxws.stats.nplm import kernel as kernel_nplm  # noqa: E402
+from jaxws.stats.nplm import kernel as kernel_nplm
 
 CLIP, LEARNING_RATE = 9.0, 1e-3
 PAPER_EPOCHS = 300_000  # neural NPLM's training length per toy in the papers

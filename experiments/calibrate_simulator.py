@@ -104,7 +104,7 @@ def _summary(out) -> dict[str, float]:
 def fit_shape(sample: str, target: dict[str, float]) -> dict[str, float]:
     mu, shape = multiplicity_parameters(target["n_mean"], target["n_var"])
 
-    def fields(x):  # noqa: D401 - the shape being fitted
+    def fields(x):
         return {
             "mean_multiplicity": mu,
             "multiplicity_shape": shape,

@@ -10,6 +10,8 @@ leakage below the NR median (50% NR acceptance). Requires the `physics` extra.
 
 from __future__ import annotations
 
+import itertools
+
 import jax.numpy as jnp
 
 from jaxws.simulate import nest_reference, tpc
@@ -21,7 +23,7 @@ if __name__ == "__main__":
     bins = result["nest"]["s1_bins"]
     print("| S1 bin [PE] | separation NEST | separation toy | leakage NEST | leakage toy |")
     print("|---|---|---|---|---|")
-    for i, (lo, hi) in enumerate(zip(bins[:-1], bins[1:], strict=True)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(bins)):
         nest, toy = result["nest"], result["toy"]
         print(
             f"| {lo:g}-{hi:g} | {nest['separation'][i]:.3f} | {toy['separation'][i]:.3f} | "

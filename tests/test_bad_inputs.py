@@ -482,7 +482,8 @@ def test_truncated_chunk_checkpoint_is_named_set_aside_and_recomputed(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.warns(UserWarning, match=f"checkpoint {path} is unreadable"):
         assert resume.load_chunk(tmp_path, 0, "tag", tree) is None
-    assert (tmp_path / "chunk_00000.npz.corrupt").is_file() and not path.exists()
+    assert (tmp_path / "chunk_00000.npz.corrupt").is_file()
+    assert not path.exists()
     resume.save_chunk(tmp_path, 0, "tag", tree)
     np.testing.assert_array_equal(resume.load_chunk(tmp_path, 0, "tag", tree)["w"], tree["w"])
 
@@ -514,7 +515,8 @@ def test_wandb_failure_is_reported_once_and_local_files_continue(tmp_path, capsy
     tracker.save_table("study", [{"injection": 0, "z": 0.0}])
     tracker.finish()
     warnings = [line for line in capsys.readouterr().err.splitlines() if "W&B failed" in line]
-    assert len(warnings) == 1 and "continuing with local files" in warnings[0]
+    assert len(warnings) == 1
+    assert "continuing with local files" in warnings[0]
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"auc": 0.7}
     assert (tmp_path / "study.csv").is_file()
 
@@ -616,16 +618,19 @@ def test_study_means_leave_diverged_members_out_and_count_them(capsys):
     )
     metrics, rows = summarise({"CWoLa": result})
     assert metrics["cwola/n_diverged"] == 1
-    assert rows[0]["final_z_mean"] == pytest.approx(0.15) and rows[0]["n_diverged"] == 1
+    assert rows[0]["final_z_mean"] == pytest.approx(0.15)
+    assert rows[0]["n_diverged"] == 1
     assert rows[0]["final_z_std"] == pytest.approx(np.std([0.1, 0.2], ddof=1))
-    assert rows[1]["final_z_mean"] == pytest.approx(5.5) and rows[1]["n_diverged"] == 0
+    assert rows[1]["final_z_mean"] == pytest.approx(5.5)
+    assert rows[1]["n_diverged"] == 0
     assert metrics["cwola/no_signal_auc_mean"] == pytest.approx(0.5)
     # Runs 0 and 1 have no diverged member and reach 5 sigma; run 2 is left out.
     assert metrics["cwola/runs_reaching_5sigma"] == 2
     flagged = report_diverged({"CWoLa": result})
     assert [row["member"] for row in flagged] == [2]
     err = capsys.readouterr().err
-    assert "CWoLa: 1 of 6 members diverged" in err and "member 2 (injection 0" in err
+    assert "CWoLa: 1 of 6 members diverged" in err
+    assert "member 2 (injection 0" in err
 
 
 # ------------------------------------------------------------------ reproducibility

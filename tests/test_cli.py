@@ -31,11 +31,11 @@ def test_unknown_keys_and_bad_values_are_named():
         "section 'training'",
     ):
         from_section(StudyTrainingConfig, {**cfg.training, "learning_rat": 1.0}, "training")
-    with pytest.raises(ConfigError, match="training.learning_rate must be > 0"):
+    with pytest.raises(ConfigError, match=r"training.learning_rate must be > 0"):
         from_section(StudyTrainingConfig, {**cfg.training, "learning_rate": -1.0}, "training")
-    with pytest.raises(ConfigError, match="study.injections must be >= 0"):
+    with pytest.raises(ConfigError, match=r"study.injections must be >= 0"):
         from_section(StudyConfig, {**cfg.study, "injections": [10, -5]}, "study")
-    with pytest.raises(ConfigError, match="training.batch_size must be an integer"):
+    with pytest.raises(ConfigError, match=r"training.batch_size must be an integer"):
         from_section(StudyTrainingConfig, {**cfg.training, "batch_size": "big"}, "training")
 
 

@@ -52,9 +52,9 @@ def test_weak_supervision_refuses_bad_input():
     good = rng.normal(size=(100, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="different feature shapes"):
         weak_supervision(good, rng.normal(size=(100, 4)))
+    bad = good.copy()
+    bad[5, 1] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
-        bad = good.copy()
-        bad[5, 1] = np.inf
         weak_supervision(good, bad)
     with pytest.raises(ValueError, match="need at least"):
         weak_supervision(good, good[:5])

@@ -64,7 +64,7 @@ def test_paper_scale_script_validates_on_the_reference_sample_shape():
     cfg = config([*overrides, "tracking=none"])
     # The script's own data path holds no shards in a fresh clone: the dry run says how to
     # make them.
-    with pytest.raises(ConfigError, match="jaxws.simulate.generate"):
+    with pytest.raises(ConfigError, match=r"jaxws.simulate.generate"):
         validate(cfg)
 
 
@@ -124,4 +124,5 @@ def test_cli_dry_run_writes_nothing_and_exits_zero(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2
-    assert "n_background" in bad.stderr and "Traceback" not in bad.stderr
+    assert "n_background" in bad.stderr
+    assert "Traceback" not in bad.stderr

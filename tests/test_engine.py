@@ -106,9 +106,11 @@ def test_early_stopping_keeps_the_best_parameters():
     history = np.asarray(result.val_loss)
     run = int(result.epochs)
     assert run < config.max_epochs, "overfitting 300 events should trigger early stopping"
-    assert np.all(np.isfinite(history[:run])) and np.all(np.isnan(history[run:]))
+    assert np.all(np.isfinite(history[:run]))
+    assert np.all(np.isnan(history[run:]))
     best = int(np.nanargmin(history))
-    assert int(result.best_epoch) == best and run == best + 1 + config.patience
+    assert int(result.best_epoch) == best
+    assert run == best + 1 + config.patience
     trainer = Trainer(model, config)
     recomputed = trainer.evaluate_loss(
         result.variables, jnp.asarray(x), member.val_index, member.val_label, member.val_weight

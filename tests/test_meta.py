@@ -122,7 +122,8 @@ def test_registry_holds_every_variant():
 
     for name in VARIANTS:
         module = methods.load(name)
-        assert callable(module.study) and callable(module.run)
+        assert callable(module.study)
+        assert callable(module.run)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -143,7 +144,8 @@ def test_meta_training_adapts_better_than_no_meta_training(family, name):
     result = meta.meta_train(
         learner, problem, config, jax.random.key(1), params, {}, x, tasks, hparams
     )
-    assert int(result.episodes) >= 1 and np.isfinite(float(np.nanmin(result.history)))
+    assert int(result.episodes) >= 1
+    assert np.isfinite(float(np.nanmin(result.history)))
     initial = learner.init(params, hparams)
     states = [initial, result.state]
     before, after = held_out_losses(learner, problem, states, hparams, x_test, test)
@@ -184,7 +186,8 @@ def test_second_order_meta_gradient_matches_finite_differences():
         problem = meta.InnerProblem.from_config(make_apply(model), config, squared_error)
         exact = meta.configure(meta.get("mtl"), config)
         first = meta.configure(meta.get("mtl"), meta.MetaConfig(first_order=True))
-        assert exact.estimator is meta.second_order and first.estimator is meta.first_order
+        assert exact.estimator is meta.second_order
+        assert first.estimator is meta.first_order
         state = exact.init(params, hparams)
         (grads, _), _ = exact.estimator(problem, exact, state, {}, task, hparams, key)
         (grads_fo, _), _ = first.estimator(problem, first, state, {}, task, hparams, key)

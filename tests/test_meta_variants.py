@@ -44,7 +44,8 @@ def test_every_variant_runs_end_to_end_through_hydra(name, tmp_path):
     assert cfg.method.name == name
     metrics = execute(cfg, tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved.keys() == metrics.keys() and metrics
+    assert saved.keys() == metrics.keys()
+    assert metrics
     assert list((tmp_path / "figures").glob("*.png"))
 
 

@@ -161,7 +161,8 @@ def test_ensemble_member_equals_single_fit(optimizer):
             train,
         )
         np.testing.assert_allclose(ensemble.t_history[i], single.t_history, rtol=2e-4, atol=2e-4)
-    assert ensemble.t.shape == (5,) and ensemble.t_history.shape == (5, 2)
+    assert ensemble.t.shape == (5,)
+    assert ensemble.t_history.shape == (5, 2)
 
 
 def test_same_seed_same_numbers():
@@ -340,10 +341,12 @@ def test_unclipped_loss_diverges_outside_reference_support_and_is_refused():
     history = np.asarray(unclipped.t_history)
     finite = history[np.isfinite(history)]
     # t grows without plateau until exp(f) overflows (here by epoch 800: t is NaN).
-    assert np.all(np.diff(finite) > 20.0) and finite[-1] > 200.0, history
+    assert np.all(np.diff(finite) > 20.0), history
+    assert finite[-1] > 200.0, history
     clipped = nplm.fit_test_function(key, x, dw, rw, nplm.NPLMHparams(0.1, 1.0), SPEC, train)
     clipped_history = np.asarray(clipped.t_history)
-    assert np.all(np.isfinite(clipped_history)) and clipped_history[-1] < 100.0, clipped_history
+    assert np.all(np.isfinite(clipped_history)), clipped_history
+    assert clipped_history[-1] < 100.0, clipped_history
     # ... so the code refuses to return a number for it.
     with pytest.raises(ValueError, match="unbounded NPLM loss"):
         nplm.check_nplm_inputs(data, reference, clip=None)
@@ -379,9 +382,9 @@ def test_bad_input_is_named(data, reference, message):
 
 
 def test_bad_config_is_refused():
-    with pytest.raises(ConfigError, match="unknown key"):
-        from jaxws.config import from_section
+    from jaxws.config import from_section
 
+    with pytest.raises(ConfigError, match="unknown key"):
         from_section(nplm_method.NPLMSettings, {"epoch": 10}, "method")
     for bad in (
         {"clip": -1.0},
@@ -391,12 +394,8 @@ def test_bad_config_is_refused():
         {"hidden": [0]},
     ):
         with pytest.raises(ConfigError):
-            from jaxws.config import from_section
-
             from_section(nplm_method.NPLMSettings, bad, "method")
     with pytest.raises(ConfigError, match="n_expected"):
-        from jaxws.config import from_section
-
         from_section(nplm_method.ExponentialToyConfig, {"n_expected": 0.0}, "data")
     with pytest.raises(ValueError, match="mean - 5 width"):
         toys.SignalShape("gaussian", 1.0, 0.5)
@@ -440,10 +439,13 @@ def test_run_end_to_end(tmp_path, test):
     for name in ("null_t_histogram", "t_against_epochs", "sensitivity"):
         assert any(tmp_path.rglob(f"{name}*.png")), name
     null = json.loads(next(tmp_path.rglob("null_toys*.json")).read_text())
-    assert len(null["t"]) == 6 and null["checkpoints"] == [4, 10]
-    assert np.all(np.isfinite(null["t"])) and np.isfinite(metrics["observed/t"])
+    assert len(null["t"]) == 6
+    assert null["checkpoints"] == [4, 10]
+    assert np.all(np.isfinite(null["t"]))
+    assert np.isfinite(metrics["observed/t"])
     # Z = Phi^-1(1 - p) is -inf when p = 1 (observed t below every null toy), so only p here.
-    assert 0 < metrics["observed/p_toys"] <= 1 and metrics["n_parameters"] == 13
+    assert 0 < metrics["observed/p_toys"] <= 1
+    assert metrics["n_parameters"] == 13
     if test == "symmetrized":
         assert 0 < metrics["observed/p_permutation"] <= 1
     assert OmegaConf.select(cfg, "method.name") == "nplm"

@@ -38,7 +38,8 @@ def test_glorot_initialisation_is_keras_glorot_uniform_for_kernels_and_biases():
     assert (
         scipy_stats.kstest(bias, scipy_stats.uniform(-bias_limit, 2 * bias_limit).cdf).pvalue > 0.01
     )
-    assert np.abs(kernel).max() <= kernel_limit and np.abs(bias).max() <= bias_limit
+    assert np.abs(kernel).max() <= kernel_limit
+    assert np.abs(bias).max() <= bias_limit
     lecun = nplm.init_test_function(jax.random.key(0), spec, "lecun")["params"]
     np.testing.assert_array_equal(lecun["hidden_0"]["bias"], 0.0)
     with pytest.raises(ValueError, match="init must be one of"):
@@ -130,7 +131,8 @@ def test_null_toys_drawn_from_a_weighted_reference():
     dw, rw = np.asarray(dw), np.asarray(rw)
     assert not np.any(overflow)
     np.testing.assert_allclose(rw.sum(axis=1), 100.0, rtol=1e-4)
-    assert np.all(dw[:, : n // 2] == 0) and np.all(rw[dw > 0] == 0)
+    assert np.all(dw[:, : n // 2] == 0)
+    assert np.all(rw[dw > 0] == 0)
     counts = dw.sum(axis=1)  # Poisson(100): mean and variance 100
     assert abs(counts.mean() - 100) < 4 * math.sqrt(100 / 400)
     assert 0.8 < counts.var(ddof=1) / 100 < 1.2
@@ -141,14 +143,16 @@ def test_null_toys_drawn_from_a_weighted_reference():
 def test_significance_labels_and_bounds():
     null = np.arange(1.0, 100.0)  # 99 toys
     inside = nplm.significance(50.0, null, 13)
-    assert not inside["z_toys_is_bound"] and inside["p_toys"] == pytest.approx(51 / 100)
+    assert not inside["z_toys_is_bound"]
+    assert inside["p_toys"] == pytest.approx(51 / 100)
     beyond = nplm.significance(1000.0, null, 13)
     # No toy beyond: p <= 1/100, Z >= Phi^-1(0.99), never more.
     assert beyond["z_toys_is_bound"]
     assert beyond["z_toys"] == pytest.approx(scipy_stats.norm.isf(1 / 100))
     assert beyond["p_chi2"] == pytest.approx(scipy_stats.chi2.sf(1000.0, 13))
     line = nplm.format_significance(beyond)
-    assert "Z > 2.33 from 99 toys" in line and "from chi2(13)" in line
+    assert "Z > 2.33 from 99 toys" in line
+    assert "from chi2(13)" in line
 
 
 def test_tail_comparison_has_power_against_an_inflated_tail():
@@ -156,7 +160,8 @@ def test_tail_comparison_has_power_against_an_inflated_tail():
     good = scipy_stats.chi2(13).rvs(size=400, random_state=rng)
     result = nplm.tail_comparison(good, 13)
     assert result["q95_chi2"] == pytest.approx(scipy_stats.chi2(13).ppf(0.95))
-    assert result["binomial_pvalue_q95"] > 0.01 and result["binomial_pvalue_q99"] > 0.01
+    assert result["binomial_pvalue_q95"] > 0.01
+    assert result["binomial_pvalue_q99"] > 0.01
     # The issue's anti-conservative null (variance 1.8x chi2's at the same mean): a chi2(13)
     # stretched about its mean. 400 toys: the 95% excess is found (simulated power > 0.99).
     stretched = 13 + 1.34 * (scipy_stats.chi2(13).rvs(size=400, random_state=rng) - 13)
@@ -201,7 +206,7 @@ def _save(tmp_path, **arrays):
                 "reference_weights": -np.ones(3000),
             },
             "'reference_weights' has 3000 negative values",
-        ),  # fmt: skip
+        ),
         (
             {
                 "data": np.ones((5, 1)),
@@ -209,7 +214,7 @@ def _save(tmp_path, **arrays):
                 "reference_weights": np.ones(7),
             },
             r"'reference_weights' must have shape \(3000,\)",
-        ),  # fmt: skip
+        ),
         ({"data": np.ones((5, 1)), "reference": np.arange(30.0)[:, None]}, "fewer than 5 x N"),
         (
             {"data": np.ones((5, 2)), "reference": np.c_[np.arange(3000.0), np.ones(3000)]},
@@ -231,7 +236,7 @@ def test_missing_or_broken_file_is_named(tmp_path):
         nplm_method.load_observation(missing, _settings())
     broken = tmp_path / "broken.npz"
     broken.write_text("not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match=r"not a readable .npz"):
         nplm_method.load_observation(
             nplm_method.ExponentialToyConfig(observed_file=str(broken)), _settings()
         )
@@ -273,17 +278,21 @@ def test_two_feature_file_with_weights_end_to_end(tmp_path):
         "method.progress=false",
     )
     metrics = nplm_method.run(cfg, jax.random.key(0), tmp_path / "run", Tracker(tmp_path / "run"))
-    assert metrics["n_features"] == 2 and metrics["n_parameters"] == 2 * 4 + 4 + 4 + 1
-    assert metrics["null/dof"] == 17 and metrics["observed/p_source"] == "toys"
-    assert np.isfinite(metrics["observed/t"]) and 0 < metrics["observed/p_toys"] <= 1
+    assert metrics["n_features"] == 2
+    assert metrics["n_parameters"] == 2 * 4 + 4 + 4 + 1
+    assert metrics["null/dof"] == 17
+    assert metrics["observed/p_source"] == "toys"
+    assert np.isfinite(metrics["observed/t"])
+    assert 0 < metrics["observed/p_toys"] <= 1
     null = json.loads(next((tmp_path / "run").rglob("null_toys*.json")).read_text())
-    assert len(null["t"]) == 6 and np.all(np.isfinite(null["t"]))
+    assert len(null["t"]) == 6
+    assert np.all(np.isfinite(null["t"]))
     assert metrics["figure"].endswith("figures")
 
 
 def test_bad_settings_refused():
+    from jaxws.config import from_section
+
     for bad in ({"clip_scope": "biases"}, {"init": "he"}, {"schedule": "parallel"}):
         with pytest.raises(ConfigError):
-            from jaxws.config import from_section
-
             from_section(nplm_method.NPLMSettings, bad, "method")

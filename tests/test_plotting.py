@@ -6,19 +6,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
 
-from jaxws.plotting.cwola import (  # noqa: E402
+from jaxws.plotting.cwola import (
     SLOPE_ONE_GID,
     no_signal_control,
     roc_figure,
     sic_figure,
     significance_curve,
 )
-from jaxws.stats.roc import roc_curve  # noqa: E402
+from jaxws.stats.roc import roc_curve
 
 
 def renders(fig: Figure) -> bool:
@@ -66,7 +66,8 @@ def test_significance_curve_shows_mean_band_and_slope_one(runs):
     np.testing.assert_array_equal(slope_one.get_xdata(), slope_one.get_ydata())
     assert slope_one.get_xdata()[-1] == initial.max()
     assert slope_one.get_linestyle() == ":"
-    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xscale() == "log"
+    assert ax.get_yscale() == "log"
     assert renders(fig)
 
 
@@ -74,7 +75,8 @@ def test_significance_curve_on_given_axes_linear(runs):
     initial, by_method = runs
     ax = Figure().subplots(1, 2)[1]
     fig = significance_curve(ax, initial, by_method, scale="linear")
-    assert fig is ax.figure and ax.get_xscale() == "linear"
+    assert fig is ax.figure
+    assert ax.get_xscale() == "linear"
     (slope_one,) = [line for line in ax.get_lines() if line.get_gid() == SLOPE_ONE_GID]
     assert slope_one.get_xdata()[0] == 0.0
 
@@ -166,7 +168,7 @@ def visible_labels(ax, axis, renderer):
     return labels
 
 
-@pytest.mark.parametrize("low, high", [(0.3, 0.9), (0.5, 3.0), (0.2, 40.0), (0.01, 500.0)])
+@pytest.mark.parametrize(("low", "high"), [(0.3, 0.9), (0.5, 3.0), (0.2, 40.0), (0.01, 500.0)])
 def test_log_axes_have_readable_non_overlapping_labels_at_any_range(low, high):
     rng = np.random.default_rng(3)
     initial = np.geomspace(low, high, 5)
@@ -208,7 +210,8 @@ def test_efficiency_ratio_error_bars_respect_physical_bounds():
     eps_s = np.array([[0.0, 0.0, 0.0, 0.2], [0.0, 0.0, 0.9, 1.0], [0.0, 1.0, 1.0, 1.0]])
     mean = (eps_s / eps_b[:, None]).mean(axis=1)
     std = (eps_s / eps_b[:, None]).std(axis=1, ddof=1)
-    assert np.any(mean - std < 0) and np.any(mean + std > 1 / eps_b)
+    assert np.any(mean - std < 0)
+    assert np.any(mean + std > 1 / eps_b)
     fig = no_signal_control(None, eps_b, {"CWoLa": eps_s}, n_test_signal=50, n_test_background=50)
     ax = fig.axes[0]
     (errorbar,) = ax.containers

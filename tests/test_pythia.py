@@ -19,7 +19,7 @@ import pytest
 
 # The physics extra is part of `make test`'s environment: a missing pythia8mc is a failure here,
 # not a skip.
-import pythia8mc  # noqa: E402, F401
+import pythia8mc  # noqa: F401
 from scipy import stats
 
 from jaxws.data.samples import model_id_of
@@ -128,7 +128,7 @@ def test_parametrised_point_and_validation():
         parse_model("id_lambda10_ratio1.6")
     with pytest.raises(ValueError, match="direct decay assumes"):
         parse_model("dd_lambda10_ratio1.0")
-    assert hidden_valley.RHO_TO_PIPI_MAX_RATIO == pytest.approx(1.5179, abs=1e-4)
+    assert pytest.approx(1.5179, abs=1e-4) == hidden_valley.RHO_TO_PIPI_MAX_RATIO
     assert model_id_of("qcd") == -1
     assert model_id_of("hv_dd_lambda1") == 7
     with pytest.raises(ValueError, match="not in the model list"):
@@ -136,7 +136,7 @@ def test_parametrised_point_and_validation():
 
 
 def test_rejected_setting_is_named():
-    with pytest.raises(pythia.PythiaSettingError, match="HiddenValley:bmqv2 = 1.9"):
+    with pytest.raises(pythia.PythiaSettingError, match=r"HiddenValley:bmqv2 = 1.9"):
         pythia.make_pythia(["HiddenValley:bmqv2 = 1.9"])
     with pytest.raises(pythia.PythiaSettingError, match="Random:seed = 900000001"):
         pythia.make_pythia(["Random:seed = 900000001"])

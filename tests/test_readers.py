@@ -176,7 +176,7 @@ def test_events_source_reads_the_configured_files(tmp_path):
         source.signal("mine", 99)
     with pytest.raises(ConfigError, match=r"data.signal 'yours' is not a key of data.signals"):
         make_source({**section, "signal": "yours"})
-    with pytest.raises(ConfigError, match="data.background must name your background HDF5"):
+    with pytest.raises(ConfigError, match=r"data.background must name your background HDF5"):
         make_source({**section, "background": ""})
 
 

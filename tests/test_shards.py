@@ -112,7 +112,7 @@ def test_manifest_checksum_mismatch_is_refused(tmp_path):
 
 
 def test_temporary_files_are_not_shards(tmp_path):
-    path, _, _ = _write(tmp_path)
+    _write(tmp_path)
     tmp = tmp_path / ".tmp-id_lambda10.h5.abc"
     tmp.write_bytes(b"partial")
     assert len(load_events(tmp_path)) == 700  # directory scan skips it

@@ -112,7 +112,7 @@ def test_vmap_over_keys_and_nr_fraction_matches_single_calls(events):
 
 
 def test_config_refuses_bad_values():
-    with pytest.raises(ConfigError, match="data.g1"):
+    with pytest.raises(ConfigError, match=r"data.g1"):
         from_section(tpc.TPCConfig, {"g1": 1.5}, "data")
     with pytest.raises(ConfigError, match="unknown key"):
         from_section(tpc.TPCConfig, {"g3": 1.0}, "data")

@@ -51,7 +51,7 @@ def test_leave_one_out_source_never_contains_the_target():
     for target in names:
         sources = source_models(names, target)
         assert target not in sources
-        assert sorted(sources + [target]) == sorted(names)
+        assert sorted([*sources, target]) == sorted(names)
     assert split_signal_counts(10, 3).tolist() == [4, 3, 3]
 
 
@@ -108,7 +108,7 @@ def test_artifact_for_another_architecture_or_resolution_is_refused(tmp_path):
     variables = {"params": {"w": np.ones((2, 3), np.float32)}}
     meta = {"architecture": {"conv_features": [8, 16]}, "resolution": 25}
     path = checkpoints.save_variables(tmp_path / "a", variables, meta)
-    with pytest.raises(checkpoints.ArtifactMismatchError, match="resolution 25.*50"):
+    with pytest.raises(checkpoints.ArtifactMismatchError, match=r"resolution 25.*50"):
         checkpoints.load_variables(path, expected={**meta, "resolution": 50})
     with pytest.raises(checkpoints.ArtifactMismatchError, match="architecture"):
         checkpoints.load_variables(path, expected={**meta, "architecture": {"conv_features": [8]}})

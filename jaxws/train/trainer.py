@@ -105,7 +105,7 @@ class Trainer:
         if self.config.resolved_member_map() == "vmap":
             return jax.vmap(self.epoch, in_axes=(0, 0, None, 0, 0))
 
-        def mapped(states, keys, pool, members, hparams):  # noqa: ANN001, ANN202
+        def mapped(states, keys, pool, members, hparams):  # noqa: ANN001
             return jax.lax.map(
                 lambda args: self.epoch(args[0], args[1], pool, args[2], args[3]),
                 (states, keys, members, hparams),
