@@ -640,7 +640,8 @@ def test_last_bit_changes_move_numbers_only_within_tolerance():
     """What another machine's rounding does, on this machine: every input moved by one float32
     ulp. The scores no longer agree bit for bit (so neither can two machines be expected to),
     but the classifier's quality agrees within 0.02 in AUC (the README's tolerance statement).
-    Same inputs, same bits: tests/test_cwola.py::test_weak_supervision_is_deterministic...."""
+    Same inputs, same bits: tests/methods/test_cwola.py, test_weak_supervision_is_deterministic.
+    """
     from jaxws.methods.cwola import weak_supervision
     from jaxws.stats import roc
     from jaxws.train import TrainConfig

@@ -63,7 +63,7 @@ SHRINK = {
 
 #: README commands not run here, and where they are covered
 NOT_RUN_HERE = {
-    # paper scale (GPU, hours on a CPU): tests/test_dry_run.py validates them completely
+    # paper scale (GPU, hours on a CPU): tests/methods/test_dry_run.py validates them completely
     "python -m jaxws experiment=paper_compare dry_run=true",
     "python -m jaxws experiment=paper",
 }

@@ -5,7 +5,7 @@ saved (`JAXWS_KILL_AFTER_CHUNKS=1` makes the process send itself SIGKILL at that
 test does not race the run), then rerun with the same config into the same directory; its
 results must equal those of an uninterrupted run, and the rerun must have loaded the saved
 chunk rather than retrained it.
-Together with the chunk-level tests (tests/test_engine.py) this covers every method that
+Together with the chunk-level tests (tests/train/test_engine.py) this covers every method that
 trains ensembles through `fit_ensemble` with a checkpoint directory (CWoLa; transfer's
 fine-tuning).
 """

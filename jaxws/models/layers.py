@@ -1,7 +1,7 @@
 """Convolution and pooling for the jet CNNs; the convolution form is chosen per layer and backend.
 
 Four forms of the same stride-1 'SAME' cross-correlation (values and gradients tested against
-`lax.conv_general_dilated` in tests/test_layers.py):
+`lax.conv_general_dilated` in tests/models/test_layers.py):
 
 - `lax`: `lax.conv_general_dilated` itself. On GPU it is cuDNN's convolution, and `jax.vmap`
   over per-member kernels folds the members into feature groups (a grouped convolution), which

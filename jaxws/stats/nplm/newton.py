@@ -2,7 +2,7 @@
 
 Not the papers' fit (they train with Adam, :mod:`jaxws.stats.nplm.adam`): Newton converges in
 a few hundred iterations but can stop in a local minimum that long Adam training leaves
-(issue 12; tests/test_nplm.py compares the two). The loss and ``t = -2 L`` are those of
+(issue 12; tests/stats/test_nplm.py compares the two). The loss and ``t = -2 L`` are those of
 :mod:`jaxws.stats.nplm.loss`; clipped weights are kept in ``[-clip, clip]`` by a projected
 step (Bertsekas 1982). For one hidden layer the gradient and Hessian are in closed form
 (:func:`one_hidden_layer_derivatives`); deeper networks use ``jax.hessian``.

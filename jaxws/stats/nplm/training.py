@@ -76,7 +76,7 @@ class NPLMTraining:
             step) or "newton" (damped saddle-free Newton on all parameters at once; clipped
             weights at the bound pushed outward are held, the others projected into the box; a
             step is kept only if it lowers the loss). Newton is an option only: it can stop in
-            a local minimum that long Adam training leaves (tests/test_nplm.py compares them).
+            a local minimum that long Adam training leaves (tests/stats/test_nplm.py compares them).
         clip_scope: "all" (every weight, biases included, as NPLM_package) or "kernels".
         init: "glorot" (NPLM_package's glorot-uniform kernels and biases) or "lecun".
     """

@@ -245,7 +245,7 @@ def test_missing_or_broken_file_is_named(tmp_path):
 def _compose(*overrides):
     from hydra import compose, initialize_config_dir
 
-    config_dir = str(Path(__file__).resolve().parent.parent / "conf")
+    config_dir = str(Path(__file__).resolve().parents[2] / "conf")
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         return compose(config_name="config", overrides=["experiment=nplm", *overrides])
 

@@ -89,7 +89,7 @@ def test_kernel_model_end_to_end(tmp_path):
 
     from jaxws.track import Tracker
 
-    config_dir = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "conf")
+    config_dir = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf")
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         cfg = compose(
             config_name="config",

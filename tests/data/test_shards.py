@@ -15,7 +15,7 @@ from jaxws.data.shards import ShardError, load_events, read_shard, write_shard
 
 REFERENCE = Path("/work/shared/data/hv-reference")
 if not REFERENCE.exists():
-    REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hv-reference"
+    REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "hv-reference"
 
 
 def _arrays(n=700, width=40, seed=0, model_id=2, label=1):

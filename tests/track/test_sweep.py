@@ -16,7 +16,7 @@ from shrunk import TINY_NPLM
 from jaxws.cli import CONFIG_DIR
 from jaxws.track import sweep
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 NPLM_TINY = ["experiment=nplm", *TINY_NPLM]
 

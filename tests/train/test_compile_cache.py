@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jaxws.train import compile_cache
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_directory_follows_the_environment(monkeypatch, tmp_path):

@@ -17,7 +17,7 @@ from shrunk import TINY_CWOLA
 from jaxws.cli import CONFIG_DIR, execute
 from jaxws.methods import meta
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 TINY_META = [
     *TINY_CWOLA,

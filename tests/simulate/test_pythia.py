@@ -30,7 +30,7 @@ from jaxws.simulate.hidden_valley import HiddenValleyPoint, parse_model
 
 pytestmark = pytest.mark.pythia
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path("/work/shared/data/hv-reference")
 if not REFERENCE.exists():
     REFERENCE = ROOT.parent / "shared" / "data" / "hv-reference"

@@ -21,7 +21,7 @@ from jaxws.data.shards import load_events
 from jaxws.simulate.jets import simulate_events
 from jaxws.stats.roc import auc_of_samples
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hv-reference"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "hv-reference"
 BOUNDS = {"multiplicity": 0.2, "pt": 0.2, "mjj": 0.25, "girth": 0.35, "mass": 0.55}
 SAMPLES = {"qcd": "qcd.h5", "id_lambda10": "hv_id_lambda10.h5", "dd_lambda10": "hv_dd_lambda10.h5"}
 

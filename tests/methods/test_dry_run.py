@@ -15,7 +15,7 @@ from jaxws.cli import CONFIG_DIR
 from jaxws.config import ConfigError
 from jaxws.methods.dry_run import validate
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def config(overrides):

@@ -20,7 +20,7 @@ from jaxws.train import Hparams, MemberData, TrainConfig, Trainer, fit, fit_ense
 from jaxws.train.chunks import compact_width
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = TrainConfig(batch_size=64, max_epochs=12, patience=3)
 
 
@@ -358,7 +358,7 @@ def test_member_axis_sharded_over_two_devices_equals_one_device(tmp_path):
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     )
     subprocess.run(
-        [sys.executable, "-c", SHARDED_CHILD, str(out), str(ROOT / "tests")],
+        [sys.executable, "-c", SHARDED_CHILD, str(out), str(ROOT / "tests" / "train")],
         env=env,
         check=True,
         timeout=1800,  # seconds on 2 idle cores; generous for a shared machine
