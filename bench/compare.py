@@ -60,36 +60,15 @@ def _train_steps_program(model: str, members: int, steps: int, mode: str, form: 
     form: convolution form ("auto" or one of `layers.CONV_METHODS`), fixed at trace time.
     """
     import jax
-    import jax.numpy as jnp
-    import numpy as np
+    import train_throughput
 
     from jaxws.models import layers
-    from jaxws.models.cnn import JetCNN
-    from jaxws.train import Hparams, TrainConfig, Trainer
 
-    trainer = Trainer(JetCNN(**_spec(model)), TrainConfig(batch_size=BATCH_SIZE))
-    rng = np.random.default_rng(0)
-    pool = jnp.asarray(
-        rng.exponential(size=(POOL_EVENTS, 2, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    train_steps, (carry, pool, index, labels, weights, step_keys, hparams) = (
+        train_throughput.scanned_steps_problem(
+            _spec(model), members, steps, IMAGE_SIZE, BATCH_SIZE, POOL_EVENTS
+        )
     )
-    shape = (members, steps, BATCH_SIZE)
-    index = jnp.asarray(rng.integers(0, POOL_EVENTS, shape), jnp.int32)
-    labels = jnp.asarray(rng.integers(0, 2, shape), jnp.float32)
-    weights = jnp.ones(shape, jnp.float32)
-    keys = jax.random.split(jax.random.key(0), members)
-    step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)
-    variables = jax.vmap(trainer.init_variables, in_axes=(0, None))(keys, pool)
-    states = jax.vmap(trainer.init_state)(variables)
-    carry = (states.params, states.model_state, states.opt_state)
-    hparams = Hparams(learning_rate=jnp.full((members,), 1e-3, jnp.float32))
-
-    def train_steps(carry, pool, index, labels, weights, step_keys, hparams):
-        def step(carry, batch):
-            idx, lab, w, k = batch
-            return trainer.train_step(carry, (pool[idx], lab, w, k), hparams)
-
-        return jax.lax.scan(step, carry, (index, labels, weights, step_keys))
-
     per_member = (carry, index, labels, weights, step_keys, hparams)
     if mode == "single":
         per_member = jax.tree.map(lambda a: a[0], per_member)

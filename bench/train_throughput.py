@@ -27,11 +27,8 @@ apply to that case only). Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -102,6 +99,53 @@ def _patch_convolution(conv: str) -> None:
     os.environ[layers.CONV_ENV] = conv
 
 
+def scanned_steps_problem(
+    spec: dict,
+    members: int,
+    steps: int,
+    image_size: int = IMAGE_SIZE,
+    batch_size: int = BATCH_SIZE,
+    pool_events: int = POOL_EVENTS,
+) -> tuple:
+    """`steps` engine train steps of `members` jet-CNN members on random events, unjitted.
+
+    Returns (train_steps, [carry, pool, index, labels, weights, step_keys, hparams]): every
+    argument but the pool has a leading member axis; `train_steps(carry, pool, ...)` is the body
+    of `Trainer.epoch`'s scan (gather a minibatch from the pool, one train step) for one member.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxws.models.cnn import JetCNN
+    from jaxws.train import Hparams, TrainConfig, Trainer
+
+    trainer = Trainer(JetCNN(**spec), TrainConfig(batch_size=batch_size))
+    rng = np.random.default_rng(0)
+    pool = jnp.asarray(
+        rng.exponential(size=(pool_events, 2, image_size, image_size)).astype(np.float32)
+    )
+    shape = (members, steps, batch_size)
+    index = jnp.asarray(rng.integers(0, pool_events, shape), jnp.int32)
+    labels = jnp.asarray(rng.integers(0, 2, shape), jnp.float32)
+    weights = jnp.ones(shape, jnp.float32)
+    keys = jax.random.split(jax.random.key(0), members)
+    step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)
+    variables = jax.vmap(trainer.init_variables, in_axes=(0, None))(keys, pool)
+    states = jax.vmap(trainer.init_state)(variables)
+    carry = (states.params, states.model_state, states.opt_state)
+    hparams = Hparams(learning_rate=jnp.full((members,), 1e-3, jnp.float32))
+
+    def train_steps(carry, pool, index, labels, weights, step_keys, hparams):
+        def step(carry, batch):
+            idx, lab, w, k = batch
+            return trainer.train_step(carry, (pool[idx], lab, w, k), hparams)
+
+        return jax.lax.scan(step, carry, (index, labels, weights, step_keys))
+
+    return train_steps, [carry, pool, index, labels, weights, step_keys, hparams]
+
+
 def jax_case(
     model: str,
     members: int,
@@ -112,39 +156,10 @@ def jax_case(
 ) -> dict:
     """Time `steps` scanned engine train steps of `members` members (vmapped if > 1)."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from jaxws.models.cnn import JetCNN
-    from jaxws.train import Hparams, TrainConfig, Trainer
 
     _patch_convolution(conv)
     rss_before = _rss_bytes()
-    trainer = Trainer(JetCNN(**model_spec(model)), TrainConfig(batch_size=BATCH_SIZE))
-    rng = np.random.default_rng(0)
-    pool = jnp.asarray(
-        rng.exponential(size=(POOL_EVENTS, 2, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
-    )
-    shape = (members, steps, BATCH_SIZE)
-    index = jnp.asarray(rng.integers(0, POOL_EVENTS, shape), jnp.int32)
-    labels = jnp.asarray(rng.integers(0, 2, shape), jnp.float32)
-    weights = jnp.ones(shape, jnp.float32)
-    keys = jax.random.split(jax.random.key(0), members)
-    step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)
-    variables = jax.vmap(trainer.init_variables, in_axes=(0, None))(keys, pool)
-    states = jax.vmap(trainer.init_state)(variables)
-    carry = (states.params, states.model_state, states.opt_state)
-    hparams = Hparams(learning_rate=jnp.full((members,), 1e-3, jnp.float32))
-
-    # The body of `Trainer.epoch`'s scan: gather a minibatch from the pool, one train step.
-    def train_steps(carry, pool, index, labels, weights, step_keys, hparams):
-        def step(carry, batch):
-            idx, lab, w, k = batch
-            return trainer.train_step(carry, (pool[idx], lab, w, k), hparams)
-
-        return jax.lax.scan(step, carry, (index, labels, weights, step_keys))
-
-    args = [carry, pool, index, labels, weights, step_keys, hparams]
+    train_steps, args = scanned_steps_problem(model_spec(model), members, steps)
     if members == 1:  # the `fit` path: no vmap
         squeeze = lambda tree: jax.tree.map(lambda a: a[0], tree)
         args = [squeeze(a) if i != 1 else a for i, a in enumerate(args)]
@@ -231,26 +246,10 @@ def _child_main(case: dict) -> None:
 
 # -- the table ------------------------------------------------------------------------------
 def machine_lines() -> list[str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    import timing
 
-    def version(package: str) -> str:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
-        f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        f"- jax {version('jax')}, jaxlib {version('jaxlib')}, flax {version('flax')}, "
-        f"torch {version('torch')}, python {platform.python_version()}",
-        f"- date: {now}; load average at start (1, 5, 15 min): {load}",
+        *timing.machine_lines(),
         f"- input: two {IMAGE_SIZE}x{IMAGE_SIZE} jets per event, batch {BATCH_SIZE}, float32",
     ]
 
