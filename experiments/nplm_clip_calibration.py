@@ -37,7 +37,7 @@ def main() -> None:
         cfg = compose(config_name="config", overrides=["experiment=nplm", *args.overrides])
     try:
         data = from_section(nplm_method.ExponentialToyConfig, cfg.data, "data")
-        settings = from_section(nplm_method.NPLMSettings, cfg.method, "method")
+        settings = from_section(nplm_method.NPLMConfig, cfg.method, "method")
         if any(c <= 0 for c in args.clips) or args.n_toys < 2:
             raise ConfigError("--clips must be > 0 and --n-toys >= 2")
     except ConfigError as error:

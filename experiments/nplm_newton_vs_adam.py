@@ -87,11 +87,11 @@ def main() -> None:
     if min(args.toys, args.n_reference, args.newton, args.adam_epochs, args.restart_epochs) < 1:
         print("nplm_newton_vs_adam: error: counts must be >= 1", file=sys.stderr)
         sys.exit(2)
-    k_toys, k_fit = jax.random.split(jax.random.key(args.seed))
+    toy_key, fit_key = jax.random.split(jax.random.key(args.seed))
     x, data_weight, reference_weight = null_toys(
-        k_toys, args.toys, args.n_reference, args.n_expected
+        toy_key, args.toys, args.n_reference, args.n_expected
     )
-    keys = jax.random.split(k_fit, args.toys)
+    keys = jax.random.split(fit_key, args.toys)
     spec = nplm.NetworkSpec()
     hparams = nplm.NPLMHparams(jnp.float32(args.learning_rate), jnp.float32(CLIP))
     newton = nplm.fit_toys(

@@ -380,7 +380,7 @@ def write_hdf5(path: str | os.PathLike, events: JetEvents) -> Path:
 
 
 @dataclasses.dataclass(frozen=True)
-class EventsData:
+class EventsConfig:
     """`data=events`: your own events, one plain HDF5 file per sample (dense table above).
 
     Attributes:
@@ -424,9 +424,9 @@ class EventsData:
 
 
 class EventsSource:
-    """Background and signal events from the HDF5 files of an `EventsData` config."""
+    """Background and signal events from the HDF5 files of an `EventsConfig` config."""
 
-    def __init__(self, config: EventsData):
+    def __init__(self, config: EventsConfig):
         self.config = config
 
     def model_names(self) -> list[str]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from jaxws.methods.injection_study import StudyConfig
-    from jaxws.simulate.sources import PythiaData, PythiaSource, SimulatorData, SimulatorSource
+    from jaxws.simulate.sources import PythiaConfig, PythiaSource, SimulatorConfig, SimulatorSource
 
 STUDY_METHODS = ("cwola", "transfer", "compare")
 
@@ -44,7 +44,7 @@ def _region_fraction_simulator(signal: str | None) -> float:
     return float(np.trapezoid(density * inside, grid) / np.trapezoid(density, grid))
 
 
-def _simulator_counts(data: SimulatorData | PythiaData) -> dict[str, dict[str, float]]:
+def _simulator_counts(data: SimulatorConfig | PythiaConfig) -> dict[str, dict[str, float]]:
     """Expected (SR, SB) counts, reduced by 3 binomial sigmas, per sample."""
 
     def counts(n: float, fraction: float):
@@ -58,7 +58,7 @@ def _simulator_counts(data: SimulatorData | PythiaData) -> dict[str, dict[str, f
     }
 
 
-def _pythia_counts(data: SimulatorData | PythiaData) -> dict[str, dict[str, float]]:
+def _pythia_counts(data: SimulatorConfig | PythiaConfig) -> dict[str, dict[str, float]]:
     from jaxws.data.shards import ShardCollection, ShardError
 
     try:
@@ -85,7 +85,7 @@ def _pythia_counts(data: SimulatorData | PythiaData) -> dict[str, dict[str, floa
 
 
 def check_study_sizes(
-    data: SimulatorData | PythiaData, study: StudyConfig, extra_background_sr: int = 0
+    data: SimulatorConfig | PythiaConfig, study: StudyConfig, extra_background_sr: int = 0
 ) -> list[str]:
     """Compare the study design's needs with the expected counts; ConfigError on shortfall.
 

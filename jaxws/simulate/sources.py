@@ -34,7 +34,7 @@ def _check_channels(channels: Sequence[str]) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulatorData:
+class SimulatorConfig:
     """`data=simulator`: the built-in stylised jet simulator (jaxws.simulate.jets).
 
     Attributes:
@@ -82,7 +82,7 @@ class SimulatorData:
 
 
 @dataclasses.dataclass(frozen=True)
-class PythiaData:
+class PythiaConfig:
     """`data=pythia`: events from HDF5 shards made by `python -m jaxws.simulate.generate`."""
 
     source: str = "pythia"
@@ -142,9 +142,9 @@ class PythiaData:
 
 
 class SimulatorSource:
-    """Events drawn by the built-in jet simulator from a `SimulatorData` config."""
+    """Events drawn by the built-in jet simulator from a `SimulatorConfig` config."""
 
-    def __init__(self, config: SimulatorData):
+    def __init__(self, config: SimulatorConfig):
         self.config = config
 
     @cached_property
@@ -179,9 +179,9 @@ class SimulatorSource:
 
 
 class PythiaSource:
-    """Events read from Pythia HDF5 shards (jaxws.data.shards) of a `PythiaData` config."""
+    """Events read from Pythia HDF5 shards (jaxws.data.shards) of a `PythiaConfig` config."""
 
-    def __init__(self, config: PythiaData):
+    def __init__(self, config: PythiaConfig):
         self.config = config
 
     def model_names(self) -> list[str]:
@@ -239,11 +239,11 @@ def make_source(
         raise ConfigError(f"data must be a config group (e.g. data=simulator), got {section!r}")
     source = (section or {}).get("source", "simulator")
     if source == "simulator":
-        return SimulatorSource(from_section(SimulatorData, section, "data"))
+        return SimulatorSource(from_section(SimulatorConfig, section, "data"))
     if source == "pythia":
-        return PythiaSource(from_section(PythiaData, section, "data"))
+        return PythiaSource(from_section(PythiaConfig, section, "data"))
     if source == "events":
-        from jaxws.data.readers import EventsData, EventsSource
+        from jaxws.data.readers import EventsConfig, EventsSource
 
-        return EventsSource(from_section(EventsData, section, "data"))
+        return EventsSource(from_section(EventsConfig, section, "data"))
     raise ConfigError(f"data.source must be 'simulator', 'pythia' or 'events', got {source!r}")

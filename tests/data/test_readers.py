@@ -189,9 +189,9 @@ def test_pythia_without_shards_says_how_to_make_them(tmp_path):
 
 def test_data_events_runs_the_cwola_study_on_user_files(tmp_path):
     """A CWoLa study from two user HDF5 files (made from simulator events), shrunk."""
-    from jaxws.simulate.sources import SimulatorData, SimulatorSource
+    from jaxws.simulate.sources import SimulatorConfig, SimulatorSource
 
-    simulator = SimulatorSource(SimulatorData(n_background=3000, n_signal=1500, resolution=8))
+    simulator = SimulatorSource(SimulatorConfig(n_background=3000, n_signal=1500, resolution=8))
     readers.write_hdf5(tmp_path / "bkg.h5", simulator.background())
     readers.write_hdf5(tmp_path / "sig.h5", simulator.signal("id_lambda10"))
     overrides = [

@@ -29,7 +29,7 @@ def calibration():
         n_signal_train=3000,
         n_signal_benchmark=600,
     )
-    test = anomaly.TestSettings(
+    test = anomaly.AnomalyTestConfig(
         wimp_masses=(50.0,),
         sensitivity_mass=50.0,
         mismatch_template_mass=50.0,
@@ -44,8 +44,8 @@ def calibration():
     scorer, _ = anomaly.train_scorer(
         key,
         samples,
-        anomaly.VAESettings(hidden=(32, 32), max_epochs=3, score_samples=4),
-        anomaly.ClassifierSettings(feature_widths=(32,), head_widths=(16,), max_epochs=3),
+        anomaly.VAEConfig(hidden=(32, 32), max_epochs=3, score_samples=4),
+        anomaly.ClassifierConfig(feature_widths=(32,), head_widths=(16,), max_epochs=3),
     )
     score_key = jax.random.fold_in(key, 3)
     reference = scorer(samples["background_null"], jax.random.fold_in(score_key, 0))

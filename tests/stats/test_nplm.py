@@ -39,7 +39,7 @@ CLIPPED = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(9.0))
 UNCLIPPED = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(jnp.inf))
 
 
-def _settings(**overrides) -> nplm_method.NPLMSettings:
+def _settings(**overrides) -> nplm_method.NPLMConfig:
     base = dict(
         progress=False,
         optimizer="newton",
@@ -48,7 +48,7 @@ def _settings(**overrides) -> nplm_method.NPLMSettings:
         chunk_size=50,
     )
     base.update(overrides)
-    return nplm_method.NPLMSettings(**base)
+    return nplm_method.NPLMConfig(**base)
 
 
 def _data(**overrides) -> nplm_method.ExponentialToyConfig:
@@ -227,12 +227,12 @@ SYMMETRIZED_ITERATIONS = 80  # unclipped: longer training drifts above chi2 (the
 CI_REFERENCE, CI_EXPECTED, CI_RATE, CI_EPOCHS, CI_TOYS = 2000, 100.0, 0.1, 8000, 200
 
 
-def _ci_settings(**overrides) -> nplm_method.NPLMSettings:
+def _ci_settings(**overrides) -> nplm_method.NPLMConfig:
     base = dict(
         learning_rate=CI_RATE, epochs=CI_EPOCHS, checkpoints=(), chunk_size=100, progress=False
     )
     base.update(overrides)
-    return nplm_method.NPLMSettings(**base)
+    return nplm_method.NPLMConfig(**base)
 
 
 def _ci_data() -> nplm_method.ExponentialToyConfig:
@@ -385,7 +385,7 @@ def test_bad_config_is_refused():
     from jaxws.config import from_section
 
     with pytest.raises(ConfigError, match="unknown key"):
-        from_section(nplm_method.NPLMSettings, {"epoch": 10}, "method")
+        from_section(nplm_method.NPLMConfig, {"epoch": 10}, "method")
     for bad in (
         {"clip": -1.0},
         {"test": "both"},
@@ -394,7 +394,7 @@ def test_bad_config_is_refused():
         {"hidden": [0]},
     ):
         with pytest.raises(ConfigError):
-            from_section(nplm_method.NPLMSettings, bad, "method")
+            from_section(nplm_method.NPLMConfig, bad, "method")
     with pytest.raises(ConfigError, match="n_expected"):
         from_section(nplm_method.ExponentialToyConfig, {"n_expected": 0.0}, "data")
     with pytest.raises(ValueError, match="mean - 5 width"):

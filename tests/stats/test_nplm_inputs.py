@@ -177,7 +177,7 @@ def test_tail_comparison_has_power_against_an_inflated_tail():
 def _settings(**overrides):
     base = dict(epochs=5, n_toys=4, chunk_size=4, progress=False)
     base.update(overrides)
-    return nplm_method.NPLMSettings(**base)
+    return nplm_method.NPLMConfig(**base)
 
 
 def _save(tmp_path, **arrays):
@@ -295,4 +295,4 @@ def test_bad_settings_refused():
 
     for bad in ({"clip_scope": "biases"}, {"init": "he"}, {"schedule": "parallel"}):
         with pytest.raises(ConfigError):
-            from_section(nplm_method.NPLMSettings, bad, "method")
+            from_section(nplm_method.NPLMConfig, bad, "method")

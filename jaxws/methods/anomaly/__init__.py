@@ -26,18 +26,18 @@ from jaxws.methods.anomaly.samples import (
 )
 from jaxws.methods.anomaly.scoring import Scorer, train_classifier, train_scorer, train_vae
 from jaxws.methods.anomaly.settings import (
-    ClassifierSettings,
-    TestSettings,
-    VAESettings,
+    AnomalyTestConfig,
+    ClassifierConfig,
+    VAEConfig,
     settings_from_config,
 )
 
 __all__ = [
-    "ClassifierSettings",
+    "AnomalyTestConfig",
+    "ClassifierConfig",
     "Scorer",
     "Standardiser",
-    "TestSettings",
-    "VAESettings",
+    "VAEConfig",
     "features_of",
     "fresh_background_sets",
     "null_calibration",

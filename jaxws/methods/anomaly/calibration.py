@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxws.methods.anomaly.settings import TestSettings
+from jaxws.methods.anomaly.settings import AnomalyTestConfig
 from jaxws.stats import anomaly as anomaly_stats
 
 ScorePair = tuple[np.ndarray, np.ndarray]
@@ -37,7 +37,7 @@ def null_calibration(
     reference: ScorePair,
     bank: ScorePair,
     template: ScorePair,
-    test: TestSettings,
+    test: AnomalyTestConfig,
     progress: bool = False,
 ) -> dict[float, dict]:
     """p-values of fresh background-only data sets through the whole test, at each R.

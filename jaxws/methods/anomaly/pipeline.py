@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxws.methods.anomaly.samples import simulate_samples
 from jaxws.methods.anomaly.scoring import train_scorer
-from jaxws.methods.anomaly.settings import TestSettings, settings_from_config
+from jaxws.methods.anomaly.settings import AnomalyTestConfig, settings_from_config
 from jaxws.methods.anomaly.steps import (
     ScoredSamples,
     benchmark_counts,
@@ -79,7 +79,7 @@ def save_figures(
     curves: dict[str, dict],
     scan: dict,
     calibration: dict[float, dict],
-    test: TestSettings,
+    test: AnomalyTestConfig,
 ) -> None:
     """Latent view, TS distributions, sensitivity, R scans and the null check, via `tracker`."""
     masses = tuple(test.wimp_masses)
@@ -129,7 +129,7 @@ def collect_metrics(
     curves: dict[str, dict],
     scan: dict,
     calibration: dict[float, dict],
-    test: TestSettings,
+    test: AnomalyTestConfig,
 ) -> dict[str, float]:
     """The run's flat scalar metrics (training, samples, benchmarks, null check, p-values)."""
     masses = tuple(test.wimp_masses)
@@ -174,7 +174,7 @@ def results_record(
     curves: dict[str, dict],
     scan: dict,
     calibration: dict[float, dict],
-    test: TestSettings,
+    test: AnomalyTestConfig,
 ) -> dict:
     """The JSON record `anomaly_results` (read by experiments/anomaly_tables.py)."""
     masses = tuple(test.wimp_masses)

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxws.methods.anomaly.samples import Standardiser, features_of
-from jaxws.methods.anomaly.settings import ClassifierSettings, NetworkTraining, VAESettings
+from jaxws.methods.anomaly.settings import ClassifierConfig, NetworkTraining, VAEConfig
 from jaxws.models.mlp import MLP
 from jaxws.models.vae import BetaVAE
 from jaxws.rng import numpy_generator
@@ -71,7 +71,7 @@ def _fit_on_features(
 
 
 def train_vae(
-    key: jax.Array, x: np.ndarray, settings: VAESettings, progress: bool | str = False
+    key: jax.Array, x: np.ndarray, settings: VAEConfig, progress: bool | str = False
 ) -> tuple[BetaVAE, FitResult]:
     """Fit the beta-VAE on background features (loss: the per-event -ELBO_beta).
 
@@ -102,7 +102,7 @@ def train_classifier(
     key: jax.Array,
     x: np.ndarray,
     labels: np.ndarray,
-    settings: ClassifierSettings,
+    settings: ClassifierConfig,
     progress: bool | str = False,
 ) -> tuple[MLP, FitResult, np.ndarray]:
     """Fit the ER-vs-NR MLP with class-balanced weights (binary cross-entropy).
@@ -207,8 +207,8 @@ class Scorer:
 def train_scorer(
     key: jax.Array,
     samples: dict,
-    vae_settings: VAESettings,
-    classifier_settings: ClassifierSettings,
+    vae_settings: VAEConfig,
+    classifier_settings: ClassifierConfig,
     progress: bool = False,
 ) -> tuple[Scorer, dict[str, Any]]:
     """Standardise on the background training sample, train the VAE and the classifier.

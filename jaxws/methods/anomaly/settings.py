@@ -39,7 +39,7 @@ class NetworkTraining:
 
 
 @dataclasses.dataclass(frozen=True)
-class VAESettings(NetworkTraining):
+class VAEConfig(NetworkTraining):
     """Section `method.vae`: architecture and training of the background VAE."""
 
     latent_dim: int = 2
@@ -61,7 +61,7 @@ class VAESettings(NetworkTraining):
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierSettings(NetworkTraining):
+class ClassifierConfig(NetworkTraining):
     """Section `method.classifier`: the ER-vs-NR MLP."""
 
     feature_widths: tuple[int, ...] = (64, 64)
@@ -72,7 +72,7 @@ class ClassifierSettings(NetworkTraining):
 
 
 @dataclasses.dataclass(frozen=True)
-class TestSettings:
+class AnomalyTestConfig:
     """Section `method.test`: score weight, benchmarks, toys.
 
     Attributes:
@@ -163,14 +163,14 @@ METHOD_KEYS = ("name", "vae", "classifier", "test")
 
 def settings_from_config(
     cfg: Mapping[str, Any],
-) -> tuple[tpc.TPCConfig, VAESettings, ClassifierSettings, TestSettings]:
+) -> tuple[tpc.TPCConfig, VAEConfig, ClassifierConfig, AnomalyTestConfig]:
     """The method's settings from the resolved config (sections `data` and `method`).
 
     Args:
       cfg: the resolved config.
 
     Returns:
-      (TPCConfig, VAESettings, ClassifierSettings, TestSettings).
+      (TPCConfig, VAEConfig, ClassifierConfig, AnomalyTestConfig).
 
     Raises:
       ConfigError: an unknown key in `method` or a bad value (named with its path).
@@ -183,7 +183,7 @@ def settings_from_config(
         )
     return (
         from_section(tpc.TPCConfig, cfg.get("data"), "data"),
-        from_section(VAESettings, method.get("vae"), "method.vae"),
-        from_section(ClassifierSettings, method.get("classifier"), "method.classifier"),
-        from_section(TestSettings, method.get("test"), "method.test"),
+        from_section(VAEConfig, method.get("vae"), "method.vae"),
+        from_section(ClassifierConfig, method.get("classifier"), "method.classifier"),
+        from_section(AnomalyTestConfig, method.get("test"), "method.test"),
     )

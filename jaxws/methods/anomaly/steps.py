@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from jaxws.methods.anomaly.calibration import ScorePair, null_calibration
 from jaxws.methods.anomaly.samples import fresh_background_sets
 from jaxws.methods.anomaly.scoring import Scorer
-from jaxws.methods.anomaly.settings import TestSettings
+from jaxws.methods.anomaly.settings import AnomalyTestConfig
 from jaxws.simulate import tpc, wimp
 from jaxws.stats import anomaly as anomaly_stats
 
@@ -87,7 +87,9 @@ def score_samples(scorer: Scorer, samples: dict, score_key: jax.Array) -> Scored
     )
 
 
-def benchmark_counts(samples: dict, data: tpc.TPCConfig, test: TestSettings) -> dict[str, float]:
+def benchmark_counts(
+    samples: dict, data: tpc.TPCConfig, test: AnomalyTestConfig
+) -> dict[str, float]:
     """Expected recoils, detection efficiency and detected events of each WIMP benchmark.
 
     Recoils in [energy_min, energy_max] for `cross_section_cm2` x `exposure_tonne_year`
@@ -139,7 +141,9 @@ def latent_encoding(latent: np.ndarray, events: dict) -> dict[str, list[float]]:
     }
 
 
-def score_views(scorer: Scorer, samples: dict, scored: ScoredSamples, test: TestSettings) -> dict:
+def score_views(
+    scorer: Scorer, samples: dict, scored: ScoredSamples, test: AnomalyTestConfig
+) -> dict:
     """What the latent space encodes and the TS distributions at the configured R.
 
     Returns:
@@ -166,7 +170,7 @@ def score_views(scorer: Scorer, samples: dict, scored: ScoredSamples, test: Test
     }
 
 
-def sensitivity_cases(test: TestSettings) -> dict[str, tuple[float, float, float]]:
+def sensitivity_cases(test: AnomalyTestConfig) -> dict[str, tuple[float, float, float]]:
     """Name -> (R, signal mass, template mass) of the sensitivity curves.
 
     The model-independent test at R = 0 and the configured R (the result), and the template q0
@@ -182,7 +186,7 @@ def sensitivity_cases(test: TestSettings) -> dict[str, tuple[float, float, float
 
 
 def sensitivity_curves(
-    key: jax.Array, scored: ScoredSamples, test: TestSettings, progress: bool = False
+    key: jax.Array, scored: ScoredSamples, test: AnomalyTestConfig, progress: bool = False
 ) -> dict[str, dict]:
     """Median sensitivity versus expected signal count for every `sensitivity_cases` entry.
 
@@ -228,7 +232,7 @@ def sensitivity_curves(
 def r_scan(
     key: jax.Array,
     scored: ScoredSamples,
-    test: TestSettings,
+    test: AnomalyTestConfig,
     detected: list[float],
     progress: bool = False,
 ) -> dict:
@@ -265,7 +269,7 @@ def check_null(
     scorer: Scorer,
     scored: ScoredSamples,
     data: tpc.TPCConfig,
-    test: TestSettings,
+    test: AnomalyTestConfig,
     progress: bool = False,
 ) -> dict[float, dict]:
     """Fresh background-only data sets through the whole test (`null_calibration`).

@@ -10,14 +10,14 @@ in :mod:`jaxws.plotting.nplm`.
 fitted dof), records t at a few epoch checkpoints (the drift with too many epochs), measures
 the median significance of signal-injected toys against the empirical and the chi2 null, and
 for the symmetrized test builds the permutation null of an observed pair. Modules: ``config``
-(sections ``data``, :class:`ExponentialToyConfig`, and ``method``, :class:`NPLMSettings`),
+(sections ``data``, :class:`ExponentialToyConfig`, and ``method``, :class:`NPLMConfig`),
 ``observation`` (the user's file, checked before any toy), ``toy_statistics`` (NPLM toys),
 ``symmetrized`` (flavour toys, permutations), ``calibration`` (clip scan), ``experiment``
 (``run``). See docs/nplm.md.
 """
 
 from jaxws.methods.nplm.calibration import clip_calibration
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.experiment import null_statistics, run
 from jaxws.methods.nplm.observation import Observation, check_inputs, load_observation, validate
 from jaxws.methods.nplm.symmetrized import (
@@ -34,7 +34,7 @@ from jaxws.methods.nplm.toy_statistics import (
 
 __all__ = [
     "ExponentialToyConfig",
-    "NPLMSettings",
+    "NPLMConfig",
     "Observation",
     "check_inputs",
     "clip_calibration",

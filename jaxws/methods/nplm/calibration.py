@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.toy_statistics import nplm_toy_maker, toy_progress
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
@@ -23,7 +23,7 @@ from jaxws.stats import nplm
 def clip_calibration(
     key: jax.Array,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     clips: tuple[float, ...],
     n_toys: int,
     significance_level: float = 0.01,
@@ -49,11 +49,11 @@ def clip_calibration(
         :func:`jaxws.stats.nplm.compare_with_chi2`.
     """
     dof = nplm.n_parameters(settings.network())
-    k_toys, k_fit, k_shared = jax.random.split(key, 3)
-    make = nplm_toy_maker(data, settings, 0.0, k_shared)
-    fit_keys = jax.random.split(k_fit, n_toys)
+    toy_key, fit_key, shared_key = jax.random.split(key, 3)
+    make = nplm_toy_maker(data, settings, 0.0, shared_key)
+    fit_keys = jax.random.split(fit_key, n_toys)
     t_by_clip = {clip: [] for clip in clips}
-    toy_keys = jax.random.split(k_toys, n_toys)
+    toy_keys = jax.random.split(toy_key, n_toys)
     with toy_progress(settings, n_toys * len(clips), "clip calibration") as bar:
         for start in range(0, n_toys, settings.chunk_size):
             stop = min(start + settings.chunk_size, n_toys)

@@ -1,9 +1,9 @@
 """The two config sections of the NPLM method: the exponential toy and the test's settings.
 
 ``data`` (:class:`ExponentialToyConfig`): the 1D exponential toy of D'Agnolo & Wulzer
-(arXiv:1806.02350) or a user's arrays. ``method`` (:class:`NPLMSettings`): which test (NPLM or
+(arXiv:1806.02350) or a user's arrays. ``method`` (:class:`NPLMConfig`): which test (NPLM or
 the symmetrized test of arXiv:2401.09530), the network f or kernel NPLM (Letizia et al. 2022),
-its training and the toy counts; :meth:`NPLMSettings.fit` trains a chunk of toys with them.
+its training and the toy counts; :meth:`NPLMConfig.fit` trains a chunk of toys with them.
 See docs/nplm.md.
 """
 
@@ -76,7 +76,7 @@ class ExponentialToyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class NPLMSettings:
+class NPLMConfig:
     """Section ``method``: test, network, training and toy counts.
 
     Attributes:
@@ -214,7 +214,7 @@ class NPLMSettings:
         clip = math.inf if self.clip is None else self.clip
         return nplm.NPLMHparams(jnp.float32(self.learning_rate), jnp.float32(clip))
 
-    def with_kernel_width(self, reference: np.ndarray) -> NPLMSettings:
+    def with_kernel_width(self, reference: np.ndarray) -> NPLMConfig:
         """These settings with sigma from the reference (kernel model, width not given)."""
         if self.model != "kernel" or self.kernel_width is not None:
             return self

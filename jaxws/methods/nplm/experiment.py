@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxws.config import from_section
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.observation import Observation, load_observation
 from jaxws.methods.nplm.observed import observed_significance
 from jaxws.methods.nplm.symmetrized import symmetrized_toy_statistics
@@ -53,7 +53,7 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
         ``figure`` (the figures folder).
     """
     data = from_section(ExponentialToyConfig, cfg.get("data"), "data")
-    settings = from_section(NPLMSettings, cfg.get("method"), "method")
+    settings = from_section(NPLMConfig, cfg.get("method"), "method")
     observation = load_observation(data, settings)  # every input checked before any toy
     keys = RunKeys(*jax.random.split(key, 5))
     prepared, settings = _prepare_inputs(keys.reference, data, settings, observation)
@@ -82,9 +82,9 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
 def _prepare_inputs(
     reference_key: jax.Array,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     observation: Observation | None,
-) -> tuple[dict | None, NPLMSettings]:
+) -> tuple[dict | None, NPLMConfig]:
     """The user's NPLM arrays standardised, and the settings with a kernel width if needed."""
     if observation is not None and settings.test == "nplm":
         prepared = _prepare_nplm_observation(observation, settings)
@@ -98,7 +98,7 @@ def _prepare_inputs(
 
 
 def _prepare_nplm_observation(
-    observation: Observation, settings: NPLMSettings
+    observation: Observation, settings: NPLMConfig
 ) -> dict[str, np.ndarray]:
     """User data and reference, standardised by the weighted reference statistics."""
     observed, reference, weights = observation
@@ -111,7 +111,7 @@ def _prepare_nplm_observation(
 def null_statistics(
     keys: RunKeys,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     prepared: dict | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The t values of the run's null toys: user reference, flavour toys or simulated toys.
@@ -141,7 +141,7 @@ def null_statistics(
     )
 
 
-def _sample_line(data: ExponentialToyConfig, settings: NPLMSettings) -> str:
+def _sample_line(data: ExponentialToyConfig, settings: NPLMConfig) -> str:
     """A neutral line naming the sample of the figures."""
     if data.observed_file:
         return f"{data.observed_file}, N(R) = {data.n_expected:g}, {settings.n_toys} null toys"
@@ -156,7 +156,7 @@ def _compare_with_chi2(
     t_null: np.ndarray,
     t_history: np.ndarray,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     observation: Observation | None,
     tracker: Any,
 ) -> tuple[float, dict[str, Any]]:
@@ -202,7 +202,7 @@ def _compare_with_chi2(
 def _sensitivity(
     keys: RunKeys,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     t_null: np.ndarray,
     dof: float,
     tracker: Any,

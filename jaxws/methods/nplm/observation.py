@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxws.config import ConfigError, from_section
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.stats import nplm
 
 
@@ -25,7 +25,7 @@ class Observation(NamedTuple):
     reference_weights: np.ndarray | None
 
 
-def load_observation(data: ExponentialToyConfig, settings: NPLMSettings) -> Observation | None:
+def load_observation(data: ExponentialToyConfig, settings: NPLMConfig) -> Observation | None:
     """Load and check ``data.observed_file``; None when the observation is simulated.
 
     Every array is checked here, before any toy trains, so a bad file costs nothing.
@@ -104,7 +104,7 @@ def check_inputs(cfg: Any) -> None:
         ConfigError, ValueError: one line naming what is wrong.
     """
     data = from_section(ExponentialToyConfig, cfg.get("data"), "data")
-    settings = from_section(NPLMSettings, cfg.get("method"), "method")
+    settings = from_section(NPLMConfig, cfg.get("method"), "method")
     try:
         observation = load_observation(data, settings)
     except ConfigError:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.observation import Observation
 from jaxws.methods.nplm.symmetrized import permutation_null, symmetrized_statistic
 from jaxws.methods.nplm.toy_statistics import standardise_by_reference
@@ -28,7 +28,7 @@ def observed_significance(
     permutation_key: jax.Array,
     reference_key: jax.Array,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     t_null: np.ndarray,
     dof: float,
     prepared: dict | None,
@@ -54,16 +54,16 @@ def observed_significance(
         ``observed/t``, ``observed/p`` with its ``observed/p_source``, p and Z from toys and
         chi2 (and permutations), ``observed/z_toys_is_bound`` (no toy reaches t).
     """
-    k_toy, k_fit = jax.random.split(key)
+    k_toy, fit_key = jax.random.split(key)
     result: dict[str, Any] = {}
     if settings.test == "nplm":
         x, data_weight, reference_weight = _observed_nplm_inputs(
             k_toy, reference_key, data, settings, prepared
         )
-        t_observed = float(settings.fit(k_fit[None], x, data_weight, reference_weight).t[0])
+        t_observed = float(settings.fit(fit_key[None], x, data_weight, reference_weight).t[0])
     else:
         events, in_a, valid = _observed_pair(k_toy, data, observation)
-        t, _ = symmetrized_statistic(k_fit[None], events, in_a, valid, settings)
+        t, _ = symmetrized_statistic(fit_key[None], events, in_a, valid, settings)
         t_observed = float(t[0])
         result.update(
             _permutation_significance(
@@ -95,7 +95,7 @@ def _observed_nplm_inputs(
     key: jax.Array,
     reference_key: jax.Array,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     prepared: dict | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Events and weights of the observed NPLM data: the user's arrays or one simulated toy."""
@@ -149,7 +149,7 @@ def _permutation_significance(
     events: np.ndarray,
     in_a: np.ndarray,
     valid: np.ndarray,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     t_observed: float,
     dof: float,
 ) -> dict[str, Any]:

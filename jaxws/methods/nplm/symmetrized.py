@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.toy_statistics import (
     buffer_fraction,
     standardise_by_reference,
@@ -25,7 +25,7 @@ from jaxws.stats import nplm
 
 
 def symmetrized_statistic(
-    keys: jax.Array, events: Any, in_a: Any, valid: Any, settings: NPLMSettings
+    keys: jax.Array, events: Any, in_a: Any, valid: Any, settings: NPLMConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """The symmetrized t of members, after standardising each pooled sample if asked.
 
@@ -63,7 +63,7 @@ def symmetrized_statistic(
 def symmetrized_toy_statistics(
     key: jax.Array,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     n_toys: int,
     signal_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -89,9 +89,9 @@ def symmetrized_toy_statistics(
             )
         )
     )
-    k_toys, k_fit = jax.random.split(key)
-    toy_keys = jax.random.split(k_toys, n_toys)
-    fit_keys = jax.random.split(k_fit, n_toys)
+    toy_key, fit_key = jax.random.split(key)
+    toy_keys = jax.random.split(toy_key, n_toys)
+    fit_keys = jax.random.split(fit_key, n_toys)
     t, history = [], []
     with toy_progress(settings, n_toys, "symmetrized toys") as bar:
         for start in range(0, n_toys, settings.chunk_size):
@@ -112,7 +112,7 @@ def permutation_null(
     events: np.ndarray,
     in_a: np.ndarray,
     valid: np.ndarray,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     n_permutations: int,
 ) -> np.ndarray:
     """Symmetrized t of random relabellings of one observed pair (same N_A, N_B).
@@ -128,12 +128,12 @@ def permutation_null(
     Returns:
         (n_permutations,) t values; the events are shared, only the labels change.
     """
-    k_labels, k_fit = jax.random.split(key)
+    k_labels, fit_key = jax.random.split(key)
     n_a = jnp.sum(jnp.asarray(in_a) * jnp.asarray(valid))
     labels = jax.vmap(lambda k: nplm.permutation_labels(k, jnp.asarray(valid), n_a))(
         jax.random.split(k_labels, n_permutations)
     )
-    fit_keys = jax.random.split(k_fit, n_permutations)
+    fit_keys = jax.random.split(fit_key, n_permutations)
     t = []
     with toy_progress(settings, n_permutations, "permutations") as bar:
         for start in range(0, n_permutations, settings.chunk_size):

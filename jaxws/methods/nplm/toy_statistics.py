@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMSettings
+from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
 
@@ -38,7 +38,7 @@ def standardise_by_reference(x: jax.Array, weight: jax.Array) -> jax.Array:
     return (x - mean) / std
 
 
-def buffer_fraction(settings: NPLMSettings, signal_fraction: float) -> float:
+def buffer_fraction(settings: NPLMConfig, signal_fraction: float) -> float:
     """The signal fraction that sizes the data buffer of every toy of a run.
 
     One buffer size for the null and all signal toys, so that they share one compiled fit.
@@ -53,7 +53,7 @@ def buffer_fraction(settings: NPLMSettings, signal_fraction: float) -> float:
     return max(signal_fraction, *settings.signal_fractions)
 
 
-def toy_progress(settings: NPLMSettings, total: int, what: str) -> tqdm:
+def toy_progress(settings: NPLMConfig, total: int, what: str) -> tqdm:
     """A progress bar over ``total`` toys on stderr (disabled by ``method.progress=false``).
 
     Args:
@@ -69,7 +69,7 @@ def toy_progress(settings: NPLMSettings, total: int, what: str) -> tqdm:
 
 def nplm_toy_maker(
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     signal_fraction: float,
     shared_reference: jax.Array,
 ) -> Any:
@@ -110,7 +110,7 @@ def nplm_toy_maker(
 def nplm_toy_statistics(
     key: jax.Array,
     data: ExponentialToyConfig,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     n_toys: int,
     signal_fraction: float = 0.0,
     reference_key: jax.Array | None = None,
@@ -129,11 +129,11 @@ def nplm_toy_statistics(
     Returns:
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
     """
-    k_toys, k_fit, k_shared = jax.random.split(key, 3)
-    shared_reference = reference_key if reference_key is not None else k_shared
+    toy_key, fit_key, shared_key = jax.random.split(key, 3)
+    shared_reference = reference_key if reference_key is not None else shared_key
     make = nplm_toy_maker(data, settings, signal_fraction, shared_reference)
-    toy_keys = jax.random.split(k_toys, n_toys)
-    fit_keys = jax.random.split(k_fit, n_toys)
+    toy_keys = jax.random.split(toy_key, n_toys)
+    fit_keys = jax.random.split(fit_key, n_toys)
     if settings.clip is None:
         # Same refusal as for user data: unclipped NPLM diverges where data leave the reference.
         x, data_weight, reference_weight, _ = make(toy_keys[:1])
@@ -191,7 +191,7 @@ def resampled_toy_statistics(
     reference: np.ndarray,
     reference_weights: np.ndarray,
     n_expected: float,
-    settings: NPLMSettings,
+    settings: NPLMConfig,
     n_toys: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The t values of NPLM null toys drawn from a user reference (:func:`resampled_null_weights`).
@@ -207,12 +207,12 @@ def resampled_toy_statistics(
     Returns:
         ``(t, t_history)``.
     """
-    k_toys, k_fit = jax.random.split(key)
+    toy_key, fit_key = jax.random.split(key)
     make = jax.jit(
         jax.vmap(lambda k: resampled_null_weights(k, jnp.asarray(reference_weights), n_expected))
     )
-    toy_keys = jax.random.split(k_toys, n_toys)
-    fit_keys = jax.random.split(k_fit, n_toys)
+    toy_keys = jax.random.split(toy_key, n_toys)
+    fit_keys = jax.random.split(fit_key, n_toys)
     x = jnp.asarray(reference, jnp.float32)
     t, history = [], []
     with toy_progress(settings, n_toys, "NPLM null toys (from the reference)") as bar:

@@ -94,7 +94,7 @@ def symmetrized_test(
     fit_keys = jax.vmap(jax.random.split)(keys)  # (E, 2): one network for A, one for B
     x = jnp.asarray(x, jnp.float32)
     x_both = jnp.concatenate([x, x]) if x.ndim == 3 else x
-    hp = NPLMHparams(
+    both_hparams = NPLMHparams(
         *(jnp.tile(jnp.broadcast_to(jnp.asarray(h, jnp.float32), (n_members,)), 2) for h in hparams)
     )
     fits = fit_toys(
@@ -102,7 +102,7 @@ def symmetrized_test(
         x_both,
         jnp.concatenate([da, db]),
         jnp.concatenate([ra, rb]),
-        hp,
+        both_hparams,
         spec,
         train,
         chunk_size=2 * chunk_size,
