@@ -16,14 +16,17 @@ from numpy.typing import ArrayLike
 
 @flax.struct.dataclass
 class MemberData:
-    """One member's view of the pool: indices, labels and weights (weight 0 = padding)."""
+    """One member's view of the pool: indices, labels and weights (weight 0 = padding).
 
-    train_index: jax.Array
-    train_label: jax.Array
-    train_weight: jax.Array
-    val_index: jax.Array
-    val_label: jax.Array
-    val_weight: jax.Array
+    Fields are NumPy arrays as built (`from_arrays`) and JAX arrays once on the device.
+    """
+
+    train_index: jax.Array | np.ndarray
+    train_label: jax.Array | np.ndarray
+    train_weight: jax.Array | np.ndarray
+    val_index: jax.Array | np.ndarray
+    val_label: jax.Array | np.ndarray
+    val_weight: jax.Array | np.ndarray
 
     @staticmethod
     def from_arrays(

@@ -10,7 +10,6 @@ _JETS = (
     "BackgroundParams",
     "SignalParams",
     "benchmark",
-    "benchmark_names",
     "simulate_background",
     "simulate_events",
     "simulate_signal",

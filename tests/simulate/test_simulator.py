@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jaxws.data.samples import benchmark_names
 from jaxws.simulate import (
     BackgroundParams,
     benchmark,
-    benchmark_names,
     simulate_background,
     simulate_events,
     simulate_signal,
