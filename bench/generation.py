@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxws.data.shards import write_shard
-from jaxws.simulate.generate import plan_shards, run_generation
+from jaxws.simulate.generation import plan_shards, run_generation
 from jaxws.simulate.hidden_valley import parse_model
 from jaxws.simulate.pythia import generate_shard, make_pythia, model_settings
 

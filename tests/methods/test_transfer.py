@@ -9,8 +9,8 @@ import pytest
 
 from jaxws.data.samples import benchmark_names
 from jaxws.methods import pretrain as pretrain_module
+from jaxws.methods.fine_tune import TransferConfig, fine_tune, member_initial_variables
 from jaxws.methods.pretrain import PretrainConfig, pretrain, source_models, split_signal_counts
-from jaxws.methods.transfer import TransferConfig, fine_tune, member_initial_variables
 from jaxws.models import partition
 from jaxws.models.mlp import MLP
 from jaxws.track import checkpoints

@@ -25,7 +25,7 @@ from scipy import stats
 from jaxws.data.samples import model_id_of
 from jaxws.data.shards import load_events, read_manifest, read_shard
 from jaxws.simulate import hidden_valley, pythia
-from jaxws.simulate.generate import plan_shards, run_generation
+from jaxws.simulate.generation import plan_shards, run_generation
 from jaxws.simulate.hidden_valley import HiddenValleyPoint, parse_model
 
 pytestmark = pytest.mark.pythia

@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxws.config import ConfigError, check, from_section
 from jaxws.methods import transfer
+from jaxws.methods.fine_tune import fine_tune
 from jaxws.methods.meta import learners
 from jaxws.methods.meta.config import MetaConfig, MetaHparams
 from jaxws.methods.meta.inner import InnerProblem
@@ -151,7 +152,7 @@ def meta_transfer(
     )
     meta_variables = {**variables, "params": result.state.params}
     n = len(inputs.experiments.injection)
-    fit = transfer.fine_tune(
+    fit = fine_tune(
         jax.random.split(tune_key, n),
         model,
         inputs.images,
