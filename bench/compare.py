@@ -189,7 +189,7 @@ import os, sys, time, json
 start = time.perf_counter()
 import jax, jax.numpy as jnp, numpy as np
 from jaxws.models.cnn import SLIM_CNN, JetCNN
-from jaxws.train import engine
+import jaxws.train as engine
 model = JetCNN(**SLIM_CNN)
 config = engine.TrainConfig(batch_size=128, max_epochs=30, patience=5)
 trainer = engine.trainer_for(model, config)
@@ -202,7 +202,8 @@ members = jax.tree.map(jnp.asarray, members)
 variables = trainer._init_vmapped.lower(keys, pool).compile()(keys, pool)
 states = trainer._state_vmapped.lower(variables).compile()(variables)
 hparams = engine.Hparams(jnp.full((E,), 1e-3))
-trainer._epoch_vmapped.lower(states, keys, pool, members, hparams).compile()
+epoch = jax.jit(trainer._members_epoch(True), donate_argnums=0)
+epoch.lower(states, keys, pool, members, hparams).compile()
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
@@ -245,8 +246,9 @@ def stopping_section(args) -> None:
     import jax.numpy as jnp
     import numpy as np
 
+    import jaxws.train as engine
     from jaxws.models.mlp import MLP
-    from jaxws.train import engine
+    from jaxws.train.chunks import compact_width
 
     rng = np.random.default_rng(0)
     n, e = 6000, args.members
@@ -290,7 +292,7 @@ def stopping_section(args) -> None:
     for epoch in range(1, epochs.max() + 1):  # the policy of `Trainer.run`, replayed
         computed += width
         active = int(np.sum(epochs > epoch))
-        new = engine.compact_width(active) if active else 0
+        new = compact_width(active) if active else 0
         if active and active <= width // 2 and new < width:
             width = new
     print(*timing.machine_lines(), sep="\n")

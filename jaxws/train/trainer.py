@@ -93,16 +93,32 @@ class Trainer:
         self.trainable = trainable
         # The state is donated: each epoch's new state reuses the previous one's buffers.
         self._epoch_single = jax.jit(self.epoch, donate_argnums=0)
-        self._epoch_vmapped = jax.jit(self._members_epoch(), donate_argnums=0)
+        self._epoch_vmapped_program = None  # built on first use: see `_epoch_vmapped`
         self._init_single = jax.jit(self.init_variables)
         self._init_vmapped = jax.jit(jax.vmap(self.init_variables, in_axes=(0, None)))
         self._state_single = jax.jit(self.init_state)
         self._state_vmapped = jax.jit(jax.vmap(self.init_state))
 
     # -- pure functions -------------------------------------------------------------------
-    def _members_epoch(self) -> Callable:
+    def _epoch_vmapped(
+        self, states: FitState, keys: jax.Array, pool: Pool, members: MemberData, hparams: Hparams
+    ) -> FitState:
+        """One epoch of a chunk of members (leading axis), compiled on first use.
+
+        Whether members are vmapped or `lax.map`ped (`TrainConfig.member_map`) may depend on
+        the network: "auto" maps convolutional networks (a 4-d kernel among the parameters) on
+        a one-device CPU.
+        """
+        if self._epoch_vmapped_program is None:
+            convolutional = any(np.ndim(leaf) >= 5 for leaf in jax.tree.leaves(states.params))
+            self._epoch_vmapped_program = jax.jit(
+                self._members_epoch(convolutional), donate_argnums=0
+            )
+        return self._epoch_vmapped_program(states, keys, pool, members, hparams)
+
+    def _members_epoch(self, convolutional: bool) -> Callable:
         """The epoch over a leading member axis: vmapped or `lax.map`ped (`member_map`)."""
-        if self.config.resolved_member_map() == "vmap":
+        if self.config.resolved_member_map(convolutional) == "vmap":
             return jax.vmap(self.epoch, in_axes=(0, 0, None, 0, 0))
 
         def mapped(states, keys, pool, members, hparams):  # noqa: ANN001
