@@ -6,8 +6,8 @@ test does not race the run), then rerun with the same config into the same direc
 results must equal those of an uninterrupted run, and the rerun must have loaded the saved
 chunk rather than retrained it.
 Together with the chunk-level tests (tests/train/test_engine.py) this covers every method that
-trains ensembles through `fit_ensemble` with a checkpoint directory (CWoLa; transfer's
-fine-tuning).
+trains ensembles through `fit_ensemble` with a checkpoint directory (CWoLa; transfer's and the
+meta variants' fine-tuning) and the NPLM toys (`methods.nplm.toy_statistics.run_toy_chunks`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from shrunk import TINY_CWOLA
+from shrunk import TINY_CWOLA, TINY_NPLM
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Two pseudo-experiments x two injections = 4 members in chunks of 2.
-SLOW = [*TINY_CWOLA, "training.chunk_size=2"]
+CWOLA = [*TINY_CWOLA, "training.chunk_size=2"]
 TRANSFER = [
+    *CWOLA,
     "method=transfer",
     "method.source.n_background=400",
     "method.source.n_signal_per_model=40",
@@ -34,11 +35,21 @@ TRANSFER = [
     "method.pretrain.n_background=300",
     "method.pretrain.max_epochs=2",
 ]
-CASES = {"cwola": ([], "cwola"), "transfer": (TRANSFER, "transfer/head")}
+# Eight null toys in chunks of 4 (the first saved chunk belongs to the null).
+NPLM = [
+    "experiment=nplm",
+    *(o for o in TINY_NPLM if not o.startswith("method.chunk_size=")),
+    "method.chunk_size=4",
+]
+CASES = {
+    "cwola": (CWOLA, "cwola"),
+    "transfer": (TRANSFER, "transfer/head"),
+    "nplm": (NPLM, "nplm_null"),
+}
 
 
-def _command(run_dir: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "jaxws", *SLOW, *extra, f"hydra.run.dir={run_dir}"]
+def _command(run_dir: Path, overrides: list[str]) -> list[str]:
+    return [sys.executable, "-m", "jaxws", *overrides, f"hydra.run.dir={run_dir}"]
 
 
 def _env(tmp_path: Path) -> dict:

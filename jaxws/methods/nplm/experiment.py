@@ -57,7 +57,9 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
     observation = load_observation(data, settings)  # every input checked before any toy
     keys = RunKeys(*jax.random.split(key, 5))
     prepared, settings = _prepare_inputs(keys.reference, data, settings, observation)
-    t_null, t_history = null_statistics(keys, data, settings, prepared)
+    t_null, t_history = null_statistics(
+        keys, data, settings, prepared, checkpoint_dir=tracker.path("checkpoints/nplm_null")
+    )
     dof, metrics = _compare_with_chi2(t_null, t_history, data, settings, observation, tracker)
     if observation is None:  # sensitivity needs a signal model: simulated data only
         metrics.update(_sensitivity(keys, data, settings, t_null, dof, tracker))
@@ -113,6 +115,7 @@ def null_statistics(
     data: ExponentialToyConfig,
     settings: NPLMConfig,
     prepared: dict | None,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The t values of the run's null toys: user reference, flavour toys or simulated toys.
 
@@ -121,6 +124,7 @@ def null_statistics(
         data: the data section.
         settings: the method section.
         prepared: the user's standardised NPLM arrays, or None.
+        checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
@@ -133,11 +137,19 @@ def null_statistics(
             data.n_expected,
             settings,
             settings.n_toys,
+            checkpoint_dir=checkpoint_dir,
         )
     if settings.test == "symmetrized":
-        return symmetrized_toy_statistics(keys.null, data, settings, settings.n_toys)
+        return symmetrized_toy_statistics(
+            keys.null, data, settings, settings.n_toys, checkpoint_dir=checkpoint_dir
+        )
     return nplm_toy_statistics(
-        keys.null, data, settings, settings.n_toys, reference_key=keys.reference
+        keys.null,
+        data,
+        settings,
+        settings.n_toys,
+        reference_key=keys.reference,
+        checkpoint_dir=checkpoint_dir,
     )
 
 
@@ -210,14 +222,23 @@ def _sensitivity(
     """Median Z of signal-injected toys per signal fraction, from the toys and from chi2."""
     sensitivity = []
     signal_keys = jax.random.split(keys.signal, len(settings.signal_fractions))
-    for fraction, signal_key in zip(settings.signal_fractions, signal_keys, strict=True):
+    for i, (fraction, signal_key) in enumerate(
+        zip(settings.signal_fractions, signal_keys, strict=True)
+    ):
+        checkpoints = tracker.path(f"checkpoints/nplm_signal_{i}")
         if settings.test == "symmetrized":
             t_signal, _ = symmetrized_toy_statistics(
-                signal_key, data, settings, settings.n_signal_toys, fraction
+                signal_key, data, settings, settings.n_signal_toys, fraction, checkpoints
             )
         else:
             t_signal, _ = nplm_toy_statistics(
-                signal_key, data, settings, settings.n_signal_toys, fraction, keys.reference
+                signal_key,
+                data,
+                settings,
+                settings.n_signal_toys,
+                fraction,
+                keys.reference,
+                checkpoints,
             )
         result = nplm.significance(float(np.median(t_signal)), t_null, dof)
         sensitivity.append(

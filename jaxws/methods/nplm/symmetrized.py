@@ -8,15 +8,18 @@ method's default p-value.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxws.hashing import tree_digest
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.toy_statistics import (
     buffer_fraction,
+    run_toy_chunks,
     standardise_by_reference,
     toy_progress,
 )
@@ -66,6 +69,7 @@ def symmetrized_toy_statistics(
     settings: NPLMConfig,
     n_toys: int,
     signal_fraction: float = 0.0,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``t_{A+B}(A) + t_{A+B}(B)`` of flavour toys (signal injected into A only).
 
@@ -75,6 +79,7 @@ def symmetrized_toy_statistics(
         settings: method settings.
         n_toys: number of toys.
         signal_fraction: injected signal fraction of A.
+        checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
@@ -92,19 +97,18 @@ def symmetrized_toy_statistics(
     toy_key, fit_key = jax.random.split(key)
     toy_keys = jax.random.split(toy_key, n_toys)
     fit_keys = jax.random.split(fit_key, n_toys)
-    t, history = [], []
-    with toy_progress(settings, n_toys, "symmetrized toys") as bar:
-        for start in range(0, n_toys, settings.chunk_size):
-            stop = min(start + settings.chunk_size, n_toys)
-            toy = make(toy_keys[start:stop])
-            toys.check_no_overflow(toy.overflow, "flavour toys")
-            chunk_t, chunk_history = symmetrized_statistic(
-                fit_keys[start:stop], toy.events, toy.in_a, toy.valid, settings
-            )
-            t.append(chunk_t)
-            history.append(chunk_history)
-            bar.update(stop - start)
-    return np.concatenate(t), np.concatenate(history)
+
+    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        toy = make(toy_keys[start:stop])
+        toys.check_no_overflow(toy.overflow, "flavour toys")
+        return symmetrized_statistic(
+            fit_keys[start:stop], toy.events, toy.in_a, toy.valid, settings
+        )
+
+    fingerprint = tree_digest(key, repr(data), repr(settings), n_toys, signal_fraction)
+    return run_toy_chunks(
+        settings, n_toys, "symmetrized toys", statistic, checkpoint_dir, fingerprint
+    )
 
 
 def permutation_null(

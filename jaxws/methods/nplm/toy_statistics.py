@@ -9,6 +9,8 @@ those of :mod:`jaxws.stats.nplm`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -16,9 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxws.hashing import tree_digest
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
+from jaxws.train.resume import map_chunks
 
 
 def standardise_by_reference(x: jax.Array, weight: jax.Array) -> jax.Array:
@@ -65,6 +69,56 @@ def toy_progress(settings: NPLMConfig, total: int, what: str) -> tqdm:
         The tqdm bar (a context manager).
     """
     return tqdm(total=total, desc=what, unit="toy", disable=not settings.progress, leave=False)
+
+
+def run_toy_chunks(
+    settings: NPLMConfig,
+    n_toys: int,
+    label: str,
+    statistic: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    checkpoint_dir: str | Path | None,
+    fingerprint: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`statistic(start, stop)` for chunks of `settings.chunk_size` toys, resumable.
+
+    Every finished chunk of ``(t, t_history)`` is saved in `checkpoint_dir` (if given) under a
+    tag of `fingerprint` (`jaxws.train.resume.map_chunks`), so a killed run's rerun loads the
+    toys it already has and ends with the same numbers.
+
+    Args:
+        settings: method settings (chunk size, progress, checkpoints).
+        n_toys: number of toys.
+        label: progress-bar label.
+        statistic: the ``(t, t_history)`` of toys ``start`` to ``stop`` (exclusive).
+        checkpoint_dir: where chunks are saved and found again; None computes everything.
+        fingerprint: a digest of everything the toys depend on.
+
+    Returns:
+        ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
+    """
+    n_history = len(settings.recorded_checkpoints())
+
+    def template(index: np.ndarray) -> tuple:
+        return (
+            jax.ShapeDtypeStruct((len(index),), np.float32),
+            jax.ShapeDtypeStruct((len(index), n_history), np.float32),
+        )
+
+    with toy_progress(settings, n_toys, label) as bar:
+
+        def compute(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            t, history = statistic(int(index[0]), int(index[-1]) + 1)
+            bar.update(len(index))
+            return np.asarray(t, np.float32), np.asarray(history, np.float32)
+
+        return map_chunks(
+            compute,
+            n_toys,
+            settings.chunk_size,
+            directory=checkpoint_dir,
+            fingerprint=fingerprint,
+            template=template,
+        )
 
 
 def nplm_toy_maker(
@@ -114,6 +168,7 @@ def nplm_toy_statistics(
     n_toys: int,
     signal_fraction: float = 0.0,
     reference_key: jax.Array | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The t values of simulated NPLM toys: data Poisson(N(R)(1+s)), reference N_R events.
 
@@ -125,6 +180,7 @@ def nplm_toy_statistics(
         signal_fraction: injected signal fraction s (0: null toys).
         reference_key: key of the shared reference when ``data.fixed_reference`` (the null,
             signal and observed toys of a run use the same one); None draws it from ``key``.
+        checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
         ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
@@ -140,18 +196,18 @@ def nplm_toy_statistics(
         events = np.asarray(x[0])
         is_data, is_reference = np.asarray(data_weight[0]) > 0, np.asarray(reference_weight[0]) > 0
         nplm.check_nplm_inputs(events[is_data], events[is_reference], None)
-    t, history = [], []
     label = "NPLM null toys" if signal_fraction == 0 else f"NPLM toys, signal {signal_fraction:g}"
-    with toy_progress(settings, n_toys, label) as bar:
-        for start in range(0, n_toys, settings.chunk_size):
-            stop = min(start + settings.chunk_size, n_toys)
-            x, data_weight, reference_weight, overflow = make(toy_keys[start:stop])
-            toys.check_no_overflow(overflow, "NPLM toys")
-            fit = settings.fit(fit_keys[start:stop], x, data_weight, reference_weight)
-            t.append(fit.t)
-            history.append(fit.t_history)
-            bar.update(stop - start)
-    return np.concatenate(t), np.concatenate(history)
+
+    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        x, data_weight, reference_weight, overflow = make(toy_keys[start:stop])
+        toys.check_no_overflow(overflow, "NPLM toys")
+        fit = settings.fit(fit_keys[start:stop], x, data_weight, reference_weight)
+        return fit.t, fit.t_history
+
+    fingerprint = tree_digest(
+        key, repr(data), repr(settings), n_toys, signal_fraction, reference_key
+    )
+    return run_toy_chunks(settings, n_toys, label, statistic, checkpoint_dir, fingerprint)
 
 
 def resampled_null_weights(
@@ -193,6 +249,7 @@ def resampled_toy_statistics(
     n_expected: float,
     settings: NPLMConfig,
     n_toys: int,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The t values of NPLM null toys drawn from a user reference (:func:`resampled_null_weights`).
 
@@ -203,6 +260,7 @@ def resampled_toy_statistics(
         n_expected: N(R).
         settings: method settings.
         n_toys: number of toys.
+        checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
         ``(t, t_history)``.
@@ -214,14 +272,13 @@ def resampled_toy_statistics(
     toy_keys = jax.random.split(toy_key, n_toys)
     fit_keys = jax.random.split(fit_key, n_toys)
     x = jnp.asarray(reference, jnp.float32)
-    t, history = [], []
-    with toy_progress(settings, n_toys, "NPLM null toys (from the reference)") as bar:
-        for start in range(0, n_toys, settings.chunk_size):
-            stop = min(start + settings.chunk_size, n_toys)
-            data_weight, reference_weight, overflow = make(toy_keys[start:stop])
-            toys.check_no_overflow(overflow, "NPLM toys drawn from the reference")
-            fit = settings.fit(fit_keys[start:stop], x, data_weight, reference_weight)
-            t.append(fit.t)
-            history.append(fit.t_history)
-            bar.update(stop - start)
-    return np.concatenate(t), np.concatenate(history)
+
+    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        data_weight, reference_weight, overflow = make(toy_keys[start:stop])
+        toys.check_no_overflow(overflow, "NPLM toys drawn from the reference")
+        fit = settings.fit(fit_keys[start:stop], x, data_weight, reference_weight)
+        return fit.t, fit.t_history
+
+    fingerprint = tree_digest(key, reference, reference_weights, n_expected, repr(settings), n_toys)
+    label = "NPLM null toys (from the reference)"
+    return run_toy_chunks(settings, n_toys, label, statistic, checkpoint_dir, fingerprint)
