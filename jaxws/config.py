@@ -77,6 +77,7 @@ def from_section(cls: type[T], section: Mapping[str, Any] | None, name: str = ""
     section = to_plain(section) or {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"config section '{label}' must be a mapping, got {type(section)}")
+    section = {key: to_plain(value) for key, value in section.items()}  # nested containers
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(section) - set(fields))
     if unknown:

@@ -54,10 +54,10 @@ class SimulatorConfig:
 
     source: str = "simulator"
     signal: str = "id_lambda10"
-    resolution: int = 16
+    resolution: int = 12
     max_constituents: int = 256
-    n_background: int = 60_000
-    n_signal: int = 12_000
+    n_background: int = 14_000
+    n_signal: int = 4_000
     seed: int = 1234
     normalize_images: bool = True
     channels: tuple[str, ...] = ("pt",)
