@@ -45,13 +45,16 @@ MLP_FIELDS = ("_target_", "name", "feature_widths", "head_widths", "standardise"
 _registered = False
 
 
-def schema(cls: type, fields: Sequence[str] | None = None, name: str = "") -> type:
+def schema(
+    cls: type, fields: Sequence[str] | None = None, name: str = "", target: bool = False
+) -> type:
     """A Hydra schema for the frozen dataclass `cls`: its fields and types, every value MISSING.
 
     Args:
       cls: the frozen dataclass that reads the section.
       fields: the fields to keep (default: all init fields); the others are refused.
       name: the schema's class name (Hydra names it in errors); default `cls.__name__`.
+      target: add a `_target_` key (the class that the section builds, e.g. an event source).
 
     Returns:
       A plain (not frozen: Hydra merges the YAML into it) dataclass type.
@@ -65,10 +68,10 @@ def schema(cls: type, fields: Sequence[str] | None = None, name: str = "") -> ty
         if unknown:
             raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
         keep = [f for f in keep if f in fields]
-    return dataclasses.make_dataclass(
-        name or cls.__name__,
-        [(f, hints[f], dataclasses.field(default=MISSING)) for f in keep],
-    )
+    spec = [(f, hints[f], dataclasses.field(default=MISSING)) for f in keep]
+    if target:
+        spec.insert(0, ("_target_", str, dataclasses.field(default=MISSING)))
+    return dataclasses.make_dataclass(name or cls.__name__, spec)
 
 
 def schemas() -> dict[tuple[str, str], type]:
@@ -86,9 +89,9 @@ def schemas() -> dict[tuple[str, str], type]:
         ("study", "base_study"): schema(StudyConfig),
         ("model", "base_jet_cnn"): schema(ModelSection, JET_CNN_FIELDS, "JetCNNSection"),
         ("model", "base_mlp"): schema(ModelSection, MLP_FIELDS, "MLPSection"),
-        ("data", "base_simulator"): schema(SimulatorConfig),
-        ("data", "base_pythia"): schema(PythiaConfig),
-        ("data", "base_events"): schema(EventsConfig),
+        ("data", "base_simulator"): schema(SimulatorConfig, target=True),
+        ("data", "base_pythia"): schema(PythiaConfig, target=True),
+        ("data", "base_events"): schema(EventsConfig, target=True),
         ("data", "base_tpc"): schema(TPCConfig),
         ("data", "base_nplm_exponential"): schema(ExponentialToyConfig),
         ("tracking", "base_tracking"): schema(TrackingConfig),

@@ -174,3 +174,46 @@ def test_sections_the_method_reads_are_accepted():
         ["experiment=anomaly", "data.g1=0.1", "method.vae.max_epochs=2"],
     ):
         check_applicable(config(overrides), overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ([], "SimulatorSource"),
+        (["data=pythia"], "PythiaSource"),
+        (
+            ["data=events", "data.background=b.h5", "+data.signals={s:s.h5}", "data.signal=s"],
+            "EventsSource",
+        ),
+    ],
+)
+def test_the_data_file_names_its_event_source_class(overrides, expected):
+    from jaxws.simulate.sources import make_source
+
+    cfg = config(overrides)
+    source = make_source(cfg.data)
+    assert type(source).__name__ == expected == cfg.data._target_.rsplit(".", 1)[1]
+    assert source.config.source == type(source).config_class.source  # the short name stays
+
+
+@pytest.mark.parametrize("option", ["slim_cnn", "paper_cnn", "mlp"])
+def test_the_model_file_names_its_module_class(option):
+    from jaxws.models.registry import build_model
+
+    cfg = config([f"model={option}"])
+    model = build_model(cfg.model)
+    assert type(model).__name__ == cfg.model._target_.rsplit(".", 1)[1]
+    widths = cfg.model.get("conv_features") or cfg.model.feature_widths
+    assert tuple(getattr(model, "conv_features", None) or model.feature_widths) == tuple(widths)
+
+
+def test_a_target_that_is_no_model_or_source_is_refused_by_name():
+    from jaxws.models.registry import build_model
+    from jaxws.simulate.sources import make_source
+
+    with pytest.raises(ConfigError, match=r"model._target_ 'jaxws.models.nosuch.Net': no such"):
+        build_model(config(["model._target_=jaxws.models.nosuch.Net"]).model)
+    with pytest.raises(ConfigError, match=r"model._target_ 'collections.OrderedDict' is not a"):
+        build_model(config(["model._target_=collections.OrderedDict"]).model)
+    with pytest.raises(ConfigError, match=r"data._target_ 'collections.OrderedDict' is not an"):
+        make_source(config(["data._target_=collections.OrderedDict"]).data)

@@ -14,7 +14,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from jaxws.config import ConfigError, check, from_section
+from jaxws.config import check, from_section, import_class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,19 +65,8 @@ class ModelSection:
 
     def module_class(self) -> type[nn.Module]:
         """The flax module class named by `_target_` (`package.module.Class`)."""
-        import importlib
-
-        module, _, name = self._target_.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError) as error:
-            raise ConfigError(
-                f"model._target_ {self._target_!r}: no such class ({error})"
-            ) from None
-        check(
-            isinstance(cls, type) and issubclass(cls, nn.Module),
-            f"model._target_ {self._target_!r} is not a flax module",
-        )
+        cls = import_class(self._target_, "model._target_")
+        check(issubclass(cls, nn.Module), f"model._target_ {self._target_!r} is not a flax module")
         return cls
 
 
