@@ -20,15 +20,17 @@ The `method` group stays a plain dict (each method reads and checks its own sect
 every field its dataclasses read.
 
 `register()` must run before anything composes the config: `python -m jaxws` calls it, and so
-does tests/conftest.py. It imports the modules that define the dataclasses (and with them
-jax; see `jaxws.cli` for the cost).
+does tests/conftest.py. It reads the dataclasses' definitions from their source files rather
+than importing them (and jax with them), so a refused override costs a process start, not a
+jax import (`dataclass_fields`).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 #: Model fields per network kind; the other kind's fields are refused.
@@ -42,59 +44,136 @@ JET_CNN_FIELDS = (
 )
 MLP_FIELDS = ("_target_", "name", "feature_widths", "head_widths", "standardise")
 
+#: (group, schema name) -> (module, dataclass, fields kept (None: all), `_target_` added).
+SCHEMAS: dict[tuple[str, str], tuple[str, str, tuple[str, ...] | None, bool]] = {
+    ("training", "base_training"): (
+        "jaxws.methods.injection_study.inputs",
+        "StudyTrainingConfig",
+        None,
+        False,
+    ),
+    ("study", "base_study"): ("jaxws.methods.injection_study.inputs", "StudyConfig", None, False),
+    ("model", "base_jet_cnn"): ("jaxws.models.registry", "ModelSection", JET_CNN_FIELDS, False),
+    ("model", "base_mlp"): ("jaxws.models.registry", "ModelSection", MLP_FIELDS, False),
+    ("data", "base_simulator"): ("jaxws.simulate.sources", "SimulatorConfig", None, True),
+    ("data", "base_pythia"): ("jaxws.simulate.sources", "PythiaConfig", None, True),
+    ("data", "base_events"): ("jaxws.data.readers.source", "EventsConfig", None, True),
+    ("data", "base_tpc"): ("jaxws.simulate.tpc.detector", "TPCConfig", None, False),
+    ("data", "base_nplm_exponential"): (
+        "jaxws.methods.nplm.config",
+        "ExponentialToyConfig",
+        None,
+        False,
+    ),
+    ("tracking", "base_tracking"): ("jaxws.track.tracker", "TrackingConfig", None, False),
+}
+#: Names an annotation of a config field may use (evaluated without importing the module).
+_TYPE_NAMES = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "tuple": tuple,
+    "dict": dict,
+    "list": list,
+    "None": None,
+    "Any": Any,
+}
+_ROOT = Path(__file__).resolve().parent.parent
+
 _registered = False
 
 
-def schema(
-    cls: type, fields: Sequence[str] | None = None, name: str = "", target: bool = False
-) -> type:
-    """A Hydra schema for the frozen dataclass `cls`: its fields and types, every value MISSING.
+def _module_file(module: str) -> Path:
+    path = _ROOT.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _is_init_field(value: ast.expr | None) -> bool:
+    """False for `dataclasses.field(..., init=False)` (the field is no config key)."""
+    if not isinstance(value, ast.Call):
+        return True
+    return not any(
+        k.arg == "init" and isinstance(k.value, ast.Constant) and k.value.value is False
+        for k in value.keywords
+    )
+
+
+def dataclass_fields(module: str, name: str) -> dict[str, Any]:
+    """Init field name -> type of dataclass `name` in `module`, read from its source.
+
+    The same names and types as `typing.get_type_hints` of the imported class (base classes
+    first; tests/test_config_schemas.py checks that they agree), without importing `module`
+    and with it jax: the entry point registers the schemas, composes and checks the config
+    in a fraction of a second.
 
     Args:
-      cls: the frozen dataclass that reads the section.
+      module: the dotted module name inside jaxws (`jaxws.simulate.sources`).
+      name: the class name.
+
+    Returns:
+      The fields in dataclass order.
+    """
+    tree = ast.parse(_module_file(module).read_text())
+    imported = {
+        alias.asname or alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    fields: dict[str, Any] = {}
+    for base in cls.bases:
+        if isinstance(base, ast.Name):
+            fields.update(dataclass_fields(imported.get(base.id, module), base.id))
+    for statement in cls.body:
+        if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)):
+            continue
+        if _is_init_field(statement.value):
+            code = compile(ast.Expression(statement.annotation), module, "eval")
+            fields[statement.target.id] = eval(code, {"__builtins__": {}}, dict(_TYPE_NAMES))
+    return fields
+
+
+def schema(
+    module: str,
+    name: str,
+    fields: Sequence[str] | None = None,
+    target: bool = False,
+    schema_name: str = "",
+) -> type:
+    """A Hydra schema for a frozen config dataclass: its fields and types, every value MISSING.
+
+    Args:
+      module: the module that defines the dataclass (it is read, not imported).
+      name: the dataclass that reads the section.
       fields: the fields to keep (default: all init fields); the others are refused.
-      name: the schema's class name (Hydra names it in errors); default `cls.__name__`.
       target: add a `_target_` key (the class that the section builds, e.g. an event source).
+      schema_name: the schema's class name (Hydra names it in errors); default `name`.
 
     Returns:
       A plain (not frozen: Hydra merges the YAML into it) dataclass type.
     """
     from omegaconf import MISSING
 
-    hints = typing.get_type_hints(cls)
-    keep = [f.name for f in dataclasses.fields(cls) if f.init]
+    types = dataclass_fields(module, name)
     if fields is not None:
-        unknown = sorted(set(fields) - set(keep))
+        unknown = sorted(set(fields) - set(types))
         if unknown:
-            raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
-        keep = [f for f in keep if f in fields]
-    spec = [(f, hints[f], dataclasses.field(default=MISSING)) for f in keep]
+            raise ValueError(f"{name} has no field(s) {unknown}")
+        types = {f: t for f, t in types.items() if f in fields}
+    spec = [(f, t, dataclasses.field(default=MISSING)) for f, t in types.items()]
     if target:
         spec.insert(0, ("_target_", str, dataclasses.field(default=MISSING)))
-    return dataclasses.make_dataclass(name or cls.__name__, spec)
+    return dataclasses.make_dataclass(schema_name or name, spec)
 
 
 def schemas() -> dict[tuple[str, str], type]:
     """(group, name) -> schema, for every group whose files are checked by a schema."""
-    from jaxws.data.readers import EventsConfig
-    from jaxws.methods.injection_study import StudyConfig, StudyTrainingConfig
-    from jaxws.methods.nplm.config import ExponentialToyConfig
-    from jaxws.models.registry import ModelSection
-    from jaxws.simulate.sources import PythiaConfig, SimulatorConfig
-    from jaxws.simulate.tpc import TPCConfig
-    from jaxws.track import TrackingConfig
-
+    names = {"base_jet_cnn": "JetCNNSection", "base_mlp": "MLPSection"}
     return {
-        ("training", "base_training"): schema(StudyTrainingConfig),
-        ("study", "base_study"): schema(StudyConfig),
-        ("model", "base_jet_cnn"): schema(ModelSection, JET_CNN_FIELDS, "JetCNNSection"),
-        ("model", "base_mlp"): schema(ModelSection, MLP_FIELDS, "MLPSection"),
-        ("data", "base_simulator"): schema(SimulatorConfig, target=True),
-        ("data", "base_pythia"): schema(PythiaConfig, target=True),
-        ("data", "base_events"): schema(EventsConfig, target=True),
-        ("data", "base_tpc"): schema(TPCConfig),
-        ("data", "base_nplm_exponential"): schema(ExponentialToyConfig),
-        ("tracking", "base_tracking"): schema(TrackingConfig),
+        (group, option): schema(module, cls, fields, target, names.get(option, ""))
+        for (group, option), (module, cls, fields, target) in SCHEMAS.items()
     }
 
 

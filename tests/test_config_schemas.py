@@ -25,7 +25,7 @@ from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.pretrain import PretrainConfig
 from jaxws.methods.transfer import FineTuneConfig, SourceConfig
 from jaxws.models.registry import ModelSection
-from jaxws.schemas import JET_CNN_FIELDS, MLP_FIELDS
+from jaxws.schemas import JET_CNN_FIELDS, MLP_FIELDS, SCHEMAS, dataclass_fields
 from jaxws.simulate.sources import PythiaConfig, SimulatorConfig
 from jaxws.simulate.tpc import TPCConfig
 from jaxws.track import TrackingConfig
@@ -84,6 +84,20 @@ def _section(cfg, path: str) -> dict:
 
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("entry", sorted(set(v[:2] for v in SCHEMAS.values())))
+def test_schemas_read_from_source_equal_the_imported_dataclasses(entry):
+    """`jaxws.schemas` reads the dataclasses' fields from source (no jax import at the entry
+    point); they must be exactly the init fields and types of the imported class."""
+    import importlib
+    import typing
+
+    module, name = entry
+    cls = getattr(importlib.import_module(module), name)
+    hints = typing.get_type_hints(cls)
+    expected = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    assert dataclass_fields(module, name) == expected
 
 
 def test_every_option_and_experiment_sets_every_value():
