@@ -231,3 +231,11 @@ def test_a_target_that_is_no_model_or_source_is_refused_by_name():
         build_model(config(["model._target_=collections.OrderedDict"]).model)
     with pytest.raises(ConfigError, match=r"data._target_ 'collections.OrderedDict' is not an"):
         make_source(config(["data._target_=collections.OrderedDict"]).data)
+
+
+def test_fine_tuning_choices_of_the_meta_learner_are_refused_as_keys():
+    from jaxws.methods.meta.study import _sections
+
+    _sections(config(["method=maml"]))
+    with pytest.raises(ConfigError, match=r"method.fine_tune.freeze_features does not apply"):
+        _sections(config(["method=maml", "+method.fine_tune.freeze_features=false"]))

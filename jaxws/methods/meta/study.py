@@ -99,6 +99,13 @@ def task_family(key: jax.Array, sample: SourceSample, tasks: TaskConfig) -> Memb
 
 def _sections(cfg: DictConfig) -> dict:
     """The method's sections as values; `learner` is the variant configured by `method.meta`."""
+    fine_tune = cfg.method.get("fine_tune") or {}
+    chosen = sorted({"freeze_features", "reinit_head"} & set(fine_tune))
+    if chosen:  # accepted and ignored otherwise
+        raise ConfigError(
+            f"method.fine_tune.{chosen[0]} does not apply to method={cfg.method.name}: the "
+            "meta-learner chooses the parameters fine-tuning trains and re-initialises"
+        )
     sections = transfer.method_sections(cfg.method, ("meta", "tasks", "inner_lr", "outer_lr"))
     sections["meta"] = from_section(MetaConfig, sections["meta"], "method.meta")
     sections["tasks"] = from_section(TaskConfig, sections["tasks"], "method.tasks")
