@@ -1,8 +1,10 @@
 """Hydra entry point: `python -m jaxws [overrides]` (or the `jaxws` console script).
 
-Thin on purpose: compose the config, validate all of it (every section and every input file)
-before anything is written, take the run directory's lock, make its tracker, turn the seed
-into one key, and hand over to `jaxws.methods.<method.name>.run`.
+Thin on purpose: register the structured-config schemas (`jaxws.schemas`), compose the
+config (Hydra refuses unknown keys and wrong types), validate all of it (every section, the
+sections the method reads, every input file) before anything is written, take the run
+directory's lock, make its tracker, turn the seed into one key, and hand over to
+`jaxws.methods.<method.name>.run`.
 
 What a run promises about its directory:
 - a refused run (bad config, bad input, a finished run already there, another run holding
