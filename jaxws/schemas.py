@@ -12,6 +12,9 @@ compose time Hydra itself
 - and leaves a key that a YAML file forgot as MISSING, which the entry point refuses by name
   (`jaxws.cli`): no run ever takes a value from a dataclass default.
 
+A `+key=value` override forces a key past the schema (Hydra adds it anyway);
+`jaxws.cli.check_schema_keys` refuses those after composition.
+
 The dataclasses keep their defaults for library use (`SimulatorConfig()` in a notebook);
 tests/test_config_schemas.py pins those of the config sections equal to the default YAML.
 
