@@ -124,7 +124,11 @@ def dataclass_fields(module: str, name: str) -> dict[str, Any]:
         if isinstance(node, ast.ImportFrom) and node.module
         for alias in node.names
     }
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+    if cls is None:  # re-exported (`from jaxws.x import Name`): read it where it is defined
+        if name in imported and imported[name] != module:
+            return dataclass_fields(imported[name], name)
+        raise LookupError(f"jaxws.schemas: no class {name} in {module}; update SCHEMAS")
     fields: dict[str, Any] = {}
     for base in cls.bases:
         if isinstance(base, ast.Name):

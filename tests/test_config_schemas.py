@@ -239,3 +239,12 @@ def test_fine_tuning_choices_of_the_meta_learner_are_refused_as_keys():
     _sections(config(["method=maml"]))
     with pytest.raises(ConfigError, match=r"method.fine_tune.freeze_features does not apply"):
         _sections(config(["method=maml", "+method.fine_tune.freeze_features=false"]))
+
+
+def test_a_re_exported_dataclass_is_read_where_it_is_defined():
+    """`jaxws.simulate.tpc` re-exports `TPCConfig` from its detector module."""
+    assert dataclass_fields("jaxws.simulate.tpc", "TPCConfig") == dataclass_fields(
+        "jaxws.simulate.tpc.detector", "TPCConfig"
+    )
+    with pytest.raises(LookupError, match=r"no class NoSuchConfig in jaxws\.simulate\.sources"):
+        dataclass_fields("jaxws.simulate.sources", "NoSuchConfig")
