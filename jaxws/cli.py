@@ -1,8 +1,10 @@
 """Hydra entry point: `python -m jaxws [overrides]` (or the `jaxws` console script).
 
-Thin on purpose: compose the config, validate all of it (every section and every input file)
-before anything is written, take the run directory's lock, make its tracker, turn the seed
-into one key, and hand over to `jaxws.methods.<method.name>.run`.
+Thin on purpose: register the structured-config schemas (`jaxws.schemas`), compose the
+config (Hydra refuses unknown keys and wrong types), validate all of it (every section, the
+sections the method reads, every input file) before anything is written, take the run
+directory's lock, make its tracker, turn the seed into one key, and hand over to
+`jaxws.methods.<method.name>.run`.
 
 What a run promises about its directory:
 - a refused run (bad config, bad input, a finished run already there, another run holding
@@ -33,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from jaxws.config import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from jaxws.track import TrackingConfig
 
@@ -116,16 +118,80 @@ def enable_compilation_cache(configured: str | None = None) -> None:
 
 
 def _resolved(cfg: DictConfig) -> dict:
+    from omegaconf.errors import MissingMandatoryValue
+
     from jaxws.files import _to_jsonable
 
     try:
-        return _to_jsonable(OmegaConf.to_container(cfg, resolve=True))
+        return _to_jsonable(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+    except MissingMandatoryValue as error:  # a key the schema has and the YAML does not set
+        raise ConfigError(
+            f"config lacks a value for {error.full_key} (the YAML files hold every value; "
+            "set it in its group file or on the command line)"
+        ) from error
     except Exception as error:  # omegaconf's interpolation errors name the key
         raise ConfigError(f"config does not resolve: {' '.join(str(error).split())}") from error
 
 
+def _schema_fields(node: Any) -> list[str] | None:
+    """The keys a section's schema allows (`jaxws.schemas`), or None for a plain dict."""
+    import dataclasses
+
+    if not isinstance(node, DictConfig):
+        return None
+    schema = OmegaConf.get_type(node)
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return None
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def check_schema_keys(cfg: DictConfig) -> None:
+    """Refuse keys that a section's schema lacks (`+training.learning_rat=1`).
+
+    Hydra refuses `training.learning_rat=1` at compose time; a `+` override adds the key
+    anyway (it forces the add), so the composed config is checked once more.
+    """
+    for section in sorted(str(k) for k in cfg):
+        node = cfg.get(section)
+        allowed = _schema_fields(node)
+        unknown = sorted(set(node) - set(allowed)) if allowed is not None else []
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; the schema of "
+                f"'{section}' allows {allowed}"
+            )
+
+
+def override_key(override: str) -> str:
+    """The config key of a command-line override: `+training.x=1` -> `training.x`."""
+    return override.split("=", 1)[0].lstrip("+~").split("@", 1)[0].strip()
+
+
+def check_applicable(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuse command-line overrides of sections the chosen method does not read.
+
+    `training.learning_rate=1` under `method=nplm` (which trains with `method.*`) would be
+    accepted and ignored; it ends instead in one line naming the key and the method.
+
+    Args:
+      cfg: the composed config.
+      overrides: the command-line overrides (Hydra's `overrides.task`).
+    """
+    from jaxws.methods import STUDY_SECTIONS, sections
+
+    name = str(cfg.method.get("name", ""))
+    unused = set(STUDY_SECTIONS) - set(sections(name))
+    for override in overrides:
+        key = override_key(override)
+        if key.split(".", 1)[0] in unused:
+            raise ConfigError(
+                f"{key} does not apply to method={name}, which reads "
+                f"{['method', *sections(name)]} and ignores {sorted(unused)}; remove {override!r}"
+            )
+
+
 def check_top_level(cfg: DictConfig) -> TrackingConfig:
-    """The checks that need no jax: top-level keys, seed, run name, tracking.
+    """The checks that need no jax: top-level keys, schema keys, seed, run name, tracking.
 
     Args:
       cfg: the composed config.
@@ -153,6 +219,7 @@ def check_top_level(cfg: DictConfig) -> TrackingConfig:
         raise ConfigError(f"objective must be a metric name or null, got {cfg.objective!r}")
     if not isinstance(cfg.get("verbose", False), bool):
         raise ConfigError(f"verbose must be true or false, got {cfg.verbose!r}")
+    check_schema_keys(cfg)
     return from_section(TrackingConfig, cfg.get("tracking"), "tracking")
 
 
@@ -323,6 +390,7 @@ def _main(cfg: DictConfig) -> float | None:
     record = {"config.yaml": OmegaConf.to_yaml(cfg), **_hydra_record()}
     paths = cfg.get("paths") or {}
     try:
+        check_applicable(cfg, HydraConfig.get().overrides.task)
         enable_compilation_cache(paths.get("compilation_cache"))
         metrics = execute(cfg, run_dir, _group_name(), hydra_record=record)
     except ConfigError as error:
@@ -377,8 +445,11 @@ def _exit(message: str, code: int) -> None:
 def check_overrides(args: list[str]) -> None:
     """Compose the config from command-line overrides once, to refuse a bad override early.
 
-    A typo in a key, an unknown group option or bad syntax ends with one line and exit code 2
-    before Hydra makes a run directory. Flags (`-m`, `--cfg`, `--help`, ...) are left to Hydra.
+    A typo in a key, a key the section's schema lacks, a value of the wrong type, an unknown
+    group option, bad syntax, a key without a value, or an override of a section the method
+    does not read ends with one line and exit code 2 before jax is used and before Hydra makes
+    a run directory. Flags (`-m`, `--cfg`, `--help`, ...) are left to Hydra (`_main` checks
+    each job of a multirun the same way).
 
     Args:
       args: the command-line arguments (without the program name).
@@ -391,13 +462,38 @@ def check_overrides(args: list[str]) -> None:
 
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            compose(config_name="config", overrides=args)
+            cfg = compose(config_name="config", overrides=args)
     except (HydraException, OmegaConfBaseException) as error:
-        text = " ".join(str(error).split())
-        _exit(f"error: bad command-line override: {text}", 2)
+        _exit(f"error: bad command-line override: {composition_error(error)}", 2)
+    try:
+        check_schema_keys(cfg)
+        _resolved(cfg)
+        check_applicable(cfg, args)
+    except ConfigError as error:
+        _exit(f"error: {error}", 2)
+
+
+def composition_error(error: Exception) -> str:
+    """One line from Hydra's composition error, naming the key and what the schema allows."""
+    import dataclasses
+
+    cause = error.__cause__
+    key = getattr(cause, "full_key", None)
+    schema = getattr(cause, "object_type", None)
+    if key and cause is not None:
+        first = str(cause).splitlines()[0]
+        allowed = ""
+        if schema is not None and dataclasses.is_dataclass(schema):
+            allowed = f"; allowed: {[f.name for f in dataclasses.fields(schema)]}"
+        return f"{key}: {first}{allowed}"
+    text = str(error).split("Config search path")[0]
+    return " ".join(text.split())
 
 
 def main() -> None:
-    """Console entry point: check the overrides, then run Hydra's main (`_main`)."""
+    """Console entry point: register the schemas, check the overrides, run Hydra's `_main`."""
+    from jaxws import schemas
+
+    schemas.register()
     check_overrides(sys.argv[1:])
     _main()

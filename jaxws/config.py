@@ -77,6 +77,7 @@ def from_section(cls: type[T], section: Mapping[str, Any] | None, name: str = ""
     section = to_plain(section) or {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"config section '{label}' must be a mapping, got {type(section)}")
+    section = {key: to_plain(value) for key, value in section.items()}  # nested containers
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(section) - set(fields))
     if unknown:
@@ -93,6 +94,28 @@ def from_section(cls: type[T], section: Mapping[str, Any] | None, name: str = ""
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"config section '{label}': {error}") from error
+
+
+def import_class(path: str, key: str) -> type:
+    """The class at import path `path` (a config's `_target_`, Hydra's convention).
+
+    Args:
+      path: `package.module.Class`.
+      key: the config key that holds it, for the error message (e.g. "model._target_").
+
+    Raises:
+      ConfigError: `path` names no importable class.
+    """
+    import importlib
+
+    module, _, name = str(path).rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"{key} {path!r}: no such class ({error})") from None
+    if not isinstance(found, type):
+        raise ConfigError(f"{key} {path!r} is not a class")
+    return found
 
 
 def check(condition: bool, message: str) -> None:

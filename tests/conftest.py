@@ -24,3 +24,8 @@ matplotlib.use("Agg")
 _CACHE = _REPO / ".cache" / "jax-compilation"
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+# Hydra's ConfigStore must hold the config schemas before any test composes the config.
+from jaxws import schemas  # noqa: E402
+
+schemas.register()

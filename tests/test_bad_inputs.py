@@ -87,6 +87,9 @@ CONFIG_CASES = {
     "too few simulated events": (["data.n_signal=100"], ["data.n_signal"]),
     "unknown tracking mode": (["tracking.mode=sometimes"], ["tracking.mode"]),
     "typo in a key": (["trainng.patience=3"], ["trainng"]),
+    "key the training schema lacks": (["training.learning_rat=1"], ["training.learning_rat"]),
+    "key forced past the schema": (["+training.learning_rat=1"], ["training.learning_rat"]),
+    "MLP key under a CNN": (["model.hidden=3"], ["model.hidden", "JetCNNSection"]),
     "unknown config group option": (["model=resnet"], ["model", "resnet"]),
     "missing shard directory": (
         ["data=pythia", "data.paths=[/nonexistent/shards]"],
@@ -105,6 +108,21 @@ def test_cli_refuses_bad_config_before_writing(case, tmp_path):
     result = _run("jaxws", [*base, *overrides, f"hydra.run.dir={run_dir}"], tmp_path)
     _assert_refused(result, *names)
     assert not run_dir.exists()  # nothing written, not even Hydra's record or the directory
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["experiment=nplm", "training.learning_rate=1"], "training.learning_rate"),
+        (["experiment=anomaly", "model=mlp"], "model"),
+    ],
+)
+def test_cli_refuses_sections_the_method_does_not_read(overrides, key, tmp_path):
+    run_dir = tmp_path / "run"
+    result = _run("jaxws", [*overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+    method = overrides[0].split("=")[1]
+    _assert_refused(result, f"{key} does not apply to method={method}")
+    assert not run_dir.exists()
 
 
 def test_cli_leaves_a_finished_run_and_its_hydra_record_untouched(tmp_path):

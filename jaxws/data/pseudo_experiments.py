@@ -32,6 +32,9 @@ from jaxws.data.members import MemberData
 class StudyDesign:
     """The pseudo-experiment design.
 
+    Defaults: conf/study/cpu.yaml (pinned by tests/test_config_schemas.py); the paper's
+    numbers are conf/study/paper.yaml.
+
     Attributes:
       n_background_sr: SR background events at the study luminosity (training + validation);
         the paper uses 25k.
@@ -42,12 +45,12 @@ class StudyDesign:
       balance_classes: weight SR and SB to equal total weight in each pseudo-experiment.
     """
 
-    n_background_sr: int = 25_000
-    injections: tuple[int, ...] = (0, 500, 1000, 2000)
-    n_pseudo_experiments: int = 10
+    n_background_sr: int = 1_000
+    injections: tuple[int, ...] = (0, 40, 75, 150, 300, 600)
+    n_pseudo_experiments: int = 5
     validation_fraction: float = 0.2
-    n_test_signal: int = 20_000
-    n_test_background: int = 20_000
+    n_test_signal: int = 2_000
+    n_test_background: int = 4_000
     balance_classes: bool = False
 
     def __post_init__(self):

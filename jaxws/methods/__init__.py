@@ -32,6 +32,21 @@ METHODS = {
     "anomaly": "jaxws.methods.anomaly",
 }
 
+#: The top-level config sections a study method reads besides `method` (cwola, transfer,
+#: compare and the meta-learning variants).
+STUDY_SECTIONS = ("data", "model", "training", "study")
+#: The methods that read fewer: an override of any other section is refused (`sections`).
+SECTIONS = {"nplm": ("data",), "anomaly": ("data",), "lhco": ()}
+
+
+def sections(name: str) -> tuple[str, ...]:
+    """The top-level sections besides `method` that `method.name` reads (no import of jax).
+
+    The entry point refuses command-line overrides of the others (`training.*` under
+    `method=nplm`), which would otherwise be accepted and ignored.
+    """
+    return SECTIONS.get(name, STUDY_SECTIONS)
+
 
 def load(name: str) -> ModuleType | SimpleNamespace:
     """The module that runs `method.name` (a meta-learning variant's study module for those).

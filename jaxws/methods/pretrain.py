@@ -38,22 +38,25 @@ if TYPE_CHECKING:
 class PretrainConfig:
     """Pretraining settings (Table 2 and sec. 4 of arXiv:2312.06152).
 
+    Defaults: `method.pretrain` of conf/method/transfer.yaml (CPU scale, pinned by
+    tests/test_config_schemas.py); the paper's numbers are conf/method/transfer_paper.yaml.
+
     Attributes:
-      learning_rate: Adam learning rate (1e-3).
-      patience: early-stopping patience (20).
+      learning_rate: Adam learning rate (paper: 1e-3).
+      patience: early-stopping patience (paper: 20).
       max_epochs: hard cap on epochs.
-      batch_size: minibatch size (500).
+      batch_size: minibatch size (paper: 500).
       validation_fraction: share of the source sample used for validation (a fifth).
       n_signal, n_background: source sample sizes (250k each in the paper).
     """
 
     learning_rate: float = 1e-3
-    patience: int = 20
-    max_epochs: int = 200
-    batch_size: int = 500
+    patience: int = 5
+    max_epochs: int = 30
+    batch_size: int = 256
     validation_fraction: float = 0.2
-    n_signal: int = 250_000
-    n_background: int = 250_000
+    n_signal: int = 2_600
+    n_background: int = 3_000
 
     def __post_init__(self):
         check(

@@ -40,8 +40,8 @@ class SourceConfig:
       n_signal_per_model: events per source model.
     """
 
-    n_background: int = 4000
-    n_signal_per_model: int = 400
+    n_background: int = 3000
+    n_signal_per_model: int = 300
 
     def __post_init__(self):
         check(self.n_background >= 2, "method.source.n_background must be >= 2")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from jaxws.config import ConfigError, check, from_section
+from jaxws.config import ConfigError, check, from_section, import_class, to_plain
 from jaxws.data.events import JetEvents
 
 if TYPE_CHECKING:
@@ -52,12 +52,12 @@ class SimulatorConfig:
         keeps the multiplicity; `jaxws.data.images`).
     """
 
-    source: str = "simulator"
+    source: str = dataclasses.field(default="simulator", init=False)
     signal: str = "id_lambda10"
-    resolution: int = 16
+    resolution: int = 12
     max_constituents: int = 256
-    n_background: int = 60_000
-    n_signal: int = 12_000
+    n_background: int = 14_000
+    n_signal: int = 4_000
     seed: int = 1234
     normalize_images: bool = True
     channels: tuple[str, ...] = ("pt",)
@@ -85,7 +85,7 @@ class SimulatorConfig:
 class PythiaConfig:
     """`data=pythia`: events from HDF5 shards made by `python -m jaxws.simulate.generate`."""
 
-    source: str = "pythia"
+    source: str = dataclasses.field(default="pythia", init=False)
     paths: tuple[str, ...] = ("data/pythia",)
     background: str = "qcd"
     signal: str = "id_lambda10"
@@ -144,6 +144,8 @@ class PythiaConfig:
 class SimulatorSource:
     """Events drawn by the built-in jet simulator from a `SimulatorConfig` config."""
 
+    config_class = SimulatorConfig
+
     def __init__(self, config: SimulatorConfig):
         self.config = config
 
@@ -180,6 +182,8 @@ class SimulatorSource:
 
 class PythiaSource:
     """Events read from Pythia HDF5 shards (jaxws.data.shards) of a `PythiaConfig` config."""
+
+    config_class = PythiaConfig
 
     def __init__(self, config: PythiaConfig):
         self.config = config
@@ -220,10 +224,23 @@ class PythiaSource:
         return self._load(name, n_events)
 
 
+#: Event sources by their short name (`config.source`), for library callers that pass
+#: `{"source": "pythia", ...}` instead of a `_target_`.
+SOURCES = {
+    "simulator": "jaxws.simulate.sources.SimulatorSource",
+    "pythia": "jaxws.simulate.sources.PythiaSource",
+    "events": "jaxws.data.readers.EventsSource",
+}
+
+
 def make_source(
     section: Mapping[str, Any] | None,
 ) -> SimulatorSource | PythiaSource | EventsSource:
-    """The event source named by the `data` config section's `source` key.
+    """The event source that the `data` config section names in `_target_`.
+
+    conf/data/*.yaml name the source class (`_target_: jaxws.simulate.sources.SimulatorSource`);
+    its `config_class` reads the other keys. A plain mapping may name it by `source`
+    (`SOURCES`) instead; neither means the simulator.
 
     Args:
         section: the `data` config section (None: the simulator with its defaults).
@@ -237,13 +254,14 @@ def make_source(
     """
     if section is not None and not hasattr(section, "get"):
         raise ConfigError(f"data must be a config group (e.g. data=simulator), got {section!r}")
-    source = (section or {}).get("source", "simulator")
-    if source == "simulator":
-        return SimulatorSource(from_section(SimulatorConfig, section, "data"))
-    if source == "pythia":
-        return PythiaSource(from_section(PythiaConfig, section, "data"))
-    if source == "events":
-        from jaxws.data.readers import EventsConfig, EventsSource
-
-        return EventsSource(from_section(EventsConfig, section, "data"))
-    raise ConfigError(f"data.source must be 'simulator', 'pythia' or 'events', got {source!r}")
+    section = dict(to_plain(section) or {})
+    target = section.pop("_target_", None)
+    name = section.pop("source", None)
+    if target is None:
+        if (name or "simulator") not in SOURCES:
+            raise ConfigError(f"data.source must be one of {sorted(SOURCES)}, got {name!r}")
+        target = SOURCES[name or "simulator"]
+    cls = import_class(target, "data._target_")
+    if not hasattr(cls, "config_class"):
+        raise ConfigError(f"data._target_ {target!r} is not an event source (no config_class)")
+    return cls(from_section(cls.config_class, section, "data"))

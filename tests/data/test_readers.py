@@ -213,5 +213,5 @@ def test_data_events_runs_the_cwola_study_on_user_files(tmp_path):
         cfg = compose(config_name="config", overrides=overrides)
     execute(cfg, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["data"]["source"] == "events"
+    assert saved["data"]["_target_"] == "jaxws.data.readers.EventsSource"
     assert (tmp_path / "run" / "study.csv").is_file()

@@ -28,7 +28,7 @@ class EventsConfig:
       normalize_images: divide each jet image by its pT sum (see README).
     """
 
-    source: str = "events"
+    source: str = dataclasses.field(default="events", init=False)
     background: str = ""
     signals: dict[str, str] = dataclasses.field(default_factory=dict)
     signal: str = ""
@@ -60,6 +60,8 @@ class EventsConfig:
 
 class EventsSource:
     """Background and signal events from the HDF5 files of an `EventsConfig` config."""
+
+    config_class = EventsConfig
 
     def __init__(self, config: EventsConfig):
         self.config = config

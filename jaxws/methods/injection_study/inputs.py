@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 class StudyTrainingConfig:
     """The `training` config group: engine settings plus per-member numbers.
 
+    Defaults: conf/training/cpu.yaml (pinned by tests/test_config_schemas.py); the paper's
+    numbers are conf/training/paper.yaml.
+
     Attributes:
       learning_rate: Adam learning rate (Table 2: 1e-4 for CWoLa and fine-tuning, 1e-3 for
         pretraining and base learning).
@@ -36,12 +39,12 @@ class StudyTrainingConfig:
       Others: `jaxws.train.TrainConfig`.
     """
 
-    batch_size: int = 500
-    max_epochs: int = 200
-    patience: int = 30
-    learning_rate: float = 1e-4
-    chunk_size: int = 8
-    eval_batch_size: int = 2048
+    batch_size: int = 128
+    max_epochs: int = 30
+    patience: int = 5
+    learning_rate: float = 2e-3
+    chunk_size: int = 32
+    eval_batch_size: int = 1024
     min_delta: float = 0.0
 
     def __post_init__(self):

@@ -51,6 +51,9 @@ OUTER_OPTIMIZERS = ("adam", "sgd")
 class MetaConfig:
     """Static settings of the inner and outer loops (`method.meta`).
 
+    Defaults: `method.meta` of conf/method/meta_base.yaml (CPU scale, pinned by
+    tests/test_config_schemas.py); the paper's numbers are conf/method/mtl_paper.yaml.
+
     Attributes:
       inner_epochs: epochs of base learning over the support set (paper: 3).
       inner_batch_size: minibatch size of base learning (paper: 500).
@@ -58,7 +61,8 @@ class MetaConfig:
       meta_batch_size: tasks per outer step; 0 means all tasks (one step per episode); 1 is
         the paper's sequential updates.
       max_episodes: hard cap on episodes.
-      patience: episodes without improvement of the task-averaged loss before stopping (20).
+      patience: episodes without improvement of the task-averaged loss before stopping
+        (paper: 20).
       min_delta: an improvement must exceed this.
       first_order: None keeps the learner's meta-gradient estimator; True makes a
         differentiating learner first-order (the paper's eq. 7), False second-order. Refused
@@ -72,16 +76,16 @@ class MetaConfig:
     """
 
     inner_epochs: int = 3
-    inner_batch_size: int = 500
+    inner_batch_size: int = 64
     support_fraction: float = 0.5
     meta_batch_size: int = 0
-    max_episodes: int = 200
-    patience: int = 20
+    max_episodes: int = 20
+    patience: int = 5
     min_delta: float = 0.0
     first_order: bool | None = None
     hard_tasks: int = 0
     outer_optimizer: str | None = None
-    early_stopping_on: str = "updated"
+    early_stopping_on: str = "adapted"
 
     def __post_init__(self):
         check(self.inner_epochs >= 1, f"meta.inner_epochs must be >= 1, got {self.inner_epochs}")

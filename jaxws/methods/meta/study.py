@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 class TaskConfig:
     """`method.tasks`: events per task (pure SR samples) and the validation share."""
 
-    n_signal: int = 2500
-    n_background: int = 2500
+    n_signal: int = 100
+    n_background: int = 100
     validation_fraction: float = 0.2
 
     def __post_init__(self):
@@ -99,13 +99,25 @@ def task_family(key: jax.Array, sample: SourceSample, tasks: TaskConfig) -> Memb
 
 def _sections(cfg: DictConfig) -> dict:
     """The method's sections as values; `learner` is the variant configured by `method.meta`."""
+    fine_tune = cfg.method.get("fine_tune") or {}
+    chosen = sorted({"freeze_features", "reinit_head"} & set(fine_tune))
+    if chosen:  # accepted and ignored otherwise
+        raise ConfigError(
+            f"method.fine_tune.{chosen[0]} does not apply to method={cfg.method.name}: the "
+            "meta-learner chooses the parameters fine-tuning trains and re-initialises"
+        )
     sections = transfer.method_sections(cfg.method, ("meta", "tasks", "inner_lr", "outer_lr"))
     sections["meta"] = from_section(MetaConfig, sections["meta"], "method.meta")
     sections["tasks"] = from_section(TaskConfig, sections["tasks"], "method.tasks")
     sections["learner"] = learners.configure(learners.get(str(cfg.method.name)), sections["meta"])
+    for name in ("inner_lr", "outer_lr"):  # no second default here: the YAML holds it
+        value = sections[name]
+        check(
+            isinstance(value, int | float) and not isinstance(value, bool),
+            f"method.{name} must be a number (conf/method/meta_base.yaml), got {value!r}",
+        )
     hparams = MetaHparams(
-        inner_lr=float(1e-3 if sections["inner_lr"] is None else sections["inner_lr"]),
-        outer_lr=float(1e-4 if sections["outer_lr"] is None else sections["outer_lr"]),
+        inner_lr=float(sections["inner_lr"]), outer_lr=float(sections["outer_lr"])
     )
     for name in ("inner_lr", "outer_lr"):
         value = getattr(hparams, name)

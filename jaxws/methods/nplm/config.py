@@ -127,7 +127,7 @@ class NPLMConfig:
     learning_rate: float = 0.001
     decay: str = "constant"
     epochs: int = 300_000
-    checkpoints: tuple[int, ...] = ()
+    checkpoints: tuple[int, ...] = (1000, 10000, 30000, 100000)
     standardise: bool = True
     n_toys: int = 200
     chunk_size: int = 16
