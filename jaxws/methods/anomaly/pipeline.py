@@ -58,10 +58,12 @@ def run(
     scored = score_samples(scorer, samples, score_key)
     benchmarks = benchmark_counts(samples, data, test)
     views = score_views(scorer, samples, scored, test)
-    curves = sensitivity_curves(key, scored, test, progress)
+    # Toys resume from finished chunks here after a kill (`jaxws.train.resume.map_chunks`).
+    checkpoints = tracker.path("checkpoints/anomaly_toys")
+    curves = sensitivity_curves(key, scored, test, progress, checkpoints)
     detected = [benchmarks[f"benchmark_detected_m{m:g}"] for m in test.wimp_masses]
-    scan = r_scan(key, scored, test, detected, progress)
-    calibration = check_null(key, score_key, scorer, scored, data, test, progress)
+    scan = r_scan(key, scored, test, detected, progress, checkpoints)
+    calibration = check_null(key, score_key, scorer, scored, data, test, progress, checkpoints)
 
     save_figures(tracker, views, curves, scan, calibration, test)
     metrics = collect_metrics(fit_metrics, scored, benchmarks, curves, scan, calibration, test)
