@@ -10,6 +10,8 @@ the KS p-value and the fractions below 0.05 and 0.01 with binomial errors
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +41,7 @@ def null_calibration(
     template: ScorePair,
     test: AnomalyTestConfig,
     progress: bool = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> dict[float, dict]:
     """p-values of fresh background-only data sets through the whole test, at each R.
 
@@ -55,6 +58,8 @@ def null_calibration(
       template: (-ELBO, logit) of the template's signal sample.
       test: settings (B, toys, tails, the R values in `null_check_r`).
       progress: show a progress bar over R.
+      checkpoint_dir: the null toys of R value i resume from `checkpoint_dir / "r_<i>"`
+        (`jaxws.stats.anomaly.sensitivity_toys`).
 
     Returns:
       {R: {"gof": uniformity_summary, "q0": uniformity_summary, "p_gof": p, "p_q0": p}}.
@@ -80,6 +85,7 @@ def null_calibration(
             [0.0],
             test.n_null_toys,
             test.n_signal_toys,
+            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"r_{i}",
         )
         stats = anomaly_stats.observed_statistics(
             jnp.asarray(score(observed)[index], jnp.float32),

@@ -31,6 +31,7 @@ from jaxws.plotting import anomaly as figures
 from jaxws.plotting import sample_label
 from jaxws.simulate import tpc
 from jaxws.stats.roc import auc_of_samples
+from jaxws.track.curves import log_learning_curves
 
 
 def run(
@@ -54,14 +55,19 @@ def run(
     scorer, fit_metrics = train_scorer(
         key, samples, vae_settings, classifier_settings, progress=progress
     )
+    # Per-epoch training and validation losses: metrics lines and learning_curves_*.csv.
+    log_learning_curves(tracker, "anomaly_vae", fit_metrics["_vae_fit"])
+    log_learning_curves(tracker, "anomaly_classifier", fit_metrics["_classifier_fit"])
     score_key = jax.random.fold_in(key, 3)
     scored = score_samples(scorer, samples, score_key)
     benchmarks = benchmark_counts(samples, data, test)
     views = score_views(scorer, samples, scored, test)
-    curves = sensitivity_curves(key, scored, test, progress)
+    # Toys resume from finished chunks here after a kill (`jaxws.train.resume.map_chunks`).
+    checkpoints = tracker.path("checkpoints/anomaly_toys")
+    curves = sensitivity_curves(key, scored, test, progress, checkpoints)
     detected = [benchmarks[f"benchmark_detected_m{m:g}"] for m in test.wimp_masses]
-    scan = r_scan(key, scored, test, detected, progress)
-    calibration = check_null(key, score_key, scorer, scored, data, test, progress)
+    scan = r_scan(key, scored, test, detected, progress, checkpoints)
+    calibration = check_null(key, score_key, scorer, scored, data, test, progress, checkpoints)
 
     save_figures(tracker, views, curves, scan, calibration, test)
     metrics = collect_metrics(fit_metrics, scored, benchmarks, curves, scan, calibration, test)

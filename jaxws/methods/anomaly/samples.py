@@ -22,11 +22,11 @@ from jaxws.simulate import tpc
 def _background_law(
     data: tpc.TPCConfig,
 ) -> tuple[tpc.TPCParams, np.ndarray, float, tpc.RecoilSpectrum]:
-    """(detector params, sensor grid, neutron fraction, neutron spectrum) of the background."""
+    """(detector params, sensor grid, NR fraction, NR spectrum) of the background."""
     params = data.params()
     sensors = tpc.sensor_grid_for(params, data.sensor_rings)
-    spectrum = tpc.exponential_spectrum(data.neutron_slope_kev, params)
-    return params, sensors, data.neutron_fraction, spectrum
+    nr_fraction, nr_spectrum = tpc.background_nr_law(data)
+    return params, sensors, nr_fraction, nr_spectrum
 
 
 def simulate_samples(key: jax.Array, data: tpc.TPCConfig, masses: tuple[float, ...]) -> dict:
@@ -44,14 +44,14 @@ def simulate_samples(key: jax.Array, data: tpc.TPCConfig, masses: tuple[float, .
       to the same length) and signal_efficiency (detected fraction per benchmark). Sizes are
       counts before the thresholds.
     """
-    params, sensors, neutron_fraction, neutron_spectrum = _background_law(data)
+    params, sensors, nr_fraction, nr_spectrum = _background_law(data)
 
     def sample(index: int, n: int, nr_fraction: float, spectrum: tpc.RecoilSpectrum) -> dict:
         return tpc.simulate_detected(
             jax.random.fold_in(key, index), n, params, sensors, nr_fraction, spectrum
         )
 
-    background = (neutron_fraction, neutron_spectrum)
+    background = (nr_fraction, nr_spectrum)
     samples = {
         "background_train": sample(0, data.n_background_train, *background),
         "background_null": sample(1, data.n_background_null, *background),
@@ -86,9 +86,9 @@ def fresh_background_sets(
     count_key, event_key = jax.random.split(key)
     rng = numpy_generator(count_key)
     counts = rng.poisson(expected_background, n_sets)
-    params, sensors, neutron_fraction, neutron_spectrum = _background_law(data)
+    params, sensors, nr_fraction, nr_spectrum = _background_law(data)
     events = tpc.simulate_detected_count(
-        event_key, int(counts.sum()), params, sensors, neutron_fraction, neutron_spectrum
+        event_key, int(counts.sum()), params, sensors, nr_fraction, nr_spectrum
     )
     return events, counts
 

@@ -223,7 +223,7 @@ def train_scorer(
     Returns:
       (scorer, metrics): training metrics (best validation losses, epochs, classifier
       validation accuracy and AUC) and, under keys starting with "_", the validation-loss
-      curves.
+      curves and the two `FitResult`s (per-epoch training and validation losses).
     """
     raw_train = features_of(samples["background_train"])
     standardise = Standardiser.fit(raw_train)
@@ -268,4 +268,6 @@ def train_scorer(
         **metrics,
         "_vae_val_loss": vae_fit.val_loss,
         "_classifier_val_loss": classifier_fit.val_loss,
+        "_vae_fit": vae_fit,
+        "_classifier_fit": classifier_fit,
     }

@@ -9,6 +9,7 @@ option; p from toys, one-sided, medians at the toy floor marked as bounds).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -186,18 +187,25 @@ def sensitivity_cases(test: AnomalyTestConfig) -> dict[str, tuple[float, float, 
 
 
 def sensitivity_curves(
-    key: jax.Array, scored: ScoredSamples, test: AnomalyTestConfig, progress: bool = False
+    key: jax.Array,
+    scored: ScoredSamples,
+    test: AnomalyTestConfig,
+    progress: bool = False,
+    checkpoints: Path | None = None,
 ) -> dict[str, dict]:
     """Median sensitivity versus expected signal count for every `sensitivity_cases` entry.
 
-    Case i uses the toy key `fold_in(key, 40 + i)`.
+    Case i uses the toy key `fold_in(key, 40 + i)`; with `checkpoints` its toys resume from
+    `checkpoints / "sensitivity_<case>"`.
 
     Returns:
       case -> `jaxws.stats.anomaly.median_sensitivity` result.
     """
     masses = tuple(test.wimp_masses)
 
-    def sensitivity(r: float, signal_mass: float, template_mass: float, stream: int) -> dict:
+    def sensitivity(
+        r: float, signal_mass: float, template_mass: float, stream: int, name: str
+    ) -> dict:
         null = anomaly_stats.score_density(
             _ts(scored.reference, r), "background (null) scores", test.f0_tail_fraction
         )
@@ -217,12 +225,13 @@ def sensitivity_curves(
             test.signal_rates,
             test.n_null_toys,
             test.n_signal_toys,
+            checkpoint_dir=_subdirectory(checkpoints, f"sensitivity_{name}"),
         )
         return anomaly_stats.median_sensitivity(toys)
 
     cases = sensitivity_cases(test)
     return {
-        name: sensitivity(*case, stream=40 + i)
+        name: sensitivity(*case, stream=40 + i, name=name)
         for i, (name, case) in enumerate(
             tqdm(cases.items(), desc="sensitivity toys", disable=not progress)
         )
@@ -235,11 +244,13 @@ def r_scan(
     test: AnomalyTestConfig,
     detected: list[float],
     progress: bool = False,
+    checkpoints: Path | None = None,
 ) -> dict:
     """Median p versus R for every benchmark (one compiled program per R, reused).
 
     The injected signal is `scan_signal_rate`, or each benchmark's detected count when that is
-    None. R value i uses the toy key `fold_in(key, 5 + 1000 i)`.
+    None. R value i uses the toy key `fold_in(key, 5 + 1000 i)`; with `checkpoints` its toys
+    resume from `checkpoints / "r_scan_<i>"`.
 
     Returns:
       `jaxws.stats.anomaly.scan_score_weight`'s result over all of `r_scan`.
@@ -257,6 +268,7 @@ def r_scan(
             rates,
             test.n_null_toys,
             test.n_signal_toys,
+            checkpoint_dir=_subdirectory(checkpoints, f"r_scan_{i}"),
         )
         for i, r in enumerate(tqdm(test.r_scan, desc="R scan", disable=not progress))
     ]
@@ -271,12 +283,13 @@ def check_null(
     data: tpc.TPCConfig,
     test: AnomalyTestConfig,
     progress: bool = False,
+    checkpoints: Path | None = None,
 ) -> dict[float, dict]:
     """Fresh background-only data sets through the whole test (`null_calibration`).
 
     Data sets from `fold_in(key, 6)`, scored with `fold_in(score_key, 2)`, tested with the
-    sensitivity benchmark's template and toys from `fold_in(key, 7)`; nothing when
-    `n_null_check_sets` is 0.
+    sensitivity benchmark's template and toys from `fold_in(key, 7)` (resumable from
+    `checkpoints / "null_check"`); nothing when `n_null_check_sets` is 0.
 
     Returns:
       `null_calibration`'s result ({} without a check).
@@ -296,4 +309,9 @@ def check_null(
         scored.template(tuple(test.wimp_masses).index(test.sensitivity_mass)),
         test,
         progress=progress,
+        checkpoint_dir=_subdirectory(checkpoints, "null_check"),
     )
+
+
+def _subdirectory(checkpoints: Path | None, name: str) -> Path | None:
+    return None if checkpoints is None else Path(checkpoints) / name

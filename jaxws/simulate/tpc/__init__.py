@@ -6,8 +6,10 @@ NEST (nestpy 2.1.3 / NEST 2.4, 200 V/cm, 2.9 g/cm3; experiments/tpc_nest_calibra
 
 * recoil energies: flat for electron recoils (ER, the background) over [E_min, E_max]; nuclear
   recoils (NR) from a tabulated spectrum (`RecoilSpectrum`): flat (classifier training),
-  exponential (neutron-like) or the spin-independent WIMP spectrum of the standard halo with a
-  Helm form factor (`jaxws.simulate.wimp`), sampled by inverse CDF;
+  exponential (neutron-like), solar 8B CEvNS (`jaxws.simulate.cevns`) or the spin-independent
+  WIMP spectrum of the standard halo with a Helm form factor (`jaxws.simulate.wimp`), sampled
+  by inverse CDF; the background's optional CEvNS and neutron NR share follows their rates per
+  tonne-year against the ER rate (`backgrounds`);
 * quanta: N_q ~ Poisson(Q(E) E) with NEST's mean quanta per keV Q(E) (ER: 1 / 13.4 eV; NR:
   NEST's Lindhard-like quenching), electrons N_e = Binomial(N_q, f_e(E)) + sigma_R(E) N_q
   N(0, 1) (recombination fluctuations; anti-correlated with the photons N_q - N_e), with f_e
@@ -30,6 +32,7 @@ friendly; events below threshold are kept and flagged in `detected` so shapes st
 
 from __future__ import annotations
 
+from jaxws.simulate.tpc.backgrounds import background_nr_law, background_recoils
 from jaxws.simulate.tpc.counts import (
     _inverse_cdf_count as _inverse_cdf_count,
 )
@@ -57,8 +60,10 @@ from jaxws.simulate.tpc.events import (
 )
 from jaxws.simulate.tpc.spectra import (
     RecoilSpectrum,
+    cevns_spectrum,
     exponential_spectrum,
     flat_spectrum,
+    mixture_spectrum,
     sample_recoil_energy,
     wimp_spectrum,
 )
@@ -103,7 +108,10 @@ __all__ = [
     "RecoilSpectrum",
     "TPCConfig",
     "TPCParams",
+    "background_nr_law",
+    "background_recoils",
     "binomial_counts",
+    "cevns_spectrum",
     "detect",
     "detector_response",
     "event_features",
@@ -111,6 +119,7 @@ __all__ = [
     "flat_spectrum",
     "hexagonal_sensor_grid",
     "light_response",
+    "mixture_spectrum",
     "nr_spectrum_slope",
     "poisson_counts",
     "quanta",

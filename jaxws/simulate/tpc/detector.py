@@ -11,6 +11,7 @@ import numpy as np
 from flax import struct
 
 from jaxws.config import check
+from jaxws.simulate import cevns
 
 
 @struct.dataclass
@@ -40,8 +41,9 @@ class TPCParams:
 class TPCConfig:
     """Config section `data` for the TPC toy (see docs/anomaly.md for every field).
 
-    Besides the detector numbers (copied into `TPCParams`), it fixes the static sensor layout and
-    the sample sizes the anomaly method draws.
+    Besides the detector numbers (copied into `TPCParams`), it fixes the static sensor layout,
+    the background's composition (ER rate per tonne, year and keV; optional 8B CEvNS and
+    neutron NR, `jaxws.simulate.tpc.backgrounds`) and the sample sizes the anomaly method draws.
     """
 
     source: str = "tpc"
@@ -53,7 +55,9 @@ class TPCConfig:
     g2: float = 20.0
     s1_threshold: float = 3.0
     s2_threshold: float = 100.0
-    neutron_fraction: float = 0.0
+    er_rate_per_tonne_year_kev: float = 12.3
+    cevns: bool = False
+    neutron_rate_per_tonne_year: float = 0.0
     neutron_slope_kev: float = 30.0
     n_background_train: int = 20000
     n_background_null: int = 50000
@@ -76,8 +80,19 @@ class TPCConfig:
         )
         check(self.g2 > 0, f"data.g2 must be > 0, got {self.g2}")
         check(
-            0.0 <= self.neutron_fraction < 1.0,
-            f"data.neutron_fraction must lie in [0, 1), got {self.neutron_fraction}",
+            self.er_rate_per_tonne_year_kev > 0,
+            f"data.er_rate_per_tonne_year_kev must be > 0, got {self.er_rate_per_tonne_year_kev}",
+        )
+        check(
+            self.neutron_rate_per_tonne_year >= 0,
+            f"data.neutron_rate_per_tonne_year must be >= 0, got "
+            f"{self.neutron_rate_per_tonne_year}",
+        )
+        endpoint = float(cevns.maximum_recoil_kev(cevns.B8_ENDPOINT_MEV))
+        check(
+            not self.cevns or self.energy_min < endpoint,
+            f"data.cevns needs energy_min below the 8B CEvNS endpoint ({endpoint:.2f} keV), got "
+            f"{self.energy_min}",
         )
         check(self.neutron_slope_kev > 0, "data.neutron_slope_kev must be > 0")
         for name in (

@@ -85,3 +85,34 @@ def wimp_spectrum(wimp_mass_gev: float, params: TPCParams) -> RecoilSpectrum:
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(fine))])
     cdf = np.interp(grid, fine, cdf / cdf[-1])
     return RecoilSpectrum(jnp.asarray(grid, jnp.float32), jnp.asarray(cdf, jnp.float32))
+
+
+def cevns_spectrum(params: TPCParams) -> RecoilSpectrum:
+    """Solar 8B CEvNS recoils (`jaxws.simulate.cevns`), zero above their kinematic endpoint.
+
+    Raises:
+      ValueError: the energy window lies entirely above the endpoint (no CEvNS recoil in it).
+    """
+    from jaxws.simulate import cevns
+
+    grid = _spectrum_grid(params)
+    endpoint = float(cevns.maximum_recoil_kev(cevns.B8_ENDPOINT_MEV))
+    fine = np.geomspace(grid[0], max(min(grid[-1], endpoint), grid[0] * 1.001), 4096)
+    rate = cevns.differential_rate(fine)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(fine))])
+    if cdf[-1] <= 0:
+        raise ValueError(
+            f"no 8B CEvNS recoil above energy_min = {float(params.energy_min):g} keV "
+            f"(endpoint {float(cevns.maximum_recoil_kev(cevns.B8_ENDPOINT_MEV)):.2f} keV)"
+        )
+    cdf = np.interp(grid, fine, cdf / cdf[-1])
+    return RecoilSpectrum(jnp.asarray(grid, jnp.float32), jnp.asarray(cdf, jnp.float32))
+
+
+def mixture_spectrum(spectra: list[RecoilSpectrum], weights: list[float]) -> RecoilSpectrum:
+    """The spectrum of a mixture: CDFs (on the same energy grid) averaged with `weights`."""
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {weights}")
+    cdf = sum(w / total * s.cdf for s, w in zip(spectra, weights, strict=True))
+    return RecoilSpectrum(spectra[0].energies, cdf)

@@ -120,13 +120,15 @@ def uniformity_summary(p_values: ArrayLike) -> dict[str, float]:
     """How uniform null p-values are: KS p-value, fractions below 0.05 and 0.01 with errors.
 
     The errors are binomial standard errors at the nominal rate, sqrt(a (1 - a) / n), so
-    `(fraction - a) / error` is the pull of each fraction.
+    `(fraction - a) / error` is the pull of each fraction; the binomial p-values are the exact
+    two-sided tests of the count below a against Binomial(n, a) (`scipy.stats.binomtest`).
 
     Args:
       p_values: (n,) p-values that should be uniform under H0.
 
     Returns:
-      dict with n, ks_pvalue, fraction_below_05, error_05, fraction_below_01, error_01.
+      dict with n, ks_pvalue and, for a = 0.05 and 0.01 (tags 05, 01), fraction_below_<tag>,
+      error_<tag> and binomial_pvalue_<tag>.
     """
     from scipy import stats
 
@@ -136,4 +138,6 @@ def uniformity_summary(p_values: ArrayLike) -> dict[str, float]:
     for alpha, tag in ((0.05, "05"), (0.01, "01")):
         summary[f"fraction_below_{tag}"] = float(np.mean(p < alpha))
         summary[f"error_{tag}"] = math.sqrt(alpha * (1.0 - alpha) / n)
+        below = int(np.sum(p < alpha))
+        summary[f"binomial_pvalue_{tag}"] = float(stats.binomtest(below, n, alpha).pvalue)
     return summary

@@ -10,16 +10,19 @@ median p.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from jaxws.hashing import tree_digest
 from jaxws.stats.anomaly.density import fit_score_density
 from jaxws.stats.anomaly.p_values import SUMMARY_KEYS, median_p_value
 from jaxws.stats.anomaly.score import anomaly_score
 from jaxws.stats.anomaly.toys import max_toy_events, null_and_signal_toys
+from jaxws.train.resume import map_chunks
 
 STATISTICS = ("gof", "q0")
 
@@ -35,6 +38,7 @@ def scan_score_weight(
     expected_signal: ArrayLike,
     n_null_toys: int,
     n_signal_toys: int,
+    checkpoint_dir: str | Path | None = None,
 ) -> dict:
     """Median p-value of rejecting H0 versus R for several signal benchmarks.
 
@@ -55,6 +59,9 @@ def scan_score_weight(
       expected_signal: s, a scalar or (M,).
       n_null_toys: null toys per R and benchmark.
       n_signal_toys: signal toys per R and benchmark.
+      checkpoint_dir: save each R value's toys there (`jaxws.train.resume.map_chunks`, one R
+        per chunk, tagged with a digest of every input) and resume from them; every R uses the
+        same toy keys, so chunking does not change the numbers.
 
     Returns:
       dict with r_values; signal_rates (M,); gof and q0, each the `median_p_value` summary of
@@ -71,20 +78,48 @@ def scan_score_weight(
     rates = np.broadcast_to(np.asarray(expected_signal, np.float64), (n_benchmarks,))
     max_events = max_toy_events(float(expected_background), float(np.max(rates)))
     as_float = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
-    toys = _scan_score_weight(
-        key,
-        jnp.asarray(r_values, jnp.float32),
+    inputs = (
         as_float(null_reference),
         as_float(background_bank),
         as_float(signal_templates),
         as_float(signal_pools),
         jnp.float32(expected_background),
         jnp.asarray(rates, jnp.float32),
-        n_null_toys,
-        n_signal_toys,
-        max_events,
     )
-    result = {"r_values": r_values, "signal_rates": rates, "overflow": bool(toys["overflow"])}
+    fingerprint = tree_digest(
+        "anomaly R scan v1", key, r_values, inputs, n_null_toys, n_signal_toys, max_events
+    )
+
+    def compute(index: np.ndarray) -> dict[str, np.ndarray]:
+        out = _scan_score_weight(
+            key,
+            jnp.asarray(r_values[index], jnp.float32),
+            *inputs,
+            n_null_toys,
+            n_signal_toys,
+            max_events,
+        )
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def template(index: np.ndarray) -> dict[str, jax.ShapeDtypeStruct]:
+        cells = (index.size, n_benchmarks)
+        return {
+            "null_gof": jax.ShapeDtypeStruct((*cells, n_null_toys), np.float32),
+            "null_q0": jax.ShapeDtypeStruct((*cells, n_null_toys), np.float32),
+            "signal_gof": jax.ShapeDtypeStruct((*cells, n_signal_toys), np.float32),
+            "signal_q0": jax.ShapeDtypeStruct((*cells, n_signal_toys), np.float32),
+            "overflow": jax.ShapeDtypeStruct(cells, np.bool_),
+        }
+
+    toys = map_chunks(
+        compute,
+        r_values.size,
+        1,
+        directory=checkpoint_dir,
+        fingerprint=fingerprint,
+        template=template,
+    )
+    result = {"r_values": r_values, "signal_rates": rates, "overflow": bool(toys["overflow"].any())}
     for name in STATISTICS:
         null, signal = np.asarray(toys[f"null_{name}"]), np.asarray(toys[f"signal_{name}"])
         per = [
@@ -185,6 +220,4 @@ def _scan_score_weight(
             benchmark, (*signal_templates, *signal_pools, expected_signal, benchmark_keys)
         )
 
-    out = jax.lax.map(at_weight, r_values)
-    out["overflow"] = jnp.any(out["overflow"])
-    return out
+    return jax.lax.map(at_weight, r_values)

@@ -10,16 +10,20 @@ as in `jaxws.stats.anomaly.p_values`. Everything here is pure JAX, vmapped over 
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from jaxws.hashing import tree_digest
 from jaxws.stats.anomaly.density import ScoreDensity
 from jaxws.stats.anomaly.likelihood import data_set_statistics
 from jaxws.stats.anomaly.p_values import median_p_value
+from jaxws.train.resume import map_chunks
 
 
 def max_toy_events(expected_background: float, largest_signal: float) -> int:
@@ -220,6 +224,8 @@ def sensitivity_toys(
     signal_rates: ArrayLike,
     n_null_toys: int,
     n_signal_toys: int,
+    checkpoint_dir: str | Path | None = None,
+    blocks_per_chunk: int = 4,
 ) -> dict[str, jax.Array]:
     """Null toys and signal toys at several expected signal counts (vmapped over toys).
 
@@ -229,6 +235,12 @@ def sensitivity_toys(
     p-values then come out too small; `null_calibration` measures this). Signal scores are
     drawn from `signal_pool`, held out from the template's sample.
 
+    The toys run in blocks of `n_signal_toys` as in `null_and_signal_toys` (the same block keys,
+    so the same toys), `blocks_per_chunk` blocks per compiled call, through
+    `jaxws.train.resume.map_chunks`: with `checkpoint_dir` every finished chunk is saved under
+    a digest of all the inputs, and a rerun after a kill loads them and ends with the same
+    numbers; changed inputs never reuse a chunk.
+
     Arguments as in `null_and_signal_toys`; the padded toy size comes from `max_toy_events`.
 
     Returns:
@@ -236,22 +248,101 @@ def sensitivity_toys(
     """
     signal_rates = jnp.asarray(signal_rates, jnp.float32)
     max_events = max_toy_events(float(expected_background), float(jnp.max(signal_rates)))
-    toys = _sensitivity_toys(
-        key,
-        jnp.asarray(background_bank, jnp.float32),
-        jnp.asarray(signal_pool, jnp.float32),
+    bank = jnp.asarray(background_bank, jnp.float32)
+    pool = jnp.asarray(signal_pool, jnp.float32)
+    null_blocks = -(-n_null_toys // n_signal_toys)
+    rates = np.concatenate([np.zeros(null_blocks, np.float32), np.asarray(signal_rates)])
+    block_keys = jax.random.split(key, rates.size)
+    background = jnp.float32(expected_background)
+    fingerprint = tree_digest(
+        "anomaly sensitivity toys v1",
+        block_keys,
+        bank,
+        pool,
         null,
         template,
-        jnp.float32(expected_background),
-        signal_rates,
-        n_null_toys,
+        background,
+        rates,
         n_signal_toys,
         max_events,
     )
-    return {"signal_rates": signal_rates, **toys}
+
+    def compute(index: np.ndarray) -> dict[str, np.ndarray]:
+        padded = np.concatenate([index, np.full(blocks_per_chunk - index.size, index[-1])])
+        out = _toy_blocks(
+            block_keys[padded],
+            jnp.asarray(rates[padded]),
+            bank,
+            pool,
+            null,
+            template,
+            background,
+            n_signal_toys,
+            max_events,
+        )
+        return {k: np.asarray(v)[: index.size] for k, v in out.items()}
+
+    def template_of(index: np.ndarray) -> dict[str, jax.ShapeDtypeStruct]:
+        shape = (index.size, n_signal_toys)
+        return {
+            "gof": jax.ShapeDtypeStruct(shape, np.float32),
+            "q0": jax.ShapeDtypeStruct(shape, np.float32),
+            "s_hat": jax.ShapeDtypeStruct(shape, np.float32),
+            "overflow": jax.ShapeDtypeStruct(shape, np.bool_),
+        }
+
+    blocks = map_chunks(
+        compute,
+        rates.size,
+        blocks_per_chunk,
+        directory=checkpoint_dir,
+        fingerprint=fingerprint,
+        template=template_of,
+    )
+    null_stats = {k: v[:null_blocks].reshape(-1)[:n_null_toys] for k, v in blocks.items()}
+    signal_stats = {k: v[null_blocks:] for k, v in blocks.items()}
+    return {
+        "signal_rates": signal_rates,
+        "null_gof": jnp.asarray(null_stats["gof"]),
+        "null_q0": jnp.asarray(null_stats["q0"]),
+        "signal_gof": jnp.asarray(signal_stats["gof"]),
+        "signal_q0": jnp.asarray(signal_stats["q0"]),
+        "signal_s_hat": jnp.asarray(signal_stats["s_hat"]),
+        "overflow": jnp.asarray(
+            bool(null_stats["overflow"].any() | signal_stats["overflow"].any())
+        ),
+    }
 
 
-_sensitivity_toys = jax.jit(null_and_signal_toys, static_argnums=(7, 8, 9))
+@functools.partial(jax.jit, static_argnums=(7, 8))
+def _toy_blocks(
+    block_keys: jax.Array,
+    rates: jax.Array,
+    background_bank: jax.Array,
+    signal_pool: jax.Array,
+    null: ScoreDensity,
+    template: ScoreDensity,
+    expected_background: jax.Array,
+    n_toys: int,
+    max_events: int,
+) -> dict[str, jax.Array]:
+    """Toy statistics of blocks of `n_toys` toys, block b at rate b with key b (lax.map)."""
+
+    def at_rate(args: tuple[jax.Array, jax.Array]) -> dict[str, jax.Array]:
+        rate, rate_key = args
+        stats = toy_statistics(
+            jax.random.split(rate_key, n_toys),
+            background_bank,
+            signal_pool,
+            null,
+            template,
+            expected_background,
+            rate,
+            max_events,
+        )
+        return {k: stats[k] for k in ("gof", "q0", "s_hat", "overflow")}
+
+    return jax.lax.map(at_rate, (rates, block_keys))
 
 
 def median_sensitivity(toys: dict) -> dict:
