@@ -12,7 +12,8 @@ the median significance of signal-injected toys against the empirical and the ch
 for the symmetrized test builds the permutation null of an observed pair. Modules: ``config``
 (sections ``data``, :class:`ExponentialToyConfig`, and ``method``, :class:`NPLMConfig`),
 ``observation`` (the user's file, checked before any toy), ``toy_statistics`` (NPLM toys),
-``symmetrized`` (flavour toys, permutations), ``calibration`` (clip scan), ``experiment``
+``symmetrized`` (flavour toys, permutations), ``calibration`` (clip scan), ``curves``
+(learning curves logged after the compiled loop), ``experiment``
 (``run``). See docs/nplm.md.
 """
 
