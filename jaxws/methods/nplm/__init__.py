@@ -17,7 +17,7 @@ for the symmetrized test builds the permutation null of an observed pair. Module
 (``run``). See docs/nplm.md.
 """
 
-from jaxws.methods.nplm.calibration import clip_calibration
+from jaxws.methods.nplm.calibration import clip_calibration, training_length_scan
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.experiment import null_statistics, run
 from jaxws.methods.nplm.observation import Observation, check_inputs, load_observation, validate
@@ -49,5 +49,6 @@ __all__ = [
     "standardise_by_reference",
     "symmetrized_statistic",
     "symmetrized_toy_statistics",
+    "training_length_scan",
     "validate",
 ]
