@@ -280,6 +280,7 @@ def _sensitivity(
             [row["z_empirical"] for row in sensitivity],
             [row["z_chi2"] for row in sensitivity],
             line,
+            [row["z_empirical_is_bound"] for row in sensitivity],
         ),
     )
     metrics: dict[str, float] = {}
