@@ -108,6 +108,7 @@ def sensitivity_figure(
     z_empirical: list[float],
     z_chi2: list[float],
     title: str | None = None,
+    z_empirical_is_bound: list[bool] | None = None,
 ) -> Figure:
     """Median one-sided Z of signal-injected toys against the signal fraction.
 
@@ -116,13 +117,27 @@ def sensitivity_figure(
         z_empirical: median Z against the toys' null, per fraction.
         z_chi2: median Z against chi2(dof), per fraction.
         title: optional neutral line naming the sample.
+        z_empirical_is_bound: per fraction, whether the empirical Z is only a lower bound (no
+            null toy reaches the median t: Z from n toys stops at ``Phi^-1(1 - 1/(n+1))``);
+            those points are drawn as upward triangles.
 
     Returns:
         The figure.
     """
     with style():
         figure, ax = _figure()
-        ax.plot(fractions, z_empirical, marker="o", label="empirical null")
+        line = ax.plot(fractions, z_empirical, marker="o", label="empirical null")[0]
+        bound = np.asarray(z_empirical_is_bound or [False] * len(fractions), bool)
+        if bound.any():
+            ax.plot(
+                np.asarray(fractions)[bound],
+                np.asarray(z_empirical)[bound],
+                linestyle="none",
+                marker="^",
+                markersize=12,
+                color=line.get_color(),
+                label="empirical null: lower bound\n(no null toy beyond)",
+            )
         ax.plot(fractions, z_chi2, marker="s", linestyle="--", label=r"$\chi^2$ null")
         ax.set_xlabel("signal fraction")
         ax.set_ylabel("median Z")

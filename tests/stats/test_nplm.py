@@ -449,3 +449,13 @@ def test_run_end_to_end(tmp_path, test):
     if test == "symmetrized":
         assert 0 < metrics["observed/p_permutation"] <= 1
     assert OmegaConf.select(cfg, "method.name") == "nplm"
+    # Learning curves logged from the host: t over toys and the observed fit per recorded epoch.
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    null_curve = [line for line in lines if f"{test}_null/epoch" in line]
+    assert [line[f"{test}_null/epoch"] for line in null_curve] == [4, 10]
+    np.testing.assert_allclose(null_curve[-1][f"{test}_null/t_median"], np.median(null["t"]))
+    assert any(f"{test}_signal_0.1/t_median" in line for line in lines)
+    observed = [line for line in lines if "observed_curve/t" in line]
+    assert [line["observed_curve/epoch"] for line in observed] == [4, 10]
+    np.testing.assert_allclose(observed[-1]["observed_curve/t"], metrics["observed/t"], rtol=1e-6)
+    assert (tmp_path / f"t_curves_{test}_null.csv").exists()

@@ -12,11 +12,12 @@ the median significance of signal-injected toys against the empirical and the ch
 for the symmetrized test builds the permutation null of an observed pair. Modules: ``config``
 (sections ``data``, :class:`ExponentialToyConfig`, and ``method``, :class:`NPLMConfig`),
 ``observation`` (the user's file, checked before any toy), ``toy_statistics`` (NPLM toys),
-``symmetrized`` (flavour toys, permutations), ``calibration`` (clip scan), ``experiment``
+``symmetrized`` (flavour toys, permutations), ``calibration`` (clip scan), ``curves``
+(learning curves logged after the compiled loop), ``experiment``
 (``run``). See docs/nplm.md.
 """
 
-from jaxws.methods.nplm.calibration import clip_calibration
+from jaxws.methods.nplm.calibration import clip_calibration, training_length_scan
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.experiment import null_statistics, run
 from jaxws.methods.nplm.observation import Observation, check_inputs, load_observation, validate
@@ -48,5 +49,6 @@ __all__ = [
     "standardise_by_reference",
     "symmetrized_statistic",
     "symmetrized_toy_statistics",
+    "training_length_scan",
     "validate",
 ]

@@ -10,6 +10,7 @@ Z from the toys, from chi2 and, for the symmetrized test, from permutations (its
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from jaxws.config import from_section
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
+from jaxws.methods.nplm.curves import log_toy_curves
 from jaxws.methods.nplm.observation import Observation, load_observation
 from jaxws.methods.nplm.observed import observed_significance
 from jaxws.methods.nplm.symmetrized import symmetrized_toy_statistics
@@ -57,8 +59,16 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
     observation = load_observation(data, settings)  # every input checked before any toy
     keys = RunKeys(*jax.random.split(key, 5))
     prepared, settings = _prepare_inputs(keys.reference, data, settings, observation)
+    start = time.perf_counter()
     t_null, t_history = null_statistics(
         keys, data, settings, prepared, checkpoint_dir=tracker.path("checkpoints/nplm_null")
+    )
+    log_toy_curves(
+        tracker,
+        f"{settings.test}_null",
+        settings.recorded_checkpoints(),
+        t_history,
+        time.perf_counter() - start,
     )
     dof, metrics = _compare_with_chi2(t_null, t_history, data, settings, observation, tracker)
     if observation is None:  # sensitivity needs a signal model: simulated data only
@@ -74,6 +84,7 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
             dof,
             prepared,
             observation,
+            tracker,
         )
     )
     tracker.log_metrics(metrics)
@@ -227,11 +238,11 @@ def _sensitivity(
     ):
         checkpoints = tracker.path(f"checkpoints/nplm_signal_{i}")
         if settings.test == "symmetrized":
-            t_signal, _ = symmetrized_toy_statistics(
+            t_signal, signal_history = symmetrized_toy_statistics(
                 signal_key, data, settings, settings.n_signal_toys, fraction, checkpoints
             )
         else:
-            t_signal, _ = nplm_toy_statistics(
+            t_signal, signal_history = nplm_toy_statistics(
                 signal_key,
                 data,
                 settings,
@@ -240,6 +251,12 @@ def _sensitivity(
                 keys.reference,
                 checkpoints,
             )
+        log_toy_curves(
+            tracker,
+            f"{settings.test}_signal_{fraction:g}",
+            settings.recorded_checkpoints(),
+            signal_history,
+        )
         result = nplm.significance(float(np.median(t_signal)), t_null, dof)
         sensitivity.append(
             {
@@ -263,6 +280,7 @@ def _sensitivity(
             [row["z_empirical"] for row in sensitivity],
             [row["z_chi2"] for row in sensitivity],
             line,
+            [row["z_empirical_is_bound"] for row in sensitivity],
         ),
     )
     metrics: dict[str, float] = {}

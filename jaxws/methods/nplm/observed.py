@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
+from jaxws.methods.nplm.curves import log_observed_curve
 from jaxws.methods.nplm.observation import Observation
 from jaxws.methods.nplm.symmetrized import permutation_null, symmetrized_statistic
 from jaxws.methods.nplm.toy_statistics import standardise_by_reference
@@ -33,6 +34,7 @@ def observed_significance(
     dof: float,
     prepared: dict | None,
     observation: Observation | None,
+    tracker: Any | None = None,
 ) -> dict[str, Any]:
     """The t of the observation (user arrays or one simulated toy) with labelled p-values and Z.
 
@@ -49,6 +51,8 @@ def observed_significance(
         dof: degrees of freedom of the asymptotic chi2.
         prepared: the user's standardised NPLM arrays, or None.
         observation: the user's arrays, or None for a simulated observation.
+        tracker: if given, the observed fit's t and training loss at the recorded epochs are
+            logged under ``observed_curve`` (:func:`log_observed_curve`).
 
     Returns:
         ``observed/t``, ``observed/p`` with its ``observed/p_source``, p and Z from toys and
@@ -60,15 +64,20 @@ def observed_significance(
         x, data_weight, reference_weight = _observed_nplm_inputs(
             k_toy, reference_key, data, settings, prepared
         )
-        t_observed = float(settings.fit(fit_key[None], x, data_weight, reference_weight).t[0])
+        fit = settings.fit(fit_key[None], x, data_weight, reference_weight)
+        t_observed, t_history = float(fit.t[0]), fit.t_history[0]
     else:
         events, in_a, valid = _observed_pair(k_toy, data, observation)
-        t, _ = symmetrized_statistic(fit_key[None], events, in_a, valid, settings)
-        t_observed = float(t[0])
+        t, history = symmetrized_statistic(fit_key[None], events, in_a, valid, settings)
+        t_observed, t_history = float(t[0]), history[0]
         result.update(
             _permutation_significance(
                 permutation_key, events, in_a, valid, settings, t_observed, dof
             )
+        )
+    if tracker is not None:
+        log_observed_curve(
+            tracker, "observed_curve", settings.recorded_checkpoints(), np.asarray(t_history)
         )
     toys_result = nplm.significance(t_observed, t_null, dof)
     result.update(
