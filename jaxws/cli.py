@@ -33,6 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from jaxws.config import ConfigError
+from jaxws.interrupt import interruptible
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -392,7 +393,8 @@ def _main(cfg: DictConfig) -> float | None:
     try:
         check_applicable(cfg, HydraConfig.get().overrides.task)
         enable_compilation_cache(paths.get("compilation_cache"))
-        metrics = execute(cfg, run_dir, _group_name(), hydra_record=record)
+        with interruptible():
+            metrics = execute(cfg, run_dir, _group_name(), hydra_record=record)
     except ConfigError as error:
         _remove_if_empty(run_dir)
         _exit(f"error: {error}", 2)
@@ -407,6 +409,7 @@ def _main(cfg: DictConfig) -> float | None:
             f"interrupted; {saved if n else 'no finished training chunk was saved'}; rerun the "
             f"same command with hydra.run.dir={run_dir} to resume",
             130,
+            hard=True,
         )
     if metrics.get("dry_run"):
         _remove_if_empty(run_dir)
@@ -437,8 +440,15 @@ def _remove_if_empty(run_dir: Path) -> None:
         run_dir.rmdir()
 
 
-def _exit(message: str, code: int) -> None:
+def _exit(message: str, code: int, hard: bool = False) -> None:
     print(f"jaxws: {message}", file=sys.stderr)
+    if hard:
+        # After an interrupt XLA's threads may still be running a computation, and tearing
+        # the interpreter down under them crashed (exit -11 instead of 130). Everything the run
+        # wrote is already complete (atomic writes; the tracker finished), so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

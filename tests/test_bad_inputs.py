@@ -207,6 +207,9 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     deadline = time.monotonic() + 180
     while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
+    # Into the training, when XLA's threads are busy: leaving the interpreter under them used
+    # to crash (exit -11), and an interrupt caught in a finalizer used to be lost.
+    time.sleep(2.0)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
