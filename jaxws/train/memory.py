@@ -213,12 +213,16 @@ def chunk_rows(trainer: Trainer, pool: Pool, member: MemberData, n_members: int)
         return 1
     budget_gb = trainer.config.memory_budget_gb
     budget = available_bytes() // 2 if budget_gb is None else int(budget_gb * 1e9)
-    pool_bytes = sum(_nbytes(a) for a in jax.tree.leaves(pool))
-    if pool_bytes + n_members * member_bytes_bound(trainer, pool, member) <= budget:
-        return n_members  # all fit even by the upper bound: no compilation needed
-    # Kept on the trainer per pool and member shapes: an estimate costs two compilations.
+    # Kept on the trainer per pool and member shapes: the bound traces the epoch, and the
+    # estimate costs two compilations.
     shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), (pool, member))
     key = repr(jax.tree.leaves(shapes)) + repr(jax.tree.structure(shapes))
+    if ("bound", key) not in trainer.memory_estimates:
+        bound = member_bytes_bound(trainer, pool, member)
+        trainer.memory_estimates["bound", key] = bound
+    pool_bytes = sum(_nbytes(a) for a in jax.tree.leaves(pool))
+    if pool_bytes + n_members * trainer.memory_estimates["bound", key] <= budget:
+        return n_members  # all fit even by the upper bound: no compilation needed
     if key not in trainer.memory_estimates:
         trainer.memory_estimates[key] = epoch_memory(trainer, pool, member)
     return choose_chunk_size(n_members, trainer.memory_estimates[key], budget)

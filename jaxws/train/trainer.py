@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from jaxws.data.members import MemberData
 from jaxws.models import partition
 from jaxws.train import learner
-from jaxws.train.chunks import compact_width, member_sharding, put_rows, take
+from jaxws.train.chunks import compact_width, member_sharding, take
 from jaxws.train.learner import Carry, Learner, keras_adam
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 from jaxws.train.state import FitState, Hparams, LossFn, Pool, TrainConfig
@@ -240,7 +240,7 @@ class Trainer:
         n_real = width  # rows past n_real are padding copies
         pending = list(range(width, n_members))  # members not started yet, in order
         finished = None  # every member's final state, once rows are reused or set aside
-        states, current = shard(states), shard(take(inputs, slots))
+        states, current = shard(states), shard(_take(inputs, slots))
         while True:
             keys_now, members_now, hparams_now = current
             states = self._block_members(
@@ -251,9 +251,9 @@ class Trainer:
             self.row_epochs += width * config.epochs_per_block
             if pending and done.any():
                 # Refill: each stopped row takes the next pending member from its first epoch.
-                rows = np.flatnonzero(done)[: len(pending)]
+                rows = np.flatnonzero(done)[: len(pending)].astype(np.int32)
                 finished = put_rows(
-                    _members_axis(finished, states, n_members), slots[rows], take(states, rows)
+                    _members_axis(finished, states, n_members), slots[rows], _take(states, rows)
                 )
                 new = np.array(pending[: len(rows)])
                 del pending[: len(rows)]
@@ -261,7 +261,7 @@ class Trainer:
                 slots = slots.copy()
                 slots[rows] = new
                 states = shard(_set_rows(states, rows, start_rows(new)))
-                current = shard(take(inputs, slots))
+                current = shard(_take(inputs, slots))
                 done[rows] = False
             active = int(np.sum(~done))
             bar.set_postfix(active=active, pending=len(pending))
@@ -276,8 +276,8 @@ class Trainer:
             running = slots[:n_real][~done]
             slots = np.concatenate([running, np.full(new_width - active, running[0])])
             n_real, width = active, new_width
-            states = shard(take(finished, slots))
-            current = shard(take(inputs, slots))
+            states = shard(_take(finished, slots))
+            current = shard(_take(inputs, slots))
         if finished is None:
             return states
         return put_rows(finished, slots[:n_real], states)
@@ -287,8 +287,20 @@ def _members_axis(finished: FitState | None, states: FitState, n_members: int) -
     """`finished`, or a first all-members state (rows copied from `states[0]`) to write into."""
     if finished is not None:
         return finished
-    return take(states, np.zeros(n_members, int))
+    return _take(states, np.zeros(n_members, np.int32))
 
 
-def _set_rows(states: FitState, rows: np.ndarray, new: FitState) -> FitState:
-    return jax.tree.map(lambda whole, part: whole.at[rows].set(part), states, new)
+# Rows moved between a chunk's states as one compiled program each (one per number of rows),
+# not one eager gather or scatter per leaf: for small networks those dominated compaction.
+_take = jax.jit(take)
+
+
+@jax.jit
+def _set_rows(states: FitState, rows: jax.Array, new: FitState) -> FitState:
+    """`states` with rows `rows` replaced by the first len(rows) rows of `new`."""
+    return jax.tree.map(lambda whole, part: whole.at[rows].set(part[: rows.shape[0]]), states, new)
+
+
+def put_rows(finished: FitState, slots: np.ndarray, states: FitState) -> FitState:
+    """Rows `slots` of `finished` set to the first len(slots) rows of `states`."""
+    return _set_rows(finished, np.asarray(slots, np.int32), states)
