@@ -11,8 +11,9 @@ with their spread and the load average before and after (bench/timing.py). Secti
   another with `lax.map`.
 - `compile`: seconds to build and compile the slim CNN's `fit_ensemble` programs in a fresh
   process, with an empty and with a warm persistent compilation cache (interleaved processes).
-- `stopping`: `fit_ensemble` with and without compaction of stopped members on an ensemble
-  whose members stop at a spread of epochs: member-epochs computed and wall-clock.
+- `stopping`: `fit_ensemble` without compaction, with compaction of stopped members, and with
+  a queue of members refilling stopped rows, on an ensemble whose members stop at a spread of
+  epochs: row-epochs computed (counted by the engine) and wall-clock.
 
   JAX_PLATFORMS=cpu python bench/compare.py step --model paper --forms im2col,shift,lax --torch
   JAX_PLATFORMS=cpu python bench/compare.py members --model slim --members 8
@@ -23,6 +24,7 @@ with their spread and the load average before and after (bench/timing.py). Secti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -199,11 +201,10 @@ keys = jax.random.split(jax.random.key(0), E)
 members = engine.MemberData.from_arrays(np.zeros((E, 800), np.int32), np.zeros((E, 800)),
     np.zeros((E, 400), np.int32), np.zeros((E, 400)))
 members = jax.tree.map(jnp.asarray, members)
-variables = trainer._init_vmapped.lower(keys, pool).compile()(keys, pool)
-states = trainer._state_vmapped.lower(variables).compile()(variables)
 hparams = engine.Hparams(jnp.full((E,), 1e-3))
-epoch = jax.jit(trainer._members_epoch(True), donate_argnums=0)
-epoch.lower(states, keys, pool, members, hparams).compile()
+states = trainer.start_members.lower(keys, pool, hparams, None).compile()(keys, pool, hparams, None)
+block = jax.jit(trainer.members_block(True), static_argnums=5, donate_argnums=0)
+block.lower(states, keys, pool, members, hparams, 1).compile()
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
@@ -242,13 +243,20 @@ def compile_section(args) -> None:
 
 
 def stopping_section(args) -> None:
+    """Member-epochs and time of an ensemble whose members stop at a spread of epochs.
+
+    Cases, all with `--rows` rows trained at once: no compaction (chunks of `--rows` members
+    run until their last member stops), compaction (a chunk shrinks to the next power of two
+    once at most half of its rows train), and queue + compaction (one chunk whose stopped rows
+    take the next queued member, then compaction). Row-epochs are counted by the engine
+    (`Trainer.row_epochs`); all cases must give the same stopping epochs.
+    """
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     import jaxws.train as engine
     from jaxws.models.mlp import MLP
-    from jaxws.train.chunks import compact_width
 
     rng = np.random.default_rng(0)
     n, e = 6000, args.members
@@ -267,50 +275,51 @@ def stopping_section(args) -> None:
     model = MLP(feature_widths=(64, 64), head_widths=(32,))
     keys = jax.random.split(jax.random.key(1), e)
     rates = engine.Hparams(jnp.asarray(rng.choice([1e-3, 3e-3, 1e-2], e), jnp.float32))
-    results = {}
+    base = engine.TrainConfig(
+        batch_size=64, max_epochs=args.max_epochs, patience=args.patience, member_map="vmap"
+    )
+    configs = {
+        "no compaction": dataclasses.replace(base, compact_members=False),
+        "compaction": base,
+        "queue + compaction": dataclasses.replace(base, queue_members=e - args.rows),
+    }
+    results, row_epochs = {}, {}
 
-    def case(compact: bool):
-        config = engine.TrainConfig(
-            batch_size=64,
-            max_epochs=args.max_epochs,
-            patience=args.patience,
-            compact_members=compact,
-        )
+    def case(name: str):
+        config = configs[name]
+        trainer = engine.trainer_for(model, config)
 
         def run():
-            results[compact] = engine.fit_ensemble(keys, model, x, members, rates, config)
-            jax.block_until_ready(results[compact].epochs)
+            before = trainer.row_epochs
+            results[name] = engine.fit_ensemble(
+                keys, model, x, members, rates, config, chunk_size=args.rows
+            )
+            jax.block_until_ready(results[name].epochs)
+            row_epochs[name] = trainer.row_epochs - before
 
         return run
 
-    times = timing.interleave({"no compaction": case(False), "compaction": case(True)}, args.rounds)
+    times = timing.interleave({name: case(name) for name in configs}, args.rounds)
     load = times.pop("_load")
-    epochs = np.asarray(results[True].epochs)
-    assert np.array_equal(epochs, np.asarray(results[False].epochs))
-    full = e * epochs.max()
-    width, computed = e, 0
-    for epoch in range(1, epochs.max() + 1):  # the policy of `Trainer.run`, replayed
-        computed += width
-        active = int(np.sum(epochs > epoch))
-        new = compact_width(active) if active else 0
-        if active and active <= width // 2 and new < width:
-            width = new
+    epochs = np.asarray(results["compaction"].epochs)
+    for name in configs:
+        assert np.array_equal(epochs, np.asarray(results[name].epochs)), name
     print(*timing.machine_lines(), sep="\n")
     print(f"- load average before {load['before']}, after {load['after']}")
     print(
-        f"- MLP 8-64-64-32-1, E = {e}, patience {args.patience}, max {args.max_epochs} epochs; "
-        f"stopping epochs: min {epochs.min()}, median {np.median(epochs):.0f}, "
-        f"max {epochs.max()}"
-    )
-    print(
-        f"- member-epochs computed: {full} without compaction, {computed} with "
-        f"({1 - computed / full:.0%} saved); needed {epochs.sum()}"
+        f"- MLP 8-64-64-32-1, E = {e} members, {args.rows} rows at once, patience "
+        f"{args.patience}, max {args.max_epochs} epochs; stopping epochs: min {epochs.min()}, "
+        f"median {np.median(epochs):.0f}, max {epochs.max()}; member-epochs needed "
+        f"{epochs.sum()}"
     )
     print()
-    print("| case | seconds, median [min-max] |")
-    print("|---|---|")
+    print("| case | row-epochs computed | vs needed | seconds, median [min-max] |")
+    print("|---|---|---|---|")
     for name, t in times.items():
-        print(f"| {name} | {timing.fmt_spread(t['wall'], 1, 2)} |")
+        print(
+            f"| {name} | {row_epochs[name]} | {row_epochs[name] / epochs.sum():.2f} | "
+            f"{timing.fmt_spread(t['wall'], 1, 2)} |"
+        )
 
 
 def main() -> None:
@@ -333,6 +342,7 @@ def main() -> None:
     compile_.add_argument("--rounds", type=int, default=2)
     stopping = sub.add_parser("stopping")
     stopping.add_argument("--members", type=int, default=16)
+    stopping.add_argument("--rows", type=int, default=4, help="members trained at once")
     stopping.add_argument("--patience", type=int, default=10)
     stopping.add_argument("--max-epochs", type=int, default=100)
     stopping.add_argument("--rounds", type=int, default=3)

@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         rates = Hparams(jnp.full(members, 1e-3, jnp.float32))
 
         def run() -> None:
-            init = trainer._init_vmapped(keys, pool_device)
-            states = trainer._state_vmapped(init)
+            states = trainer.start_members(keys, pool_device, rates, None)
             out = trainer.run(states, keys, pool_device, data, rates, vmapped=True)
             jax.block_until_ready(out)
 

@@ -193,7 +193,7 @@ def weak_supervision(
       learning_rate: Adam learning rate.
       config: `TrainConfig` (default: batch 256, up to 100 epochs, patience 10).
       validation_fraction: held out per member for early stopping.
-      chunk_size: members trained at once (None: all).
+      chunk_size: members trained at once (None: as many as fit the memory budget).
       min_events: refuse samples smaller than this.
       progress: show a progress bar per chunk of members (epochs, members still training).
       checkpoint_dir: save each finished chunk of members there and, called again with the

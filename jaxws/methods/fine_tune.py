@@ -49,7 +49,7 @@ class TransferConfig:
       freeze_features: keep Theta (and the input batch norm) fixed at its pretrained values.
       reinit_head: re-initialise theta from each member's key (the paper); False keeps the
         pretrained head.
-      chunk_size: members trained at once (memory); 0 trains all at once.
+      chunk_size: members trained at once (memory); 0: as many as fit the memory budget.
       cache_features: with Theta frozen, compute the feature extractor's output once and
         train the head on it (same numbers, one conv pass instead of one per epoch).
     """

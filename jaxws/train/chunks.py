@@ -1,4 +1,4 @@
-"""Chunks of ensemble members: compaction widths, row updates and the member-axis sharding."""
+"""Chunks of ensemble members: compaction widths, row selection and the member-axis sharding."""
 
 from __future__ import annotations
 
@@ -17,24 +17,6 @@ def compact_width(active: int, devices: int = 1) -> int:
     """
     width = 1 << max(0, active - 1).bit_length()
     return math.ceil(width / devices) * devices
-
-
-def put_rows(chunk_state: Any | None, slots: np.ndarray, states: Any) -> Any:
-    """Write the first len(slots) rows of `states` into rows `slots` of `chunk_state`.
-
-    Args:
-        chunk_state: pytree with a leading member axis, or None before the first write
-            (then `slots` must be 0, 1, ..., and the rows are returned as they are).
-        slots: member rows of `chunk_state` to overwrite, shape (R,).
-        states: pytree with a leading member axis of at least R rows.
-
-    Returns:
-        The updated pytree (new arrays; the inputs are not modified).
-    """
-    rows = take(states, np.arange(len(slots)))
-    if chunk_state is None and np.array_equal(slots, np.arange(len(slots))):
-        return rows
-    return jax.tree.map(lambda whole, part: whole.at[slots].set(part), chunk_state, rows)
 
 
 def member_sharding() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:

@@ -1,7 +1,15 @@
-"""`fit` and `fit_ensemble`: chunks of members on the `Trainer`, compacted, sharded, resumable."""
+"""`fit` and `fit_ensemble`: the jit and the chunked vmap (or `lax.map`) of `learner.train`.
+
+`fit` is `jax.jit(learner.train)` (in blocks of epochs on the host when a progress bar is
+shown); `fit_ensemble` trains chunks of members with `Trainer.run`, which runs the same
+`learner.start` and `learner.run_epochs` vmapped or mapped over members, compacting or
+refilling a chunk as members stop, sharded over local devices, each chunk saved and resumed
+through `resume.map_chunks`, the chunk's rows chosen from a memory budget unless given.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -13,10 +21,10 @@ import numpy as np
 from jaxws.data.members import MemberData
 from jaxws.hashing import tree_digest
 from jaxws.models import layers, partition
-from jaxws.train import resume
-from jaxws.train.chunks import take
+from jaxws.train import learner, memory, resume
+from jaxws.train.chunks import compact_width, take
 from jaxws.train.losses import sigmoid_binary_cross_entropy
-from jaxws.train.state import FitResult, Hparams, LossFn, Pool, TrainConfig
+from jaxws.train.state import FitResult, FitState, Hparams, LossFn, Pool, TrainConfig
 from jaxws.train.trainer import Trainer
 
 
@@ -27,9 +35,10 @@ def _cached_trainer(
     loss_fn: LossFn,
     trainable: partition.Predicate,
     conv_method: str | None,
+    optimizer: learner.Optimizer,
 ) -> Trainer:
     del conv_method  # part of the key only: the convolution form is chosen at trace time
-    return Trainer(model, config, loss_fn, trainable)
+    return Trainer(model, config, loss_fn, trainable, optimizer)
 
 
 def trainer_for(
@@ -37,12 +46,14 @@ def trainer_for(
     config: TrainConfig,
     loss_fn: LossFn = sigmoid_binary_cross_entropy,
     trainable: partition.Predicate = partition.everything,
+    optimizer: learner.Optimizer = learner.keras_adam,
 ) -> Trainer:
     """The `Trainer` kept for these arguments, so that repeated fits reuse its compiled programs.
 
     Flax modules and configs compare by value, functions by identity.
     """
-    return _cached_trainer(model, config, loss_fn, trainable, layers.conv_method_override())
+    override = layers.conv_method_override()
+    return _cached_trainer(model, config, loss_fn, trainable, override, optimizer)
 
 
 def _trainer(
@@ -114,7 +125,7 @@ def fit(
     trainer: Trainer | None = None,
     progress: bool | str = False,
 ) -> FitResult:
-    """Train one model.
+    """Train one model: `jax.jit(learner.train)` on checked inputs.
 
     Args:
       key: typed PRNG key; split into an initialisation key and a training key.
@@ -130,7 +141,8 @@ def fit(
       trainer: a `Trainer` to use; by default the one `trainer_for` keeps for these
         model, config, loss and predicate, so calls with the same ones reuse its compiled
         programs.
-      progress: show a progress bar (a string sets its label).
+      progress: show a progress bar (a string sets its label); the epochs then run in blocks
+        of `config.epochs_per_block` on the host, with the same results.
 
     Returns:
       `FitResult` with the best (lowest validation loss) variables.
@@ -139,13 +151,14 @@ def fit(
     pool, n_pool = _as_device_pool(pool)
     member = jax.tree.map(jnp.asarray, member)
     _check_members(member, n_pool, batched=False)
-    init_key, train_key = jax.random.split(key)
-    if init_variables is None:
-        init_variables = trainer._init_single(init_key, pool)
-    state = trainer._state_single(init_variables)
     hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), hparams)
+    if not progress:
+        state, _ = trainer.train_program(key, pool, member, hparams, init_variables)
+        return learner.result(state)
+    state = trainer.start_single(key, pool, hparams, init_variables)
+    train_key = learner.split_key(key)[1]
     state = trainer.run(state, train_key, pool, member, hparams, vmapped=False, progress=progress)
-    return trainer.result(state)
+    return learner.result(state)
 
 
 def fit_ensemble(
@@ -172,11 +185,12 @@ def fit_ensemble(
       pool: as in `fit` (shared by all members).
       members: `MemberData` with a leading member axis E on every leaf.
       hparams: `Hparams` whose leaves have a leading member axis E.
-      config: as in `fit`.
-      chunk_size: at most this many members are trained together (memory bound); None trains
-        all E at once. Chunks are balanced in size, and the last one is padded with copies
-        of its first member (discarded) so that every chunk has
-        the same shapes and compiles once.
+      config: as in `fit`; `config.queue_members` more members per chunk wait to take the
+        rows of stopped members.
+      chunk_size: at most this many members are trained together (the rows of a chunk);
+        None takes as many as fit `config.memory_budget_gb` (`memory.chunk_rows`). Chunks
+        are balanced in size, and a short one is padded with copies of its first member
+        (discarded) so that every chunk has the same shapes and compiles once.
       loss_fn: as in `fit`.
       trainable: as in `fit`.
       init_variables: variables with a leading member axis E, or None for fresh inits.
@@ -205,52 +219,62 @@ def fit_ensemble(
                     f"got shape {leaf.shape}"
                 )
     _check_members(members, n_pool, batched=True)
-    chunk = n_members if chunk_size is None else max(1, min(chunk_size, n_members))
+    if chunk_size is None:
+        chunk_size = memory.chunk_rows(trainer, pool, take(members, 0), n_members)
+    rows = max(1, min(chunk_size, n_members))
     # Balance the chunks (25 members at chunk_size 20 -> 2 chunks of 13, not 20 + 5 padded to 20).
-    chunk = math.ceil(n_members / math.ceil(n_members / chunk))
-    # With several devices the member axis is sharded: a chunk is a multiple of their number.
-    chunk = math.ceil(chunk / jax.local_device_count()) * jax.local_device_count()
-    split_keys = jax.vmap(jax.random.split)(keys)
-    init_keys, train_keys = split_keys[:, 0], split_keys[:, 1]
-    init_fn, state_fn = trainer._init_vmapped, trainer._state_vmapped
+    rows = math.ceil(n_members / math.ceil(n_members / rows))
+    # With several devices the member axis is sharded: the rows are a multiple of their number.
+    rows = math.ceil(rows / jax.local_device_count()) * jax.local_device_count()
+    # A chunk's members: its rows, then those queued to take the rows of stopped members.
+    chunk = min(rows + config.queue_members, n_members)
+    init_keys = jax.vmap(lambda k: learner.split_key(k)[0])(keys)
+    train_keys = jax.vmap(lambda k: learner.split_key(k)[1])(keys)
     n_chunks = math.ceil(n_members / chunk)
     label = progress if isinstance(progress, str) else "ensemble"
 
+    def start(index: np.ndarray) -> FitState:
+        """Fresh states of members `index`, compiled for a power-of-two number of them."""
+        padded = np.concatenate([index, np.full(compact_width(len(index)) - len(index), index[0])])
+        variables = None if init_variables is None else take(init_variables, padded)
+        states = trainer.start_members(keys[padded], pool, take(hparams, padded), variables)
+        return take(states, np.arange(len(index)))
+
     def train_chunk(index: np.ndarray) -> FitResult:
-        padded = np.concatenate([index, np.full(chunk - len(index), index[0])])
-        if init_variables is None:
-            variables = init_fn(init_keys[padded], pool)
-        else:
-            variables = take(init_variables, padded)
+        padded = np.concatenate([index, np.full(max(rows - len(index), 0), index[0])])
         states = trainer.run(
-            state_fn(variables),
+            start(padded[:rows]),
             train_keys[padded],
             pool,
             take(members, padded),
             take(hparams, padded),
             vmapped=True,
             progress=f"{label} chunk {index[0] // chunk + 1}/{n_chunks}" if progress else False,
+            start_rows=lambda new: start(padded[new]),
         )
-        return take(trainer.result(states), np.arange(len(index)))
+        return take(learner.result(states), np.arange(len(index)))
 
     def result_shape(index: np.ndarray) -> FitResult:
-        kept = np.arange(len(index))
-        return jax.eval_shape(
-            lambda k: take(trainer.result(state_fn(init_fn(k, pool))), kept),
-            init_keys[np.full(chunk, index[0])],
+        one = jax.eval_shape(
+            lambda k, h: learner.result(learner.start(trainer.spec, k, pool, h)),
+            init_keys[0],
+            take(hparams, 0),
         )
+        return jax.tree.map(lambda a: jax.ShapeDtypeStruct((len(index), *a.shape), a.dtype), one)
 
     fingerprint = None
     if checkpoint_dir is not None:
         # The trainable predicate enters as the set of parameters it selects (a lambda's name
-        # says nothing), the loss by its code; members' inputs per chunk, so that a change to
-        # one member's inputs retrains only its chunk.
-        shapes = jax.eval_shape(lambda k: init_fn(k, pool), init_keys[:1])
+        # says nothing), the loss and the optimizer by their code; settings that only steer
+        # the host loop do not enter; members' inputs per chunk, so that a change to one
+        # member's inputs retrains only its chunk.
+        shapes = jax.eval_shape(lambda k: learner.init_variables(trainer.spec, k, pool), keys[0])
         trainable_paths = sorted(partition.split(shapes["params"], trainer.trainable)[0])
         shared = tree_digest(
             repr(trainer.model),
-            repr(trainer.config),
+            repr(_numeric_settings(trainer.config)),
             resume.function_digest(trainer.loss_fn),
+            resume.function_digest(trainer.optimizer),
             repr(trainable_paths),
             pool,
         )
@@ -273,3 +297,13 @@ def fit_ensemble(
         template=result_shape,
     )
     return jax.tree.map(jnp.asarray, results)
+
+
+def _numeric_settings(config: TrainConfig) -> TrainConfig:
+    """`config` without the settings that steer only the host loop.
+
+    Results do not depend on them, so changing them reuses saved chunks.
+    """
+    return dataclasses.replace(
+        config, compact_members=True, epochs_per_block=1, queue_members=0, memory_budget_gb=None
+    )

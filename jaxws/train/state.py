@@ -42,6 +42,14 @@ class TrainConfig:
         cores, "vmap" elsewhere (bench/member_map.py, this 2-core CPU at load 1-1.6: slim CNN
         E = 8, map 1.50x vmap; 64-64 MLP E = 16, vmap 1.11x map). Results are the same either
         way.
+      epochs_per_block: epochs compiled into one call between host checks (progress, early
+        exit of the whole chunk, compaction, refill); results do not depend on it.
+      queue_members: in ensembles, members queued per chunk beyond its rows: a row whose
+        member stopped takes the next queued member between blocks (0: no queue, a chunk's
+        rows hold its own members only). Results are unchanged.
+      memory_budget_gb: when `fit_ensemble` is given no `chunk_size`, the rows of a chunk are
+        as many as fit this many GB by `jaxws.train.memory`'s estimate of the compiled
+        block; None budgets half of the memory available now (`memory.available_bytes`).
     """
 
     batch_size: int = 500
@@ -51,14 +59,21 @@ class TrainConfig:
     min_delta: float = 0.0
     compact_members: bool = True
     member_map: str = "auto"
+    epochs_per_block: int = 1
+    queue_members: int = 0
+    memory_budget_gb: float | None = None
 
     def __post_init__(self):
         """Raise ValueError naming the field (no config path: callers add their section's)."""
-        for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
+        for name in ("batch_size", "max_epochs", "patience", "eval_batch_size", "epochs_per_block"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_delta < 0:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+        if self.queue_members < 0:
+            raise ValueError(f"queue_members must be >= 0, got {self.queue_members}")
+        if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
+            raise ValueError(f"memory_budget_gb must be > 0, got {self.memory_budget_gb}")
         if self.member_map not in ("auto", "vmap", "map"):
             raise ValueError(f"member_map must be auto, vmap or map, got {self.member_map!r}")
 
@@ -77,7 +92,7 @@ class FitState:
     Attributes:
       params: current model parameters.
       model_state: the other model variables (e.g. batch statistics).
-      opt_state: Adam state of the trainable parameters.
+      opt_state: optimizer state of the trainable parameters.
       best_params, best_model_state: the variables of the best epoch so far.
       best_val_loss: lowest validation loss so far (+inf before the first epoch).
       best_epoch: 0-based epoch of best_val_loss (-1 before the first epoch).

@@ -156,7 +156,7 @@ def test_epoch_compiles_once():
         fit_ensemble(
             keys, model, x, members, Hparams(jnp.array(rates)), trainer.config, trainer=trainer
         )
-    assert trainer._epoch_vmapped_program._cache_size() == 1
+    assert trainer._block_members_program._cache_size() == 1
 
 
 def test_bad_input_is_refused_with_a_clear_message():
@@ -312,7 +312,7 @@ def test_compacted_ensemble_with_a_spread_of_stopping_epochs_equals_solo_fits():
     ensemble = fit_ensemble(keys, model, x, members, Hparams(rates), config, trainer=trainer)
     epochs = np.asarray(ensemble.epochs)
     assert len(set(epochs.tolist())) >= 3, f"stopping epochs not spread: {epochs}"
-    assert trainer._epoch_vmapped_program._cache_size() >= 2, "the chunk was never compacted"
+    assert trainer._block_members_program._cache_size() >= 2, "the chunk was never compacted"
     for i in range(len(sizes)):
         solo = fit(keys[i], model, x, take(members, i), Hparams(rates[i]), config, trainer=trainer)
         assert int(solo.epochs) == int(epochs[i])

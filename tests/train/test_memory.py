@@ -1,4 +1,5 @@
-"""Ensemble memory estimate: linear in the members, and the chunk size that fits a budget."""
+"""Ensemble memory estimate: linear in the members, bounded from the jaxpr, and the chunk size
+that fits a budget."""
 
 import jax
 import numpy as np
@@ -12,6 +13,7 @@ from jaxws.train.memory import (
     choose_chunk_size,
     epoch_memory,
     epoch_program,
+    member_bytes_bound,
 )
 
 
@@ -40,6 +42,8 @@ def test_epoch_memory_predicts_a_larger_ensemble():
         .compile()
     )
     assert _program_bytes(compiled) == pytest.approx(memory.total(4), rel=0.1)
+    # The uncompiled bound (every value of the epoch's jaxpr kept) is above XLA's report.
+    assert member_bytes_bound(trainer, pool, member) >= memory.per_member
 
 
 def test_choose_chunk_size():
