@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv demo test lint bench clean-venv
+.PHONY: venv demo test lint bench notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check jaxws tests bench experiments
 	$(PY) -m ruff format --check jaxws tests bench experiments
+
+# Re-execute the tutorials and store their outputs and figures (the tests execute them too).
+notebooks: $(STAMP)
+	$(PY) -m jupyter execute --inplace notebooks/*.ipynb
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
