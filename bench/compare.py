@@ -55,11 +55,15 @@ def _flops_per_step(model: str) -> float:
     return BATCH_SIZE * train_throughput.training_flops_per_event(_spec(model), IMAGE_SIZE)
 
 
-def _train_steps_program(model: str, members: int, steps: int, mode: str, form: str):
+def _train_steps_program(
+    model: str, members: int, steps: int, mode: str, form: str, precision: str | None = None
+):
     """A compiled program of `steps` engine train steps for `members` members, and its args.
 
     mode: "single" (E = 1, the `fit` path), "vmap" or "map" (`lax.map` over members).
     form: convolution form ("auto" or one of `layers.CONV_METHODS`), fixed at trace time.
+    precision: float32 matmul precision traced into the program (None: the one in force,
+        "highest" once jaxws is imported; "tensorfloat32" is TF32 on NVIDIA GPUs).
     """
     import jax
     import train_throughput
@@ -83,7 +87,8 @@ def _train_steps_program(model: str, members: int, steps: int, mode: str, form: 
     os.environ[layers.CONV_ENV] = form
     try:
         start = time.perf_counter()
-        compiled = jax.jit(fn).lower(per_member, pool).compile()
+        with jax.default_matmul_precision(precision or jax.config.jax_default_matmul_precision):
+            compiled = jax.jit(fn).lower(per_member, pool).compile()
         compile_s = time.perf_counter() - start
     finally:
         if previous is None:
@@ -103,26 +108,30 @@ def _train_steps_program(model: str, members: int, steps: int, mode: str, form: 
 
 def step_section(args) -> None:
     forms = args.forms.split(",")
+    torch_name = "torch 2 threads" if args.torch_device == "cpu" else f"torch {args.torch_device}"
     cases, compile_s, program = {}, {}, {}
     for form in forms:
-        name = f"jax {form}"
-        cases[name], compile_s[name], program[name] = _train_steps_program(
-            args.model, 1, args.steps, "single", form
-        )
+        for precision in args.precisions.split(","):
+            name = f"jax {form}" + (f" {precision}" if precision else "")
+            cases[name], compile_s[name], program[name] = _train_steps_program(
+                args.model, 1, args.steps, "single", form, precision or None
+            )
     if args.torch:
         import torch_peer
 
-        step = torch_peer.make_step(_spec(args.model), IMAGE_SIZE, BATCH_SIZE, threads=2)
+        step = torch_peer.make_step(
+            _spec(args.model), IMAGE_SIZE, BATCH_SIZE, threads=2, device=args.torch_device
+        )
 
         def torch_steps():
             for _ in range(args.steps):
                 step()
 
-        cases["torch 2 threads"] = torch_steps
+        cases[torch_name] = torch_steps
     times = timing.interleave(cases, args.rounds)
     load = times.pop("_load")
     flops = _flops_per_step(args.model)
-    reference = "torch 2 threads" if args.torch else f"jax {forms[0]}"
+    reference = torch_name if args.torch else next(iter(cases))
     ref_wall = timing.summary(times[reference]["wall"])[0]
     ref_cpu = timing.summary(times[reference]["cpu"])[0]
     print(*timing.machine_lines(), sep="\n")
@@ -133,17 +142,18 @@ def step_section(args) -> None:
     print()
     print(
         "| case | s/step wall, median [min-max] | CPU s/step, median | events/s (wall) "
-        "| GFLOP per CPU-second | vs reference (wall) | vs reference (per CPU-s) "
+        "| GFLOP per CPU-second | GFLOP/s (wall) | vs reference (wall) | vs reference (per CPU-s) "
         "| compile s | XLA program MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, t in times.items():
         wall = [w / args.steps for w in t["wall"]]
         cpu = timing.summary([c / args.steps for c in t["cpu"]])[0]
         med = timing.summary(wall)[0]
         print(
             f"| {name} | {timing.fmt_spread(wall, 1, 2)} | {cpu:.2f} | {BATCH_SIZE / med:,.0f} | "
-            f"{flops / 1e9 / cpu:.1f} | {ref_wall / args.steps / med:.2f} | "
+            f"{flops / 1e9 / cpu:.1f} | {flops / 1e9 / med:,.0f} | "
+            f"{ref_wall / args.steps / med:.2f} | "
             f"{ref_cpu / args.steps / cpu:.2f} | "
             f"{compile_s.get(name, 0):.1f} | "
             f"{program.get(name, 0) / 1e6:,.0f} |"
@@ -203,7 +213,8 @@ members = engine.MemberData.from_arrays(np.zeros((E, 800), np.int32), np.zeros((
 members = jax.tree.map(jnp.asarray, members)
 hparams = engine.Hparams(jnp.full((E,), 1e-3))
 states = trainer.start_members.lower(keys, pool, hparams, None).compile()(keys, pool, hparams, None)
-block = jax.jit(trainer.members_block(True), static_argnums=5, donate_argnums=0)
+block = jax.jit(trainer.members_block(config.resolved_member_map(True)), static_argnums=5,
+    donate_argnums=0)
 block.lower(states, keys, pool, members, hparams, 1).compile()
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
@@ -329,6 +340,14 @@ def main() -> None:
     step.add_argument("--model", default="paper")
     step.add_argument("--forms", default="im2col,shift,lax")
     step.add_argument("--torch", action="store_true")
+    step.add_argument("--torch-device", default="cpu", help="cpu, or cuda for the GPU peer")
+    step.add_argument(
+        "--precisions",
+        default="",
+        help="comma list of float32 matmul precisions, e.g. "
+        "highest,tensorfloat32 (empty: the one in force)",
+    )
+    step.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     step.add_argument("--steps", type=int, default=1)
     step.add_argument("--rounds", type=int, default=3)
     members = sub.add_parser("members")
@@ -338,6 +357,7 @@ def main() -> None:
     members.add_argument("--forms", default="auto")
     members.add_argument("--steps", type=int, default=2)
     members.add_argument("--rounds", type=int, default=3)
+    members.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     compile_ = sub.add_parser("compile")
     compile_.add_argument("--rounds", type=int, default=2)
     stopping = sub.add_parser("stopping")
@@ -347,6 +367,7 @@ def main() -> None:
     stopping.add_argument("--max-epochs", type=int, default=100)
     stopping.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    globals()["BATCH_SIZE"] = getattr(args, "batch_size", BATCH_SIZE)
     {
         "step": step_section,
         "members": members_section,

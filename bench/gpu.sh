@@ -1,35 +1,54 @@
 #!/usr/bin/env bash
-# GPU benchmark of issue 10, sized to finish within 8 minutes on one GPU (an H100/H200 class
-# device): paper CNN events/s per member at E = 1, 8, 32 (vmapped members; `lax` = cuDNN
-# convolutions, the library's choice off CPU, against `im2col`), XLA memory per member, and
-# NPLM toys per hour (/ 3600 = toys/s) at N_R = 200k. Prints markdown tables for bench/README.md.
+# GPU benchmark and checks of issues 10 and 12, sized to finish within 8 minutes on one GPU
+# (an H100/H200 class device). Prints markdown tables for bench/README.md:
 #
-#   bash bench/gpu.sh > gpu-table.md
+# 1. float32 numerics on the GPU (TF32 or not): a matrix product and NPLM's t against the CPU
+#    (bench/gpu_checks.py);
+# 2. one paper-CNN training step, E = 1: `lax` (cuDNN convolutions, the library's choice off
+#    CPU) against `im2col`, and PyTorch with cuDNN on the same GPU;
+# 3. paper CNN events/s per member at E = 1, 8, 32, vmapped and `lax.map`ped, with XLA memory
+#    per member;
+# 4. NPLM toys at N_R = 200k: 1 toy, vmapped and sequential chunks, the minimal-loop floor,
+#    kernel NPLM;
+# 5. the engine's equality tests (ensemble member == solo fit, conv forms == lax) on the GPU.
 #
-# Needs jax with CUDA (`pip install -U "jax[cuda12]"`); each step has its own time limit so
-# that one slow case cannot use up the budget.
+#   bash bench/gpu.sh 2>&1 | tee gpu-log.md
+#
+# Needs jax with CUDA. Python packages the tests need but the GPU image may lack (hydra-core,
+# omegaconf, antlr4) are put on PYTHONPATH from $JAXWS_EXTRA_SITE when it is set. Each step
+# has its own time limit so that one slow case cannot use up the budget.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${JAXWS_EXTRA_SITE:+:$JAXWS_EXTRA_SITE}${PYTHONPATH:+:$PYTHONPATH}"
 export JAXWS_CACHE_DIR="${JAXWS_CACHE_DIR:-/tmp/jaxws-xla-gpu}"
-export XLA_PYTHON_CLIENT_PREALLOCATE=false
-PY="${PYTHON:-python}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
 
 echo "## GPU benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-"$PY" -c "import jax; print('jax', jax.__version__, jax.default_backend(), jax.devices())"
-if [ "$("$PY" -c 'import jax; print(jax.default_backend())')" != "gpu" ]; then
-  echo "no GPU backend: not run"; exit 1
-fi
+JAX_PLATFORMS=cuda "$PY" -c "import jax, flax, optax; print('jax', jax.__version__, \
+'flax', flax.__version__, 'optax', optax.__version__, jax.default_backend(), jax.devices())" \
+  || { echo "no GPU backend: not run"; exit 1; }
 
-echo; echo "### Paper CNN, E = 1, 8, 32 (batch 500, 5 steps per call)"
-timeout 270 "$PY" bench/compare.py members --model paper --members 1,8,32 --modes vmap \
-  --forms lax,im2col --steps 5 --rounds 3 || echo "(paper CNN members: stopped at 270 s)"
+echo; echo "### 1. float32 numerics on the GPU"
+JAX_PLATFORMS=cuda,cpu timeout 60 "$PY" bench/gpu_checks.py --toys 8 --epochs 2000 \
+  || echo "(numerics: failed or stopped at 60 s)"
 
-echo; echo "### Paper CNN step against the other forms, E = 1"
-timeout 60 "$PY" bench/compare.py step --model paper --forms lax,im2col,shift --steps 5 \
-  --rounds 3 || echo "(paper CNN step: stopped at 60 s)"
+export JAX_PLATFORMS=cuda
+echo; echo "### 2. Paper CNN step, E = 1, against PyTorch (cuDNN) on the same GPU"
+timeout 70 "$PY" bench/compare.py step --model paper --forms lax,im2col --torch \
+  --torch-device cuda --steps 10 --rounds 3 || echo "(paper CNN step: stopped at 70 s)"
 
-echo; echo "### NPLM toys at N_R = 200k"
-timeout 120 "$PY" bench/nplm_toys.py --n-reference 200000 --epochs 200 --chunks 1 32 128 \
-  --newton-iterations 20 || echo "(NPLM: stopped at 120 s)"
+echo; echo "### 3. Paper CNN, E = 1, 8, 32 (batch 500, 5 steps per member per call)"
+timeout 130 "$PY" bench/compare.py members --model paper --members 1,8,32 --modes vmap,map \
+  --forms lax --steps 5 --rounds 3 || echo "(paper CNN members: stopped at 130 s)"
+
+echo; echo "### 4. NPLM toys at N_R = 200k"
+timeout 70 "$PY" bench/nplm_toys.py --n-reference 200000 --epochs 200 --chunks 32 256 \
+  --repetitions 3 || echo "(NPLM: stopped at 70 s)"
+
+echo; echo "### 5. Engine equality tests on the GPU"
+timeout 100 "$PY" -m pytest -q -p no:cacheprovider tests/models/test_layers.py \
+  tests/train/test_engine.py tests/train/test_learner.py tests/stats/test_nplm.py \
+  -k "conv or pool or equals_solo or ensemble_of_cnns or frozen_feature or queued_ensemble \
+or ensemble_member_equals_single_fit or closed_form_hessian" || echo "(tests: rc $?)"

@@ -185,6 +185,13 @@ def main() -> None:
             f"| {name} | {statistics.median(values):.2f} | {rounds} | {vs_floor:.2f}x | "
             f"{vs_package:.1f}x |"
         )
+    jaxws_cases = {n: statistics.median(v) for n, v in times.items() if n.startswith("jaxws")}
+    best = min(jaxws_cases, key=jaxws_cases.get)
+    print(
+        f"\nFastest jaxws schedule: {best}, {jaxws_cases[best]:.4f} ms per toy-epoch: "
+        f"{3.6e6 / (jaxws_cases[best] * PAPER_EPOCHS):,.0f} toys per hour at the papers' "
+        f"{PAPER_EPOCHS} epochs per toy."
+    )
     neural = statistics.median(times["jaxws, 1 toy"]) * PAPER_EPOCHS / 1e3
     kernel = statistics.median(kernel_seconds)
     print(

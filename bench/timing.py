@@ -39,10 +39,15 @@ def machine_lines() -> list[str]:
             return "not installed"
 
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    import jax
+
+    devices = jax.devices()
+    backend = f"- jax backend: {jax.default_backend()}, {len(devices)} x {devices[0].device_kind}"
     return [
         f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"- jax {version('jax')}, jaxlib {version('jaxlib')}, flax {version('flax')}, "
         f"torch {version('torch')}, python {platform.python_version()}",
+        backend,
         f"- date: {now}",
     ]
 

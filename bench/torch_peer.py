@@ -65,7 +65,14 @@ class TorchJetCNN(nn.Module):
         return log_p - log_1mp
 
 
-def make_step(model_spec: dict, image_size: int, batch_size: int, threads: int = 2, seed: int = 0):
+def make_step(
+    model_spec: dict,
+    image_size: int,
+    batch_size: int,
+    threads: int = 2,
+    seed: int = 0,
+    device: str = "cpu",
+):
     """A function that runs one PyTorch training step on random jet images.
 
     Args:
@@ -75,6 +82,7 @@ def make_step(model_spec: dict, image_size: int, batch_size: int, threads: int =
       batch_size: events per step.
       threads: `torch.set_num_threads`.
       seed: seed of the weights and the random data.
+      device: "cpu", or "cuda" (cuDNN convolutions; `step` then waits for the GPU).
 
     Returns:
       `step()`, which trains on one minibatch and returns when it is done.
@@ -82,21 +90,23 @@ def make_step(model_spec: dict, image_size: int, batch_size: int, threads: int =
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = TorchJetCNN(image_size, **model_spec)
+    model = TorchJetCNN(image_size, **model_spec).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.BCEWithLogitsLoss()
     pool = torch.from_numpy(
         rng.exponential(size=(4 * batch_size, 2, image_size, image_size)).astype(np.float32)
-    )
-    labels = torch.from_numpy(rng.integers(0, 2, 4 * batch_size).astype(np.float32))
+    ).to(device)
+    labels = torch.from_numpy(rng.integers(0, 2, 4 * batch_size).astype(np.float32)).to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     model.train()
 
     def step() -> None:
-        index = torch.from_numpy(rng.integers(0, pool.shape[0], batch_size))
+        index = torch.from_numpy(rng.integers(0, pool.shape[0], batch_size)).to(device)
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(model(pool[index]), labels[index])
         loss.backward()
         optimiser.step()
+        sync()
 
     return step
 

@@ -34,7 +34,7 @@ import optax
 
 from jaxws.data.members import MemberData
 from jaxws.models import partition
-from jaxws.train import early_stopping
+from jaxws.train import early_stopping, flops
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 from jaxws.train.state import FitResult, FitState, Hparams, LossFn, Pool, TrainConfig
 
@@ -169,6 +169,31 @@ def train_step(
     new = (partition.merge(new_trainable, frozen), new_state, new_opt_state)
     has_events = jnp.sum(weights) > 0
     return _select(has_events, new, carry), (loss, jnp.sum(weights))
+
+
+def step_flops(spec: Learner, state: FitState, pool: Pool, hparams: Hparams) -> float:
+    """FLOPs of one member's training step: its matrix products and convolutions.
+
+    Counted from the step's jaxpr (`jaxws.train.flops`), the same on every backend; nothing
+    is compiled or run.
+
+    Args:
+      spec: the `Learner` (its `config.batch_size` sets the minibatch).
+      state: one member's state, or its shapes (`jax.ShapeDtypeStruct` leaves).
+      pool: the data pool, or its shapes; only the per-event shapes are used.
+      hparams: one member's hyperparameters, or their shapes.
+
+    Returns:
+      FLOPs of the step (a multiply-add counts 2).
+    """
+    batch = spec.config.batch_size
+    shape = lambda a: jax.ShapeDtypeStruct(jnp.shape(a), a.dtype)
+    x = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, *a.shape[1:]), a.dtype), pool)
+    vector = jax.ShapeDtypeStruct((batch,), jnp.float32)
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    carry = jax.tree.map(shape, (state.params, state.model_state, state.opt_state))
+    step = lambda c, b, h: train_step(spec, c, b, h)
+    return flops.flops(step, carry, (x, vector, vector, key), jax.tree.map(shape, hparams))
 
 
 def evaluate_loss(

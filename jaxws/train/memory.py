@@ -49,7 +49,7 @@ def _program_bytes(compiled: jax.stages.Compiled) -> int:
     )
 
 
-def epoch_program(trainer: Trainer, convolutional: bool = False) -> jax.stages.Wrapped:
+def epoch_program(trainer: Trainer, member_map: str = "vmap") -> jax.stages.Wrapped:
     """One epoch of a chunk (vmapped or `lax.map`ped as `trainer` would), jitted without donation.
 
     `Trainer` runs blocks of epochs in a `lax.while_loop` and donates their state, which lets
@@ -58,12 +58,12 @@ def epoch_program(trainer: Trainer, convolutional: bool = False) -> jax.stages.W
 
     Args:
       trainer: the `Trainer`.
-      convolutional: whether the network has a convolution (`TrainConfig.member_map` "auto").
+      member_map: "vmap" or "map" (`Trainer.member_map`).
 
     Returns:
       A jitted function of (states, keys, pool, members, hparams).
     """
-    if trainer.config.resolved_member_map(convolutional) == "vmap":
+    if member_map == "vmap":
         return jax.jit(jax.vmap(trainer.epoch, in_axes=(0, 0, None, 0, 0)))
 
     def mapped(states, keys, pool, members, hparams):  # noqa: ANN001
@@ -143,8 +143,7 @@ def epoch_memory(trainer: Trainer, pool: Pool, member: MemberData) -> EpochMemor
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((members, *a.shape), a.dtype), tree)
 
     sizes = []
-    convolutional = any(len(a.shape) >= 4 for a in jax.tree.leaves(state.params))
-    program = epoch_program(trainer, convolutional)
+    program = epoch_program(trainer, trainer.member_map(state, pool_shapes, hparams))
     for members in (1, 2):
         keys = jax.eval_shape(lambda k, n=members: jax.random.split(k, n), key)
         compiled = program.lower(

@@ -15,6 +15,15 @@ LossFn = Callable[[Any, jnp.ndarray], jnp.ndarray]
 Pool: TypeAlias = Any
 
 
+# On one accelerator, "auto" maps the members of a convolutional network whose training step
+# costs at least this many FLOPs (`learner.step_flops`): one such member fills the device. One
+# H200, 8 members: the paper CNN at batch 500 (119 GFLOP per step; measured with TF32),
+# lax.map 1.33x vmap; at batch 100 (24 GFLOP, full float32), vmap 1.28x lax.map; the slim CNN
+# at batch 500 (1.4 GFLOP), vmap 1.14x lax.map (bench/gpu.sh, bench/README.md). The threshold
+# lies between the measured cases.
+MAP_STEP_FLOPS = 50e9
+
+
 @flax.struct.dataclass
 class Hparams:
     """Per-member numeric hyperparameters (leaves get a leading member axis in ensembles)."""
@@ -36,12 +45,15 @@ class TrainConfig:
       compact_members: in ensembles, once at most half of a chunk's members still train,
         continue with those only (see `Trainer.run`); results are unchanged.
       member_map: how an ensemble chunk's members share one compiled epoch: "vmap" (batched:
-        pays off on accelerators and for tiny networks), "map" (`lax.map`: one member after
-        another inside the program, a single member's memory) or "auto": "map" for
-        convolutional networks on a CPU with one device, where one member already fills the
-        cores, "vmap" elsewhere (bench/member_map.py, this 2-core CPU at load 1-1.6: slim CNN
-        E = 8, map 1.50x vmap; 64-64 MLP E = 16, vmap 1.11x map). Results are the same either
-        way.
+        pays off on accelerators and for small networks), "map" (`lax.map`: one member after
+        another inside the program, a single member's memory) or "auto", "map" where one
+        member already fills the device: convolutional networks on a CPU with one device, and
+        on one accelerator convolutional networks whose training step costs at least
+        `MAP_STEP_FLOPS`; "vmap" elsewhere. Measured (bench/member_map.py, bench/compare.py
+        members): 2-core CPU, slim CNN E = 8, map 1.50x vmap; 64-64 MLP E = 16, vmap 1.11x
+        map. One H200: see `MAP_STEP_FLOPS`; a 64-64 MLP E = 16, vmap 5.1x map. Results are
+        the same either way (bit for bit on a CPU; on a GPU to float32 rounding, with
+        `jaxws.precision`'s full float32).
       epochs_per_block: epochs compiled into one call between host checks (progress, early
         exit of the whole chunk, compaction, refill); results do not depend on it.
       queue_members: in ensembles, members queued per chunk beyond its rows: a row whose
@@ -77,12 +89,23 @@ class TrainConfig:
         if self.member_map not in ("auto", "vmap", "map"):
             raise ValueError(f"member_map must be auto, vmap or map, got {self.member_map!r}")
 
-    def resolved_member_map(self, convolutional: bool = True) -> str:
-        """`member_map` with "auto" decided for the backend, device count and kind of network."""
+    def resolved_member_map(
+        self, convolutional: bool = True, step_flops: float | None = None
+    ) -> str:
+        """`member_map` with "auto" decided for the backend, device count and network.
+
+        Args:
+          convolutional: whether the network has a convolution.
+          step_flops: one member's training step in FLOPs (`learner.step_flops`); needed on
+            accelerators only, where None counts as small.
+        """
         if self.member_map != "auto":
             return self.member_map
-        cpu_only = jax.default_backend() == "cpu" and jax.local_device_count() == 1
-        return "map" if cpu_only and convolutional else "vmap"
+        if jax.local_device_count() > 1 or not convolutional:
+            return "vmap"
+        if jax.default_backend() == "cpu":
+            return "map"
+        return "map" if step_flops is not None and step_flops >= MAP_STEP_FLOPS else "vmap"
 
 
 @flax.struct.dataclass

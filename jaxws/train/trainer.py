@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -58,6 +59,11 @@ from jaxws.train.state import FitState, Hparams, LossFn, Pool, TrainConfig
 
 # Fresh states for chunk slots: maps slot indices (into the chunk's members) to their states.
 StartRows = Callable[[np.ndarray], FitState]
+
+
+def _one_member(tree: Any) -> Any:
+    """Shapes of one member of a tree with a leading member axis."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), tree)
 
 
 class Trainer:
@@ -152,20 +158,37 @@ class Trainer:
         """A block of epochs of a chunk of members (leading axis), compiled on first use.
 
         Whether members are vmapped or `lax.map`ped (`TrainConfig.member_map`) may depend on
-        the network: "auto" maps convolutional networks (a 4-d kernel among the parameters) on
-        a one-device CPU.
+        the network: see `member_map`.
         """
         if self._block_members_program is None:
-            convolutional = any(np.ndim(leaf) >= 5 for leaf in jax.tree.leaves(states.params))
+            one = lambda tree: jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), tree
+            )
+            mode = self.member_map(one(states), pool, one(hparams))
             self._block_members_program = jax.jit(
-                self.members_block(convolutional), static_argnums=5, donate_argnums=0
+                self.members_block(mode), static_argnums=5, donate_argnums=0
             )
         return self._block_members_program(states, keys, pool, members, hparams, epochs)
 
-    def members_block(self, convolutional: bool) -> Callable:
-        """`learner.run_epochs` over a leading member axis: vmapped or `lax.map`ped."""
+    def member_map(self, state: FitState, pool: Pool, hparams: Hparams) -> str:
+        """How members share a compiled epoch ("vmap" or "map"), decided for this network.
+
+        Args:
+          state: one member's state (no member axis), or its shapes.
+          pool: the data pool, or its shapes.
+          hparams: one member's hyperparameters, or their shapes.
+        """
+        convolutional = any(len(leaf.shape) >= 4 for leaf in jax.tree.leaves(state.params))
+        flops = None
+        accelerator = jax.default_backend() != "cpu" and jax.local_device_count() == 1
+        if self.config.member_map == "auto" and convolutional and accelerator:
+            flops = learner.step_flops(self.spec, state, pool, hparams)
+        return self.config.resolved_member_map(convolutional, flops)
+
+    def members_block(self, member_map: str) -> Callable:
+        """`learner.run_epochs` over a leading member axis: "vmap"ped or `lax.map`ped."""
         block = functools.partial(learner.run_epochs, self.spec)
-        if self.config.resolved_member_map(convolutional) == "vmap":
+        if member_map == "vmap":
             return jax.vmap(block, in_axes=(0, 0, None, 0, 0, None))
 
         def mapped(states, keys, pool, members, hparams, epochs):  # noqa: ANN001
