@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# GPU benchmark and checks of issues 10 and 12, sized to finish within 8 minutes on one GPU
+# GPU benchmark and checks of issues 10 and 12, sized to finish within 9 minutes on one GPU
 # (an H100/H200 class device). Prints markdown tables for bench/README.md:
 #
 # 1. float32 numerics on the GPU (TF32 or not): a matrix product and NPLM's t against the CPU
 #    (bench/gpu_checks.py);
 # 2. one paper-CNN training step, E = 1: `lax` (cuDNN convolutions, the library's choice off
-#    CPU) against `im2col`, and PyTorch with cuDNN on the same GPU;
+#    CPU) against `im2col`, each at full float32 and at TF32, and PyTorch with cuDNN on the
+#    same GPU;
 # 3. paper CNN events/s per member at E = 1, 8, 32, vmapped and `lax.map`ped, with XLA memory
-#    per member;
+#    per member; smaller training steps (paper CNN at batch 100, slim CNN) at E = 1, 8, which
+#    place `TrainConfig.member_map`'s threshold;
 # 4. NPLM toys at N_R = 200k: 1 toy, vmapped and sequential chunks, the minimal-loop floor,
 #    kernel NPLM;
 # 5. the engine's equality tests (ensemble member == solo fit, conv forms == lax) on the GPU.
@@ -35,20 +37,29 @@ JAX_PLATFORMS=cuda,cpu timeout 60 "$PY" bench/gpu_checks.py --toys 8 --epochs 20
   || echo "(numerics: failed or stopped at 60 s)"
 
 export JAX_PLATFORMS=cuda
-echo; echo "### 2. Paper CNN step, E = 1, against PyTorch (cuDNN) on the same GPU"
-timeout 70 "$PY" bench/compare.py step --model paper --forms lax,im2col --torch \
-  --torch-device cuda --steps 10 --rounds 3 || echo "(paper CNN step: stopped at 70 s)"
+echo; echo "### 2. Paper CNN step, E = 1: full float32 (jaxws' default) and TF32, against PyTorch"
+timeout 90 "$PY" bench/compare.py step --model paper --forms lax,im2col \
+  --precisions highest,tensorfloat32 --torch --torch-device cuda --steps 10 --rounds 3 \
+  || echo "(paper CNN step: stopped at 90 s)"
 
 echo; echo "### 3. Paper CNN, E = 1, 8, 32 (batch 500, 5 steps per member per call)"
 timeout 130 "$PY" bench/compare.py members --model paper --members 1,8,32 --modes vmap,map \
   --forms lax --steps 5 --rounds 3 || echo "(paper CNN members: stopped at 130 s)"
 
+echo; echo "### 3b. Smaller steps: paper CNN at batch 100, slim CNN at batch 500 (E = 1, 8)"
+timeout 75 "$PY" bench/compare.py members --model paper --batch-size 100 --members 1,8 \
+  --modes vmap,map --forms lax --steps 5 --rounds 3 || echo "(stopped at 75 s)"
+timeout 60 "$PY" bench/compare.py members --model slim --batch-size 500 --members 1,8 \
+  --modes vmap,map --forms lax --steps 5 --rounds 3 || echo "(stopped at 60 s)"
+
 echo; echo "### 4. NPLM toys at N_R = 200k"
 timeout 70 "$PY" bench/nplm_toys.py --n-reference 200000 --epochs 200 --chunks 32 256 \
   --repetitions 3 || echo "(NPLM: stopped at 70 s)"
 
-echo; echo "### 5. Engine equality tests on the GPU"
-timeout 100 "$PY" -m pytest -q -p no:cacheprovider tests/models/test_layers.py \
-  tests/train/test_engine.py tests/train/test_learner.py tests/stats/test_nplm.py \
-  -k "conv or pool or equals_solo or ensemble_of_cnns or frozen_feature or queued_ensemble \
-or ensemble_member_equals_single_fit or closed_form_hessian" || echo "(tests: rc $?)"
+echo; echo "### 5. Equality tests on the GPU (ensemble member == solo fit, conv forms == lax)"
+timeout 150 "$PY" -m pytest -q -p no:cacheprovider --tb=line tests/models/test_layers.py \
+  tests/models/test_precision.py tests/train/test_member_map.py tests/train/test_engine.py \
+  tests/train/test_learner.py tests/stats/test_nplm.py \
+  -k "conv or pool or precision or member_map or step_flops or equals_solo or ensemble_of_cnns \
+or frozen_feature or compacted or queued_ensemble or ensemble_member_equals_single_fit" \
+  || echo "(tests: rc $?)"
