@@ -34,7 +34,7 @@ import optax
 
 from jaxws.data.members import MemberData
 from jaxws.models import partition
-from jaxws.train import early_stopping, flops
+from jaxws.train import early_stopping, flops, loop
 from jaxws.train.losses import sigmoid_binary_cross_entropy
 from jaxws.train.state import FitResult, FitState, Hparams, LossFn, Pool, TrainConfig
 
@@ -306,22 +306,13 @@ def run_epochs(
     hparams: Hparams,
     epochs: int,
 ) -> FitState:
-    """Up to `epochs` more epochs, fewer if the member stops (a `lax.while_loop`).
+    """Up to `epochs` more epochs, fewer if the member stops (`loop.steps`).
 
     Under `vmap` the loop runs while any member trains and stopped members stay frozen (the
     select in `epoch`); under `lax.map` each member's loop ends when it stops.
     """
-
-    def running(carry: tuple[jax.Array, FitState]) -> jax.Array:
-        done_epochs, current = carry
-        return (done_epochs < epochs) & ~current.done
-
-    def one_epoch(carry: tuple[jax.Array, FitState]) -> tuple[jax.Array, FitState]:
-        done_epochs, current = carry
-        return done_epochs + 1, epoch(spec, current, key, pool, member, hparams)
-
-    _, state = jax.lax.while_loop(running, one_epoch, (jnp.array(0, jnp.int32), state))
-    return state
+    one_epoch = lambda current: epoch(spec, current, key, pool, member, hparams)
+    return loop.steps(one_epoch, state, epochs, lambda current: current.done)
 
 
 def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -25,12 +25,11 @@ import flax
 import jax
 import jax.numpy as jnp
 import optax
-from tqdm.auto import tqdm
 
 from jaxws.methods.meta.config import MetaConfig, MetaHparams
 from jaxws.methods.meta.inner import InnerProblem, MetaState, Task, adapt, merge_outer, split_outer
 from jaxws.methods.meta.learners import MetaLearner, outer_step
-from jaxws.train import MemberData, early_stopping
+from jaxws.train import MemberData, early_stopping, loop
 
 
 @flax.struct.dataclass
@@ -104,7 +103,7 @@ class MetaTrainer:
         self.learner = learner
         self.problem = problem
         self.config = config
-        self._episode = jax.jit(self.episode)
+        self._episodes = jax.jit(self.episodes, static_argnums=6)
 
     def evaluation_loss(
         self, state: MetaState, model_state: dict, task: Task, hparams: MetaHparams, key: jax.Array
@@ -228,6 +227,20 @@ class MetaTrainer:
         )
         return early_stopping.select(outer.done, outer, new)
 
+    def episodes(
+        self,
+        outer: OuterState,
+        key: jax.Array,
+        pool: Any,
+        tasks: MemberData,
+        model_state: dict,
+        hparams: MetaHparams,
+        n: int,
+    ) -> OuterState:
+        """Up to `n` more episodes, fewer once early stopping ends the loop (`loop.steps`)."""
+        step = lambda current: self.episode(current, key, pool, tasks, model_state, hparams)
+        return loop.steps(step, outer, n, lambda current: current.done)
+
     def init(self, state: MetaState) -> OuterState:
         """The outer loop's starting carry from the learner's initial meta-state."""
         outer, _ = split_outer(self.learner, state)
@@ -255,13 +268,15 @@ class MetaTrainer:
         progress: bool | str = False,
     ) -> MetaResult:
         """Episodes until early stopping; returns the best meta-state."""
-        outer = self.init(state)
-        desc = progress if isinstance(progress, str) else "meta-train"
-        total = self.config.max_episodes
-        with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
-            while not bool(outer.done):
-                outer = self._episode(outer, key, pool, tasks, model_state, hparams)
-                bar.update(1)
+        outer = loop.run(
+            lambda current, n: self._episodes(current, key, pool, tasks, model_state, hparams, n),
+            self.init(state),
+            done=lambda current: bool(current.done),
+            position=lambda current: int(current.episode),
+            total=self.config.max_episodes,
+            progress=progress,
+            desc="meta-train",
+        )
         return MetaResult(
             state=outer.best_state,
             history=outer.history,
