@@ -22,15 +22,14 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from hydra import compose, initialize_config_dir
 
+from jaxws.cli import compose_config
 from jaxws.config import ConfigError
 from jaxws.methods.anomaly.samples import simulate_samples
 from jaxws.methods.anomaly.scoring import train_scorer
 from jaxws.methods.anomaly.settings import settings_from_config
 from jaxws.methods.anomaly.steps import check_null, score_samples
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 STATISTICS = {"gof": "t (model-independent)", "q0": "q0 (template)"}
 
 
@@ -39,9 +38,8 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="write the p-values here (.npz)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (seed, data.*, method.*)")
     args = parser.parse_args()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=anomaly", *args.overrides])
     try:
+        cfg = compose_config(["experiment=anomaly", *args.overrides])
         data, vae_settings, classifier_settings, test = settings_from_config(cfg)
     except ConfigError as error:
         print(f"anomaly_null_check: error: {error}", file=sys.stderr)

@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import jax
-from hydra import compose, initialize_config_dir
 
+from jaxws.cli import compose_config
 from jaxws.config import ConfigError, from_section
 from jaxws.methods import nplm as nplm_method
-
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def main() -> None:
@@ -33,9 +30,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (data.*, method.*)")
     args = parser.parse_args()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=nplm", *args.overrides])
     try:
+        cfg = compose_config(["experiment=nplm", *args.overrides])
         data = from_section(nplm_method.ExponentialToyConfig, cfg.data, "data")
         settings = from_section(nplm_method.NPLMConfig, cfg.method, "method")
         if any(c <= 0 for c in args.clips) or args.n_toys < 2:

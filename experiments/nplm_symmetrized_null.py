@@ -19,15 +19,12 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import jax
-from hydra import compose, initialize_config_dir
 
+from jaxws.cli import compose_config
 from jaxws.config import ConfigError, from_section
 from jaxws.methods import nplm as nplm_method
-
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def main() -> None:
@@ -38,9 +35,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (data.*, method.*)")
     args = parser.parse_args()
     overrides = ["experiment=nplm", "method.test=symmetrized", *args.overrides]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
     try:
+        cfg = compose_config(overrides)
         data = from_section(nplm_method.ExponentialToyConfig, cfg.data, "data")
         settings = from_section(nplm_method.NPLMConfig, cfg.method, "method")
         if any(n < 1 for n in args.lengths) or args.n_toys < 2:

@@ -483,6 +483,37 @@ def check_overrides(args: list[str]) -> None:
         _exit(f"error: {error}", 2)
 
 
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The composed config of `overrides`, for scripts that run a method outside the CLI.
+
+    Registers the structured-config schemas, composes `conf/config.yaml` with the overrides and
+    checks every section's keys against its schema, as the CLI does.
+
+    Args:
+      overrides: Hydra overrides, e.g. ``["experiment=nplm", "method.clip=9"]``.
+
+    Returns:
+      The config.
+
+    Raises:
+      ConfigError: one line naming the bad override or key.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from jaxws import schemas
+
+    schemas.register()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"bad override: {composition_error(error)}") from None
+    check_schema_keys(cfg)
+    return cfg
+
+
 def composition_error(error: Exception) -> str:
     """One line from Hydra's composition error, naming the key and what the schema allows."""
     import dataclasses

@@ -2,7 +2,8 @@
 
 Follows D'Agnolo & Wulzer (arXiv:1806.02350, 1912.12155) and NPLM_package: Adam (learning rate
 a per-member leaf, times a static profile), full batch, clipping after every step; t is
-``-2 L`` after the last step and at the recorded epochs, all inside one ``lax.scan``.
+``-2 L`` after the last step and at the recorded epochs, all inside one compiled loop (the
+training engine's ``jaxws.train.loop.steps``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import optax
 from jaxws.models.nplm_net import NetworkSpec, apply_test_function, init_test_function
 from jaxws.stats.nplm.loss import nplm_loss_terms
 from jaxws.stats.nplm.training import NPLMFit, NPLMHparams, NPLMTraining, clip_weights
+from jaxws.train import loop
 
 
 def fit_adam(
@@ -50,19 +52,21 @@ def fit_adam(
         f = apply_test_function(params, x, spec)
         return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
 
-    def step(carry: tuple, epoch: jax.Array) -> tuple[tuple, None]:
-        params, opt_state, history = carry
+    def step(carry: tuple) -> tuple:
+        params, opt_state, history, epoch = carry
         value, grads = jax.value_and_grad(loss)(params)
         # value is L after `epoch` steps: record it where a checkpoint asks for that epoch.
         history = jnp.where(checkpoints == epoch, -2.0 * value, history)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = clip_weights(optax.apply_updates(params, updates), hparams.clip, train.clip_scope)
-        return (params, opt_state, history), None
+        return params, opt_state, history, epoch + 1
 
     params = clip_weights(init_test_function(key, spec, train.init), hparams.clip, train.clip_scope)
     history = jnp.zeros(len(train.checkpoints), jnp.float32)
-    carry = (params, optimizer.init(params), history)
-    (params, _, history), _ = jax.lax.scan(step, carry, jnp.arange(train.epochs))
+    carry = (params, optimizer.init(params), history, jnp.array(0, jnp.int32))
+    # The engine's loop (`jaxws.train.loop`), for a fixed number of epochs: no early stopping.
+    never = lambda _: jnp.array(False)
+    params, _, history, _ = loop.steps(step, carry, train.epochs, never)
     t = -2.0 * loss(params)
     t_history = history.at[-1].set(t)  # the last checkpoint is `epochs`: after the last step
     return NPLMFit(t=t, t_history=t_history, params=params)
