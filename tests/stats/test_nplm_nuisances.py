@@ -1,0 +1,160 @@
+"""NPLM with systematic nuisances (arXiv:2111.13633): closed forms, vmapped toys, the null.
+
+Conventions: :mod:`jaxws.stats.nplm.nuisances` (nuisances in units of sigma, t = tau - Delta).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate, optimize, special
+
+from jaxws.methods import nplm as nplm_method
+from jaxws.methods.nplm.nuisances import nuisance_toy_maker
+from jaxws.stats import nplm
+from jaxws.stats.nplm import nuisances
+from jaxws.stats.nplm.adam import fit_adam
+
+SPEC = nplm.NetworkSpec()
+
+
+def _events(seed: int, n_data: int, n_reference: int, scale: float = 1.0):
+    """Exponential data (scaled) and reference as the weighted one-member form of NPLM."""
+    rng = np.random.default_rng(seed)
+    data = scale * rng.exponential(size=n_data)
+    reference = rng.exponential(size=n_reference)
+    observable = np.concatenate([data, reference])
+    data_weight = np.concatenate([np.ones(n_data), np.zeros(n_reference)])
+    return observable, data_weight
+
+
+def _numpy_loss(nu, observable, data_weight, reference_weight, sigma, auxiliary):
+    """The loss of the module docstring in float64 NumPy, f = 0."""
+    u = sigma[1] * nu[1]
+    delta = sigma[0] * nu[0] - u - observable * np.expm1(-u)
+    extended = np.sum(reference_weight * np.expm1(delta) - data_weight * delta)
+    return extended + 0.5 * np.sum((nu - auxiliary) ** 2 - auxiliary**2)
+
+
+def test_log_ratio_reweights_reference_to_the_shifted_density():
+    # Quadrature (the tail beyond x = 200 is below e^-150): exp(-x) exp(delta(x; nu))
+    # integrates to exp(sigma_N nu_N) and its mean is the scale exp(sigma_S nu_S) (the
+    # density of s E with E ~ exp(-x), times the rate).
+    sigma = np.array([0.2, 0.1])
+    for nu in ([1.5, -2.0], [-1.0, 2.5]):
+        nu = np.array(nu)
+
+        def weighted(x: float, power: int, nu: np.ndarray = nu) -> float:
+            ratio = nuisances.log_ratio(jnp.asarray(nu), jnp.asarray([x]), jnp.asarray(sigma))
+            return x**power * np.exp(float(ratio[0]) - x)
+
+        rate, _ = integrate.quad(weighted, 0, 200, args=(0,))
+        mean, _ = integrate.quad(weighted, 0, 200, args=(1,))
+        assert rate == pytest.approx(np.exp(sigma[0] * nu[0]), rel=1e-5)
+        assert mean / rate == pytest.approx(np.exp(sigma[1] * nu[1]), rel=1e-5)
+
+
+@pytest.mark.parametrize(("n_data", "auxiliary"), [(130, 0.7), (85, -1.2), (100, 2.5)])
+def test_normalisation_delta_against_lambert_w_and_scipy(n_data, auxiliary):
+    # Normalisation only: L(nu) = R (e^{s nu} - 1) - D s nu + (nu - A)^2 / 2 - A^2 / 2. Its
+    # minimum solves R s e^{s nu} = D s + A - nu: nu = c - W(R s^2 e^{s c}) / s, c = A + D s.
+    n_expected, sigma_n = 100.0, 0.15
+    observable, data_weight = _events(1, n_data, 2000)
+    reference_weight = (1 - data_weight) * n_expected / 2000
+    setup = nuisances.NuisanceSetup(jnp.asarray([sigma_n, 0.0]), jnp.asarray([auxiliary, 0.9]))
+    delta, nu_hat = jax.jit(nuisances.fit_nuisances_only)(
+        jnp.asarray(observable, jnp.float32),
+        jnp.asarray(data_weight, jnp.float32),
+        jnp.asarray(reference_weight, jnp.float32),
+        setup,
+    )
+    c = auxiliary + n_data * sigma_n
+    nu_closed = c - special.lambertw(n_expected * sigma_n**2 * np.exp(sigma_n * c)).real / sigma_n
+
+    def loss(nu: float) -> float:
+        return (
+            n_expected * np.expm1(sigma_n * nu)
+            - n_data * sigma_n * nu
+            + 0.5 * ((nu - auxiliary) ** 2 - auxiliary**2)
+        )
+
+    scipy_min = optimize.minimize_scalar(loss, bracket=(-5, 5), tol=1e-12)
+    assert scipy_min.x == pytest.approx(nu_closed, abs=1e-6)
+    assert float(nu_hat[0]) == pytest.approx(nu_closed, abs=2e-4)
+    assert float(nu_hat[1]) == 0.0  # the scale is off (sigma 0): its auxiliary value is ignored
+    assert float(delta) == pytest.approx(-2 * loss(nu_closed), abs=2e-3)
+
+
+def test_scale_and_normalisation_delta_against_scipy():
+    # Both nuisances on data drawn at a larger scale: Delta and nu-hat against BFGS in float64.
+    sigma, auxiliary = np.array([0.1, 0.05]), np.array([0.4, 1.1])
+    observable, data_weight = _events(2, 220, 4000, scale=1.08)
+    reference_weight = (1 - data_weight) * 200.0 / 4000
+    delta, nu_hat = jax.jit(nuisances.fit_nuisances_only)(
+        jnp.asarray(observable, jnp.float32),
+        jnp.asarray(data_weight, jnp.float32),
+        jnp.asarray(reference_weight, jnp.float32),
+        nuisances.NuisanceSetup(jnp.asarray(sigma), jnp.asarray(auxiliary)),
+    )
+    args = (observable, data_weight, reference_weight, sigma, auxiliary)
+    reference = optimize.minimize(_numpy_loss, np.zeros(2), args=args, method="BFGS")
+    gradient = optimize.approx_fprime(reference.x, _numpy_loss, 1e-7, *args)
+    assert np.max(np.abs(gradient)) < 1e-4, gradient
+    np.testing.assert_allclose(np.asarray(nu_hat), reference.x, atol=2e-3)
+    assert float(delta) == pytest.approx(-2 * reference.fun, abs=5e-3)
+    assert reference.x[1] > 1.0  # the scale is pulled up by data at 1.08: a real shape fit
+
+
+def _toy_inputs(n_toys: int, sigma=(0.2, 0.1), truth=(1.0, -1.0), seed: int = 0):
+    data = nplm_method.ExponentialToyConfig(n_reference=300, n_expected=40.0)
+    settings = nplm_method.NPLMConfig(progress=False)
+    make = nuisance_toy_maker(data, settings, sigma, truth)
+    return make(jax.random.split(jax.random.key(seed), n_toys))
+
+
+def test_vmapped_toys_equal_single_fits():
+    x, observable, data_weight, reference_weight, setup, _ = _toy_inputs(3)
+    keys = jax.random.split(jax.random.key(1), 3)
+    hparams = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(9.0))
+    train = nplm.NPLMTraining(60, (30, 60))
+    fits = nuisances.fit_nuisance_toys(
+        keys, x, observable, data_weight, reference_weight, setup, hparams, SPEC, train, 2
+    )
+    single = jax.jit(nuisances.fit_with_nuisances, static_argnums=(7, 8))
+    for i in range(3):
+        one = single(
+            keys[i],
+            x[i],
+            observable[i],
+            data_weight[i],
+            reference_weight[i],
+            nuisances.NuisanceSetup(setup.sigma[i], setup.auxiliary[i]),
+            hparams,
+            SPEC,
+            train,
+        )
+        for name in ("t", "tau", "delta", "t_history", "nu_tau", "nu_delta"):
+            np.testing.assert_allclose(
+                getattr(fits, name)[i], np.asarray(getattr(one, name)), rtol=1e-4, atol=1e-4
+            )
+        assert fits.t[i] == pytest.approx(fits.tau[i] - fits.delta[i], abs=1e-4)
+
+
+def test_nuisances_off_give_plain_nplm():
+    # sigma = 0: nu stays 0 whatever A, Delta = 0 and tau is plain NPLM's t (Adam is
+    # per-coordinate, so the frozen nu leaves the network's steps unchanged).
+    x, observable, data_weight, reference_weight, setup, _ = _toy_inputs(1, sigma=(0.0, 0.0))
+    hparams = nplm.NPLMHparams(jnp.float32(0.05), jnp.float32(9.0))
+    train = nplm.NPLMTraining(80)
+    key = jax.random.key(4)
+    off = nuisances.NuisanceSetup(setup.sigma[0], setup.auxiliary[0])
+    assert float(jnp.max(jnp.abs(off.auxiliary))) > 0  # A is drawn, and ignored
+    fit = nuisances.fit_with_nuisances(
+        key, x[0], observable[0], data_weight[0], reference_weight[0], off, hparams, SPEC, train
+    )
+    plain = fit_adam(key, x[0], data_weight[0], reference_weight[0], hparams, SPEC, train)
+    assert float(fit.delta) == 0.0
+    np.testing.assert_array_equal(np.asarray(fit.nu_tau), 0.0)
+    assert float(fit.t) == pytest.approx(float(plain.t), rel=1e-5, abs=1e-5)
