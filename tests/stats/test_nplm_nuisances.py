@@ -5,18 +5,24 @@ Conventions: :mod:`jaxws.stats.nplm.nuisances` (nuisances in units of sigma, t =
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 from scipy import integrate, optimize, special
 from scipy import stats as scipy_stats
 
+from jaxws.config import ConfigError, from_section
 from jaxws.methods import nplm as nplm_method
 from jaxws.methods.nplm.nuisances import nuisance_toy_maker, nuisance_toy_statistics
 from jaxws.stats import nplm
 from jaxws.stats.nplm import nuisances
 from jaxws.stats.nplm.adam import fit_adam
+from jaxws.track import Tracker
 
 SPEC = nplm.NetworkSpec()
 
@@ -220,3 +226,66 @@ def test_null_with_the_nuisance_follows_chi2_whatever_the_true_normalisation(
     # standard error near 0.05.
     assert np.min(t) > -0.05
     assert abs(np.mean(result["nu_delta"][:, 0]) - SHIFTED_TRUTH) < 0.25
+
+
+# ---------------------------------------------------------------------------------------------
+# Config and the experiment
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"normalisation_sigma": -0.1}, "method.normalisation_sigma must be >= 0"),
+        ({"scale_sigma": float("nan")}, "method.scale_sigma must be >= 0"),
+        ({"true_nuisances": [1.0]}, "method.true_nuisances must be two finite numbers"),
+        ({"true_nuisances": [2.0, 0.0]}, "needs a nonzero method.normalisation_sigma"),
+        ({"normalisation_sigma": 0.1, "optimizer": "newton"}, "method.optimizer=adam"),
+        ({"normalisation_sigma": 0.1, "test": "symmetrized", "clip": None}, "method.test=nplm"),
+    ],
+)
+def test_bad_nuisance_config_is_refused_in_one_line(bad, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        from_section(nplm_method.NPLMConfig, bad, "method")
+    assert "\n" not in str(caught.value)
+
+
+def _compose(*overrides):
+    config_dir = str(Path(__file__).resolve().parents[2] / "conf")
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        return compose(config_name="config", overrides=["experiment=nplm", *overrides])
+
+
+def test_run_with_nuisances_end_to_end(tmp_path):
+    cfg = _compose(
+        "method.epochs=60",
+        "method.learning_rate=0.1",
+        "method.checkpoints=[20]",
+        "method.n_toys=6",
+        "method.chunk_size=4",
+        "method.normalisation_sigma=0.2",
+        "method.scale_sigma=0.05",
+        "method.true_nuisances=[2.0,-1.0]",
+        "data.n_reference=300",
+        "data.n_expected=40",
+    )
+    metrics = nplm_method.run(cfg, jax.random.key(0), tmp_path, Tracker(tmp_path))
+    saved = json.loads(next(tmp_path.rglob("nuisance_toys*.json")).read_text())
+    assert len(saved["t"]) == 6
+    assert len(saved["t_without_nuisances"]) == 6
+    np.testing.assert_allclose(
+        np.asarray(saved["t"]), np.asarray(saved["tau"]) - np.asarray(saved["delta"]), atol=1e-4
+    )
+    assert metrics["null/n_toys"] == 6
+    assert metrics["without_nuisances/n_toys"] == 6
+    assert metrics["nuisances/normalisation/sigma"] == 0.2
+    assert metrics["nuisances/scale/true"] == -1.0
+    assert any(tmp_path.rglob("null_t_histogram*.png"))
+    # Nuisances are for simulated toys with a fresh reference: a fixed one is refused.
+    with pytest.raises(ConfigError, match=r"data\.fixed_reference false"):
+        nplm_method.run(
+            _compose("method.normalisation_sigma=0.2", "data.fixed_reference=true"),
+            jax.random.key(0),
+            tmp_path / "refused",
+            Tracker(tmp_path / "refused"),
+        )
