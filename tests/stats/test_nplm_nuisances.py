@@ -208,19 +208,23 @@ def test_shifted_normalisation_biases_plain_nplm(shifted_normalisation):
 def test_null_with_the_nuisance_follows_chi2_whatever_the_true_normalisation(
     shifted_normalisation,
 ):
-    # With the nuisance, t = tau - Delta at +2 sigma follows chi2(13): the count beyond its
-    # 95% point is not in excess (one-sided binomial at 1%: critical count 12 of 100; power
+    # With the nuisance, t = tau - Delta at +2 sigma keeps chi2(13)'s tail: the count beyond
+    # its 95% point is not in excess (one-sided binomial at 1%: critical count 12 of 100; power
     # 0.84 against a tail with 15% beyond, 0.99 against 20%, ~1 against the plain test's bias
-    # above), nor off two-sided, KS does not reject chi2(13), and the median lies within 2.5
-    # (about 4 standard errors of a median of 100 draws) of chi2(13)'s: at this training length
-    # the bulk sits slightly below chi2 as for plain NPLM (docs/nplm.md).
+    # above), nor off two-sided, and the empirical 95% quantile is not above chi2's by more
+    # than 15%. The median is not above chi2(13)'s by more than 1.5 (plain NPLM's moves up by
+    # more than 8 here); below it the bound is loose (3) because at this size and training
+    # length the bulk sits below chi2(13) with or without nuisances (200 toys each in
+    # docs/nplm.md: median 10.1 for plain NPLM at nu = 0, 10.2 with the nuisance at +2 sigma,
+    # KS rejecting chi2(13) for both), so KS against chi2(13) is not asserted.
     result, dof = shifted_normalisation
     t = result["t"]
     comparison = nplm.compare_with_chi2(t, dof)
     assert comparison["excess_pvalue_q95"] > 0.01, comparison
     assert comparison["binomial_pvalue_q95"] > 0.01, comparison
-    assert comparison["ks_pvalue"] > 0.01, comparison
-    assert abs(np.median(t) - scipy_stats.chi2(dof).median()) < 2.5
+    assert comparison["q95_empirical"] < 1.15 * comparison["q95_chi2"], comparison
+    median_chi2 = scipy_stats.chi2(dof).median()
+    assert median_chi2 - 3.0 < np.median(t) < median_chi2 + 1.5
     # tau >= Delta up to Adam's last steps, and the nuisance fit finds the shift: nu-hat
     # combines A (sd 1) with the data count (sd about 0.6): its mean over 100 toys has a
     # standard error near 0.05.

@@ -348,6 +348,12 @@ def _run_with_nuisances(
         "nuisance_toys",
         {k: np.asarray(v).tolist() for k, v in result.items()},
     )
+    print(
+        f"jaxws: nuisances: {metrics['null/n_beyond_q95']} of {settings.n_toys} toys with "
+        f"t = tau - Delta beyond chi2({dof:g})'s 95% point "
+        f"({metrics['null/expected_beyond_q95']:.1f} expected); plain NPLM on the same toys: "
+        f"{metrics['without_nuisances/n_beyond_q95']}"
+    )
     tracker.log_metrics(metrics)
     metrics["figure"] = str(Path(run_dir) / "figures")
     return metrics
