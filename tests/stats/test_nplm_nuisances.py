@@ -19,6 +19,7 @@ from scipy import stats as scipy_stats
 from jaxws.config import ConfigError, from_section
 from jaxws.methods import nplm as nplm_method
 from jaxws.methods.nplm.nuisances import nuisance_toy_maker, nuisance_toy_statistics
+from jaxws.simulate import nplm_nuisance_toys as nuisance_toys
 from jaxws.stats import nplm
 from jaxws.stats.nplm import nuisances
 from jaxws.stats.nplm.adam import fit_adam
@@ -61,6 +62,27 @@ def test_log_ratio_reweights_reference_to_the_shifted_density():
         mean, _ = integrate.quad(weighted, 0, 200, args=(1,))
         assert rate == pytest.approx(np.exp(sigma[0] * nu[0]), rel=1e-5)
         assert mean / rate == pytest.approx(np.exp(sigma[1] * nu[1]), rel=1e-5)
+
+
+def test_toys_at_true_nuisances_follow_the_shifted_exponential():
+    # 2000 toys at nu* = (1, 2), sigma = (0.2, 0.1): the count is Poisson with mean
+    # 50 e^0.2 (z-test of the mean count at 4 sigma), the events are exponential of scale e^0.2
+    # (KS on the first toy's events pooled over 200 toys), and A ~ Normal(nu*, 1) (KS).
+    truth, sigma = jnp.asarray([1.0, 2.0]), jnp.asarray([0.2, 0.1])
+    n_max = 200
+    keys = jax.random.split(jax.random.key(3), 2000)
+    samples = jax.vmap(
+        lambda k: nuisance_toys.sample_data_with_nuisances(k, 50.0, truth, sigma, n_max)
+    )(keys)
+    counts = np.asarray(samples.mask.sum(1))
+    mean = 50.0 * np.exp(0.2)
+    assert abs(counts.mean() - mean) < 4 * np.sqrt(mean / len(counts))
+    assert not np.any(np.asarray(samples.overflow))
+    events = np.asarray(samples.events[:200, :, 0])[np.asarray(samples.mask[:200]) > 0]
+    assert scipy_stats.kstest(events, scipy_stats.expon(scale=np.exp(0.2)).cdf).pvalue > 0.01
+    auxiliary = np.asarray(jax.vmap(lambda k: nuisance_toys.sample_auxiliary(k, truth))(keys))
+    for i in range(2):
+        assert scipy_stats.kstest(auxiliary[:, i] - float(truth[i]), "norm").pvalue > 0.01
 
 
 @pytest.mark.parametrize(("n_data", "auxiliary"), [(130, 0.7), (85, -1.2), (100, 2.5)])
