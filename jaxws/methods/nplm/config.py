@@ -114,6 +114,14 @@ class NPLMConfig:
             ``kernel_width_quantile`` of the reference's pairwise distances.
         kernel_width_quantile: that quantile (0.9 in the paper).
         kernel_iterations: Newton iterations of the (convex) kernel fit.
+        normalisation_sigma: standard deviation of the normalisation nuisance (the log of the
+            expected count; arXiv:2111.13633, :mod:`jaxws.stats.nplm.nuisances`); 0 is off.
+            With a nuisance on, t = tau - Delta (simulated exponential toys, NPLM, neural,
+            Adam only; no sensitivity or observation yet).
+        scale_sigma: standard deviation of the log-scale nuisance of the exponential toy's
+            observable; 0 is off.
+        true_nuisances: (normalisation, scale) at which the toys' data are drawn, in units of
+            their sigmas; the auxiliary measurements are drawn around them.
     """
 
     name: str = "nplm"
@@ -143,6 +151,9 @@ class NPLMConfig:
     kernel_width: float | None = None
     kernel_width_quantile: float = 0.9
     kernel_iterations: int = 30
+    normalisation_sigma: float = 0.0
+    scale_sigma: float = 0.0
+    true_nuisances: tuple[float, ...] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         check(
@@ -192,6 +203,41 @@ class NPLMConfig:
         )
         self.network()  # validates hidden, activation
         self.training()  # validates epochs, checkpoints, optimizer, decay, clip_scope, init
+        self._check_nuisances()
+
+    def _check_nuisances(self) -> None:
+        for field in ("normalisation_sigma", "scale_sigma"):
+            value = getattr(self, field)
+            check(
+                isinstance(value, int | float) and math.isfinite(value) and value >= 0,
+                f"method.{field} must be >= 0 (0 is off), got {value!r}",
+            )
+        truth = tuple(self.true_nuisances)
+        check(
+            len(truth) == 2 and all(math.isfinite(v) for v in truth),
+            f"method.true_nuisances must be two finite numbers (units of sigma), got {truth}",
+        )
+        object.__setattr__(self, "true_nuisances", tuple(float(v) for v in truth))
+        if not self.has_nuisances():
+            check(
+                truth == (0, 0),
+                f"method.true_nuisances={list(truth)} needs a nonzero "
+                "method.normalisation_sigma or method.scale_sigma",
+            )
+            return
+        check(
+            self.test == "nplm" and self.model == "neural" and self.optimizer == "adam",
+            "nuisances (method.normalisation_sigma, method.scale_sigma) need method.test=nplm, "
+            "method.model=neural and method.optimizer=adam",
+        )
+
+    def has_nuisances(self) -> bool:
+        """Whether a systematic nuisance is on (t = tau - Delta, arXiv:2111.13633)."""
+        return self.normalisation_sigma > 0 or self.scale_sigma > 0
+
+    def nuisance_sigmas(self) -> tuple[float, float]:
+        """(sigma_N, sigma_S) as :mod:`jaxws.stats.nplm.nuisances` takes them."""
+        return (float(self.normalisation_sigma), float(self.scale_sigma))
 
     def network(self, n_inputs: int = 1) -> nplm.NetworkSpec:
         """The architecture of f for ``n_inputs`` features."""

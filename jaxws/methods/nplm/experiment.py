@@ -17,9 +17,10 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxws.config import from_section
+from jaxws.config import check, from_section
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.curves import log_toy_curves
+from jaxws.methods.nplm.nuisances import nuisance_toy_statistics
 from jaxws.methods.nplm.observation import Observation, load_observation
 from jaxws.methods.nplm.observed import observed_significance
 from jaxws.methods.nplm.symmetrized import symmetrized_toy_statistics
@@ -58,6 +59,8 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
     settings = from_section(NPLMConfig, cfg.get("method"), "method")
     observation = load_observation(data, settings)  # every input checked before any toy
     keys = RunKeys(*jax.random.split(key, 5))
+    if settings.has_nuisances():
+        return _run_with_nuisances(keys, data, settings, observation, run_dir, tracker)
     prepared, settings = _prepare_inputs(keys.reference, data, settings, observation)
     start = time.perf_counter()
     t_null, t_history = null_statistics(
@@ -289,4 +292,68 @@ def _sensitivity(
         metrics[f"{name}/z_empirical"] = row["z_empirical"]
         metrics[f"{name}/z_empirical_is_bound"] = row["z_empirical_is_bound"]
         metrics[f"{name}/z_chi2"] = row["z_chi2"]
+    return metrics
+
+
+def _run_with_nuisances(
+    keys: RunKeys,
+    data: ExponentialToyConfig,
+    settings: NPLMConfig,
+    observation: Observation | None,
+    run_dir: str | Path,
+    tracker: Any,
+) -> dict:
+    """Null toys at the true nuisances: t = tau - Delta against chi2, and plain NPLM on them.
+
+    arXiv:2111.13633 (:mod:`jaxws.stats.nplm.nuisances`): the toys' data are drawn at
+    ``method.true_nuisances`` with fluctuated auxiliary measurements, the reference at 0. The
+    run reports the null of t = tau - Delta against chi2(dof) (keys ``null/...``), plain NPLM's
+    t on the same toys (``without_nuisances/...``: biased when the truth is not 0) and the
+    mean fitted nuisances. Sensitivity and the observation are not implemented with nuisances.
+    """
+    check(
+        observation is None and not data.fixed_reference,
+        "nuisances (method.normalisation_sigma, method.scale_sigma) need simulated toys with a "
+        "fresh reference each: data.observed_file empty and data.fixed_reference false",
+    )
+    start = time.perf_counter()
+    result = nuisance_toy_statistics(
+        keys.null,
+        data,
+        settings,
+        settings.n_toys,
+        settings.nuisance_sigmas(),
+        settings.true_nuisances,
+        without_nuisances=True,
+    )
+    log_toy_curves(
+        tracker,
+        "nplm_nuisances_null",
+        settings.recorded_checkpoints(),
+        result["t_history"],
+        time.perf_counter() - start,
+    )
+    dof, metrics = _compare_with_chi2(
+        result["t"], result["t_history"], data, settings, None, tracker
+    )
+    without = nplm.compare_with_chi2(result["t_without_nuisances"], dof)
+    metrics.update({f"without_nuisances/{k}": v for k, v in without.items()})
+    sigmas = settings.nuisance_sigmas()
+    for i, name in enumerate(("normalisation", "scale")):
+        metrics[f"nuisances/{name}/sigma"] = sigmas[i]
+        metrics[f"nuisances/{name}/true"] = settings.true_nuisances[i]
+        metrics[f"nuisances/{name}/mean_nu_hat"] = float(np.mean(result["nu_delta"][:, i]))
+        metrics[f"nuisances/{name}/mean_auxiliary"] = float(np.mean(result["auxiliary"][:, i]))
+    tracker.save_json(
+        "nuisance_toys",
+        {k: np.asarray(v).tolist() for k, v in result.items()},
+    )
+    print(
+        f"jaxws: nuisances: {metrics['null/n_beyond_q95']} of {settings.n_toys} toys with "
+        f"t = tau - Delta beyond chi2({dof:g})'s 95% point "
+        f"({metrics['null/expected_beyond_q95']:.1f} expected); plain NPLM on the same toys: "
+        f"{metrics['without_nuisances/n_beyond_q95']}"
+    )
+    tracker.log_metrics(metrics)
+    metrics["figure"] = str(Path(run_dir) / "figures")
     return metrics
