@@ -108,6 +108,7 @@ RUN_IN_TEST_CLI = {
     # tests/test_cli.py::test_every_method_runs_end_to_end_through_hydra[...]
     "python -m jaxws experiment=quickstart": SHRUNK_RUNS["transfer_and_mtl"],
     "python -m jaxws method=anomaly data=tpc": SHRUNK_RUNS["anomaly"],
+    "python -m jaxws experiment=nplm": SHRUNK_RUNS["nplm"],
 }
 
 COMMANDS = [c for c in readme_commands() if c not in NOT_RUN_HERE and c not in RUN_IN_TEST_CLI]
