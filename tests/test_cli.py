@@ -114,6 +114,9 @@ SHRUNK_RUNS = {
         "data=pythia",
         f"data.paths=[{REPO.parent / 'shared' / 'data' / 'hv-reference'}]",
         "data.resolution=8",
+        # as tests/test_readme_commands.py shrinks the README's Pythia command, which relies on
+        # this run: per model about 2k SR QCD and 3.4k SR signal events, enough here
+        "data.max_events=4000",
         "study.n_test_signal=500",
         "study.n_test_background=500",
     ],

@@ -109,6 +109,9 @@ RUN_IN_TEST_CLI = {
     "python -m jaxws experiment=quickstart": SHRUNK_RUNS["transfer_and_mtl"],
     "python -m jaxws method=anomaly data=tpc": SHRUNK_RUNS["anomaly"],
     "python -m jaxws experiment=nplm": SHRUNK_RUNS["nplm"],
+    "python -m jaxws method=cwola data=pythia data.paths=[../shared/data/hv-reference]": (
+        SHRUNK_RUNS["cwola_on_pythia_events"]
+    ),
 }
 
 COMMANDS = [c for c in readme_commands() if c not in NOT_RUN_HERE and c not in RUN_IN_TEST_CLI]
@@ -133,6 +136,12 @@ def test_readme_command_matches_test_cli(command):
     readme, tested = (OmegaConf.to_container(c, resolve=True) for c in (readme, tested))
     readme.pop("run_name")
     tested.pop("run_name")
+    # Data paths as the run would open them: the README's relative ones from a checkout beside
+    # SHARED (as test_readme_command_runs_as_written lays it out), test_cli's absolute ones.
+    checkout = SHARED.parent / "jaxws"
+    for cfg, base in ((readme, checkout), (tested, Path("/"))):
+        if cfg["data"].get("paths"):
+            cfg["data"]["paths"] = [os.path.realpath(base / p) for p in cfg["data"]["paths"]]
     assert readme == tested
 
 
