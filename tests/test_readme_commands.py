@@ -99,9 +99,9 @@ def kind(args: list[str]) -> str:
 
 #: README commands whose shrunk config is exactly one that tests/test_cli.py runs end to end
 #: (results.json, figures, metrics), given as that run's overrides: running them here too would
-#: train the same studies twice (about 100 s of the suite). test_readme_command_matches_test_cli
-#: proves that each composes to that config, so it runs as written; a README edit to one of
-#: them makes it a new command, which is then run here.
+#: train the same studies twice (about 200 s on a loaded 2-core CPU). The test
+#: test_readme_command_matches_test_cli proves that each composes to that config, so it runs
+#: as written; a README edit to one of them makes it a new command, which is then run here.
 RUN_IN_TEST_CLI = {
     # tests/test_cli.py::test_experiment_runs_end_to_end_and_refuses_to_overwrite
     "python -m jaxws": TINY_CWOLA,
