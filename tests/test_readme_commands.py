@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from shrunk import TINY_ANOMALY, TINY_CWOLA, TINY_NPLM
-from test_cli import SHRUNK_RUNS
+from test_cli import SHRUNK_RUNS, TINY
 
 from jaxws.cli import CONFIG_DIR, execute
 
@@ -104,7 +104,7 @@ def kind(args: list[str]) -> str:
 #: as written; a README edit to one of them makes it a new command, which is then run here.
 RUN_IN_TEST_CLI = {
     # tests/test_cli.py::test_experiment_runs_end_to_end_and_refuses_to_overwrite
-    "python -m jaxws": TINY_CWOLA,
+    "python -m jaxws": TINY,
     # tests/test_cli.py::test_every_method_runs_end_to_end_through_hydra[...]
     "python -m jaxws experiment=quickstart": SHRUNK_RUNS["transfer_and_mtl"],
     "python -m jaxws method=anomaly data=tpc": SHRUNK_RUNS["anomaly"],
