@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from shrunk import TINY_ANOMALY, TINY_CWOLA
+from shrunk import TINY_ANOMALY, TINY_CWOLA, TINY_NPLM
 
 from jaxws.cli import CONFIG_DIR, execute
 from jaxws.config import ConfigError, from_section
@@ -114,22 +114,15 @@ SHRUNK_RUNS = {
         "data=pythia",
         f"data.paths=[{REPO.parent / 'shared' / 'data' / 'hv-reference'}]",
         "data.resolution=8",
+        # as tests/test_readme_commands.py shrinks the README's Pythia command, which relies on
+        # this run: per model about 2k SR QCD and 3.4k SR signal events, enough here
+        "data.max_events=4000",
         "study.n_test_signal=500",
         "study.n_test_background=500",
     ],
-    "nplm": [
-        "experiment=nplm",
-        "tracking=none",
-        "data.n_reference=5000",
-        "data.n_expected=300.0",
-        "method.n_toys=8",
-        "method.epochs=20",
-        "method.checkpoints=[10,20]",
-        "method.n_signal_toys=4",
-        "method.n_history_toys=2",
-        "method.signal_fractions=[0.02]",
-        "method.chunk_size=8",
-    ],
+    # The README's `python -m jaxws experiment=nplm` as tests/test_readme_commands.py shrinks
+    # it: that test relies on this run instead of training it again.
+    "nplm": ["experiment=nplm", *TINY_NPLM],
 }
 
 

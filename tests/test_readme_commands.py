@@ -2,7 +2,8 @@
 later overrides of a key win, so the command's own arguments all take effect), and the README's
 API snippet runs as shown.
 
-Commands the test does not run are named in NOT_RUN_HERE with the test that covers them, and
+Commands the test does not run are named in NOT_RUN_HERE with the test that covers them, or in
+RUN_IN_TEST_CLI when tests/test_cli.py already runs exactly their shrunk config end to end, and
 the test fails if the README gains a command that is neither run nor named.
 """
 
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from shrunk import TINY_ANOMALY, TINY_CWOLA, TINY_NPLM
+from test_cli import SHRUNK_RUNS, TINY
 
 from jaxws.cli import CONFIG_DIR, execute
 
@@ -94,13 +97,52 @@ def kind(args: list[str]) -> str:
     return "cwola"
 
 
-COMMANDS = [c for c in readme_commands() if c not in NOT_RUN_HERE]
+#: README commands whose shrunk config is exactly one that tests/test_cli.py runs end to end
+#: (results.json, figures, metrics), given as that run's overrides: running them here too would
+#: train the same studies twice (about 200 s on a loaded 2-core CPU). The test
+#: test_readme_command_matches_test_cli proves that each composes to that config, so it runs
+#: as written; a README edit to one of them makes it a new command, which is then run here.
+RUN_IN_TEST_CLI = {
+    # tests/test_cli.py::test_experiment_runs_end_to_end_and_refuses_to_overwrite
+    "python -m jaxws": TINY,
+    # tests/test_cli.py::test_every_method_runs_end_to_end_through_hydra[...]
+    "python -m jaxws experiment=quickstart": SHRUNK_RUNS["transfer_and_mtl"],
+    "python -m jaxws method=anomaly data=tpc": SHRUNK_RUNS["anomaly"],
+    "python -m jaxws experiment=nplm": SHRUNK_RUNS["nplm"],
+    "python -m jaxws method=cwola data=pythia data.paths=[../shared/data/hv-reference]": (
+        SHRUNK_RUNS["cwola_on_pythia_events"]
+    ),
+}
+
+COMMANDS = [c for c in readme_commands() if c not in NOT_RUN_HERE and c not in RUN_IN_TEST_CLI]
 
 
 def test_every_readme_command_is_run_or_named():
     commands = readme_commands()
     assert len(commands) >= 7
-    assert set(commands) >= NOT_RUN_HERE, NOT_RUN_HERE - set(commands)
+    named = NOT_RUN_HERE | set(RUN_IN_TEST_CLI)
+    assert set(commands) >= named, named - set(commands)
+
+
+@pytest.mark.parametrize("command", sorted(RUN_IN_TEST_CLI))
+def test_readme_command_matches_test_cli(command):
+    """The README command, shrunk as here, composes to the config test_cli runs: the same
+    resolved values in every key but `run_name`, which only names the run (its tracker name and
+    default output directory; `experiment=quickstart` sets it to "quickstart")."""
+    args = shlex.split(command)[3:]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        readme = compose(config_name="config", overrides=[*args, *SHRINK[kind(args)]])
+        tested = compose(config_name="config", overrides=list(RUN_IN_TEST_CLI[command]))
+    readme, tested = (OmegaConf.to_container(c, resolve=True) for c in (readme, tested))
+    readme.pop("run_name")
+    tested.pop("run_name")
+    # Data paths as the run would open them: the README's relative ones from a checkout beside
+    # SHARED (as test_readme_command_runs_as_written lays it out), test_cli's absolute ones.
+    checkout = SHARED.parent / "jaxws"
+    for cfg, base in ((readme, checkout), (tested, Path("/"))):
+        if cfg["data"].get("paths"):
+            cfg["data"]["paths"] = [os.path.realpath(base / p) for p in cfg["data"]["paths"]]
+    assert readme == tested
 
 
 @pytest.mark.parametrize("command", COMMANDS)
