@@ -91,7 +91,15 @@ def test_vmap_and_sequential_schedules_agree():
     vmapped = nplm.fit_toys(keys, x, dw, rw, hp, SPEC, train, 2, schedule="vmap")
     sequential = nplm.fit_toys(keys, x, dw, rw, hp, SPEC, train, 2, schedule="sequential")
     np.testing.assert_allclose(vmapped.t_history, sequential.t_history, rtol=1e-4, atol=1e-4)
-    assert nplm.resolve_schedule("auto", 10**6) == nplm.AUTO_SCHEDULE == "vmap"
+
+
+def test_auto_schedule_by_backend_and_size(monkeypatch):
+    large = nplm.CPU_SEQUENTIAL_EVENTS
+    assert nplm.resolve_schedule("auto", large - 1) == "vmap"  # the CPU here
+    assert nplm.resolve_schedule("auto", large) == "sequential"
+    assert nplm.resolve_schedule("vmap", large) == "vmap"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert nplm.resolve_schedule("auto", 10 * large) == "vmap"
 
 
 def test_reference_event_weights_sum_to_expected_count():

@@ -66,7 +66,7 @@ from jaxws.stats.nplm.checks import (
     check_samples,
 )
 from jaxws.stats.nplm.fit import (
-    AUTO_SCHEDULE,
+    CPU_SEQUENTIAL_EVENTS,
     SCHEDULES,
     fit_test_function,
     fit_toys,
@@ -97,8 +97,8 @@ from jaxws.stats.nplm.training import (
 from jaxws.stats.nplm.two_sample import permutation_labels, symmetrized_test, symmetrized_weights
 
 __all__ = [
-    "AUTO_SCHEDULE",
     "CLIP_SCOPES",
+    "CPU_SEQUENTIAL_EVENTS",
     "INITIALISATIONS",
     "MIN_EVENTS",
     "SCHEDULES",

@@ -122,25 +122,33 @@ def fit_toys(
 
 _CHUNK_CACHE: dict = {}
 SCHEDULES = ("auto", "vmap", "sequential")
-# "auto" vmaps the members of a chunk: bench/nplm_toys.py on 2 cores at N_R = 200k found
-# vmapped chunks of 4 faster per toy-epoch than lax.map over them in 7 of 10 rounds.
-AUTO_SCHEDULE = "vmap"
+# "auto": vmap the members of a chunk, except on a CPU when one member holds at least this many
+# events, where they run one after the other. bench/nplm_toys.py on the idle 2-core CPU
+# (2026-11-30 22:35 UTC, load 0.7-1.1), ms per toy-epoch: N_R = 200k, chunks of 4: vmapped 2.69,
+# sequential 2.09, one toy 1.82; N_R = 20k, chunks of 16: vmapped 0.19, sequential 0.30; N_R =
+# 2k: vmapped 0.03, sequential 0.04. A vmapped chunk's activations (events x hidden x members)
+# then outgrow the cores' caches. On one H200 vmapping wins at N_R = 200k (256 toys: 0.0045
+# against 0.03 sequential).
+CPU_SEQUENTIAL_EVENTS = 100_000
 
 
 def resolve_schedule(schedule: str, n_events: int) -> str:
     """The concrete schedule of a chunk: "vmap" or "sequential" ("auto" decides by size).
 
     Args:
-        schedule: "auto" (vmap, see AUTO_SCHEDULE), "vmap" or "sequential".
-        n_events: events per member (data plus reference, padding included); unused today.
+        schedule: "auto", "vmap" or "sequential". "auto" is "sequential" on a CPU backend when
+            a member has at least `CPU_SEQUENTIAL_EVENTS` events, "vmap" otherwise.
+        n_events: events per member (data plus reference, padding included).
 
     Returns:
         "vmap" or "sequential".
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    del n_events  # kept in the signature for a size-dependent rule
-    return AUTO_SCHEDULE if schedule == "auto" else schedule
+    if schedule != "auto":
+        return schedule
+    large = n_events >= CPU_SEQUENTIAL_EVENTS
+    return "sequential" if jax.default_backend() == "cpu" and large else "vmap"
 
 
 def _compiled_chunk_fit(
