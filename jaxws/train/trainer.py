@@ -94,6 +94,7 @@ class Trainer:
         )
         self._block_members_program = None  # built on first use: see `_block_members`
         self.memory_estimates = {}  # `jaxws.train.memory.chunk_rows`'s, per data shapes
+        self._step_flops = {}  # `learner.step_flops` per event shape (`member_map`)
         # Counters of the ensemble host loop, over all runs: rows x epochs of the blocks
         # computed (an upper bound under `lax.map`, whose members stop inside a block), and
         # members that took a stopped member's row.
@@ -182,7 +183,11 @@ class Trainer:
         flops = None
         accelerator = jax.default_backend() != "cpu" and jax.local_device_count() == 1
         if self.config.member_map == "auto" and convolutional and accelerator:
-            flops = learner.step_flops(self.spec, state, pool, hparams)
+            # Traced once per event shape (the memory estimate and the block both ask).
+            shapes = tuple((a.shape[1:], str(a.dtype)) for a in jax.tree.leaves(pool))
+            if shapes not in self._step_flops:
+                self._step_flops[shapes] = learner.step_flops(self.spec, state, pool, hparams)
+            flops = self._step_flops[shapes]
         return self.config.resolved_member_map(convolutional, flops)
 
     def members_block(self, member_map: str) -> Callable:
