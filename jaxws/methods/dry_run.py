@@ -84,6 +84,70 @@ def _pythia_counts(data: SimulatorConfig | PythiaConfig) -> dict[str, dict[str, 
     return out
 
 
+def _unused_background(pool: float, study: StudyConfig) -> float:
+    """SR background that none of the study's E members draws, on average.
+
+    Each of the E = injections x pseudo-experiments members draws `n_background_sr` of the
+    `pool` events left after the test set, so about pool (1 - n/pool)^E stay unused.
+    """
+    members = len(study.injections) * study.n_pseudo_experiments
+    return pool * (1 - min(study.n_background_sr / max(pool, 1.0), 1.0)) ** members
+
+
+def check_counts(
+    counts: dict[str, Any], study: StudyConfig, source: str, extra_background_sr: int = 0
+) -> list[str]:
+    """Compare a study design's needs with counts per sample and region; ConfigError on shortfall.
+
+    Args:
+      counts: {"background": {"SR": n, "SB": n}, "signal": {...}, "fraction_sr_background": f},
+        the events the data will provide (expected, or counted in the shards).
+      study: the `study` section dataclass.
+      source: "simulator" or "pythia" (names the keys to raise in the message).
+      extra_background_sr: SR background a method needs beyond the study that must come
+        from events no pseudo-experiment draws (shards; the simulator draws it afresh).
+
+    Returns:
+      Lines describing the counts (for the dry run's report).
+    """
+    fraction = counts["fraction_sr_background"]
+    n_sb_background = study.n_background_sr * (1 - fraction) / fraction
+    need = {
+        ("background", "SR"): study.n_test_background + study.n_background_sr,
+        ("background", "SB"): n_sb_background,
+        ("signal", "SR"): study.n_test_signal + max(study.injections),
+    }
+    keys = {
+        "simulator": {"background": "data.n_background", "signal": "data.n_signal"},
+        "pythia": {"background": "data.max_events or more shards", "signal": "more shards"},
+    }[source]
+    problems, lines = [], []
+    if extra_background_sr and source == "pythia":
+        unused = _unused_background(counts["background"]["SR"] - study.n_test_background, study)
+        lines.append(
+            f"source background (SR, unused by the study): need "
+            f"{extra_background_sr}, expect {unused:.0f}"
+        )
+        if extra_background_sr > unused:
+            problems.append(
+                f"source background: transfer/meta-learning need {extra_background_sr} SR "
+                f"background events that the study does not use, about {unused:.0f} remain "
+                "(lower method...source.n_background or the study's sizes, or add QCD shards)"
+            )
+    for (sample, region), n in need.items():
+        have = counts[sample][region]
+        lines.append(f"{sample} {region}: need {n:.0f}, expect {have:.0f}")
+        if n > have:
+            problems.append(
+                f"{sample} {region}: the study needs {n:.0f} events, the data give about "
+                f"{have:.0f} (raise {keys[sample]}, or lower study.n_background_sr, "
+                "study.n_test_background, study.n_test_signal or the largest injection)"
+            )
+    if problems:
+        raise ConfigError("not enough events for this study design: " + "; ".join(problems))
+    return lines
+
+
 def check_study_sizes(
     data: SimulatorConfig | PythiaConfig, study: StudyConfig, extra_background_sr: int = 0
 ) -> list[str]:
@@ -101,50 +165,71 @@ def check_study_sizes(
     if data.source not in ("simulator", "pythia"):
         return [f"data.source={data.source}: event counts are checked when the files are read"]
     counts = _simulator_counts(data) if data.source == "simulator" else _pythia_counts(data)
-    fraction = counts["fraction_sr_background"]
-    n_sb_background = study.n_background_sr * (1 - fraction) / fraction
     if data.source == "simulator":
         extra_background_sr = 0
-    need = {
-        ("background", "SR"): study.n_test_background + study.n_background_sr + extra_background_sr,
-        ("background", "SB"): n_sb_background,
-        ("signal", "SR"): study.n_test_signal + max(study.injections),
+    return check_counts(counts, study, data.source, extra_background_sr)
+
+
+# Signal-region share of the stored (SR + SB) events of the project's Pythia selection,
+# counted in ../shared/data: QCD 62,197 of 125,472 (hv-reference and qcd-extra), the
+# Lambda_D = 10 signals 4,239 and 4,267 of 5,000 (ID, DD). The plan takes the lower signal one.
+STORED_SR_FRACTION = {"background": 62_197 / 125_472, "signal": 4_239 / 5_000}
+QCD_EVENTS_PER_SHARD = 50_000
+
+
+def _stored_for(need_sr: float, fraction: float) -> int:
+    """Stored events N whose SR count, less 3 binomial sigmas, reaches `need_sr`."""
+    n = need_sr / fraction
+    while n * fraction - 3.0 * math.sqrt(n * fraction * (1 - fraction)) < need_sr:
+        n *= 1.001
+    return math.ceil(n)
+
+
+def generation_plan(cfg: DictConfig) -> dict[str, Any]:
+    """Events to generate so that a Pythia study's dry run passes (`experiments/paper_scale.sh`).
+
+    The needs are the dry run's (`check_counts`): the SR background pool is the smallest that
+    leaves the methods' source sample unused by the pseudo-experiments' draws; every signal
+    model gets the larger of the benchmark's need (test set + largest injection) and a source
+    model's (`n_signal_per_model`). Counts become stored (SR + SB) events through the
+    measured SR shares above, with a 3-sigma binomial margin.
+
+    Returns:
+      {"qcd": (events per shard, number of shards), "signal": events per shard (one shard
+      per model), "need": the SR counts behind them}.
+    """
+    from jaxws.methods.injection_study import StudyConfig
+
+    study = from_section(StudyConfig, cfg.study, "study")
+    name = str(cfg.method.name)
+    extra, per_model = 0, 0
+    if name in STUDY_METHODS:
+        for _, section in _method_sections(cfg, name):
+            extra = max(extra, _parse_study_method(section))
+            per_model = max(
+                per_model, int((section.get("source") or {}).get("n_signal_per_model", 0))
+            )
+    pool = float(study.n_background_sr)
+    if extra:
+        low, high = pool, pool
+        while _unused_background(high, study) < extra:
+            low, high = high, 2 * high
+        while high - low > 100:
+            middle = (low + high) / 2
+            low, high = (
+                (middle, high) if _unused_background(middle, study) < extra else (low, middle)
+            )
+        pool = high
+    need_background = study.n_test_background + pool
+    need_signal = max(study.n_test_signal + max(study.injections), per_model)
+    qcd = _stored_for(need_background, STORED_SR_FRACTION["background"])
+    shards = math.ceil(qcd / QCD_EVENTS_PER_SHARD)
+    signal = _stored_for(need_signal, STORED_SR_FRACTION["signal"])
+    return {
+        "qcd": (math.ceil(qcd / shards), shards),
+        "signal": signal,
+        "need": {"background SR": need_background, "signal SR": need_signal},
     }
-    keys = {
-        "simulator": {"background": "data.n_background", "signal": "data.n_signal"},
-        "pythia": {"background": "data.max_events or more shards", "signal": "more shards"},
-    }[data.source]
-    problems, lines = [], []
-    if extra_background_sr and data.source == "pythia":
-        # The source sample takes SR background that no pseudo-experiment drew; each of the
-        # E = injections x pseudo-experiments members draws n_background_sr of the N events
-        # left after the test set, so about N (1 - n/N)^E stay unused.
-        pool = counts["background"]["SR"] - study.n_test_background
-        members = len(study.injections) * study.n_pseudo_experiments
-        unused = pool * (1 - min(study.n_background_sr / max(pool, 1), 1)) ** members
-        lines.append(
-            f"source background (SR, unused by the study): need "
-            f"{extra_background_sr}, expect {unused:.0f}"
-        )
-        if extra_background_sr > unused:
-            problems.append(
-                f"source background: transfer/meta-learning need {extra_background_sr} SR "
-                f"background events that the study does not use, about {unused:.0f} remain "
-                "(lower method...source.n_background or the study's sizes, or add QCD shards)"
-            )
-        need[("background", "SR")] -= extra_background_sr
-    for (sample, region), n in need.items():
-        have = counts[sample][region]
-        lines.append(f"{sample} {region}: need {n:.0f}, expect {have:.0f}")
-        if n > have:
-            problems.append(
-                f"{sample} {region}: the study needs {n:.0f} events, the data give about "
-                f"{have:.0f} (raise {keys[sample]}, or lower study.n_background_sr, "
-                "study.n_test_background, study.n_test_signal or the largest injection)"
-            )
-    if problems:
-        raise ConfigError("not enough events for this study design: " + "; ".join(problems))
-    return lines
 
 
 def _method_sections(cfg: DictConfig, name: str) -> list[tuple[str, Any]]:

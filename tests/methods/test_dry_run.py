@@ -2,6 +2,7 @@
 completely (sections, model, method parts and the events the study design needs) without
 training; a design the data cannot fill fails at once, naming the keys to raise."""
 
+import os
 import re
 import shlex
 import subprocess
@@ -12,8 +13,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from jaxws.cli import CONFIG_DIR
-from jaxws.config import ConfigError
-from jaxws.methods.dry_run import validate
+from jaxws.config import ConfigError, from_section
+from jaxws.methods.dry_run import (
+    STORED_SR_FRACTION,
+    check_counts,
+    generation_plan,
+    validate,
+)
+from jaxws.methods.injection_study import StudyConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,3 +133,62 @@ def test_cli_dry_run_writes_nothing_and_exits_zero(tmp_path):
     assert bad.returncode == 2
     assert "n_background" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def _expected_counts(stored: dict[str, float]) -> dict:
+    """SR/SB counts of `stored` events at the measured SR shares, less 3 binomial sigmas."""
+    out = {}
+    for sample, n in stored.items():
+        f = STORED_SR_FRACTION[sample]
+        margin = 3.0 * (n * f * (1 - f)) ** 0.5
+        out[sample] = {"SR": n * f - margin, "SB": n * (1 - f) - margin}
+    out["fraction_sr_background"] = STORED_SR_FRACTION["background"]
+    return out
+
+
+def test_paper_scale_generation_plan_passes_the_studys_own_dry_run():
+    cfg = config(["experiment=paper_pythia", "tracking=none"])
+    study = from_section(StudyConfig, cfg.study, "study")
+    extra = int(cfg.method.methods.MTL.source.n_background)  # the larger source sample
+    plan = generation_plan(cfg)
+    per_shard, shards = plan["qcd"]
+    planned = _expected_counts({"background": per_shard * shards, "signal": plan["signal"]})
+    assert check_counts(planned, study, "pythia", extra)
+    # The recipe the script used to print (8 x 60k QCD, 25k per signal) leaves no source
+    # background: its dry run refused after the generation.
+    old = _expected_counts({"background": 8 * 60_000, "signal": 25_000})
+    with pytest.raises(ConfigError, match="source background"):
+        check_counts(old, study, "pythia", extra)
+    # Not more than needed: 10% fewer QCD events fail.
+    fewer = _expected_counts({"background": 0.9 * per_shard * shards, "signal": plan["signal"]})
+    with pytest.raises(ConfigError, match="source background"):
+        check_counts(fewer, study, "pythia", extra)
+
+
+@pytest.mark.parametrize("experiment", ["paper_luminosity", "paper_gpu"])
+def test_paper_luminosity_and_gpu_slice_validate(experiment):
+    cfg = config([f"experiment={experiment}", "tracking=none"])
+    lines = validate(cfg)
+    assert any("background SR: need 45000" in line for line in lines)
+    assert cfg.study.n_background_sr == 25000
+    assert cfg.study.n_test_signal == cfg.study.n_test_background == 20000
+
+
+def test_paper_scripts_dry_runs_pass():
+    env = {**os.environ, "PYTHON": sys.executable, "DRY": "1", "JAX_PLATFORMS": "cpu"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    for script, args in (("paper_scale.sh", []), ("paper_gpu.sh", ["dry"])):
+        out = subprocess.run(
+            ["bash", str(REPO / "experiments" / script), *args],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        if script == "paper_scale.sh":
+            assert out.stdout.splitlines()[0].startswith("models=[qcd] events=")
+        else:
+            assert (
+                out.stdout.count("configuration is valid")
+                + out.stderr.count("configuration is valid")
+                + out.stderr.count("config valid")
+                >= 2
+            )
