@@ -43,6 +43,9 @@ class StudyDesign:
       validation_fraction: held out for early stopping (paper: a fifth).
       n_test_signal, n_test_background: pure SR test sets (paper: 20k each).
       balance_classes: weight SR and SB to equal total weight in each pseudo-experiment.
+      reserve_background_sr: SR background events set aside after the test set and never drawn
+        by a pseudo-experiment (0 = none): where a method's source sample must come from the
+        same finite sample (Pythia shards), this makes it disjoint from the study by design.
     """
 
     n_background_sr: int = 1_000
@@ -52,6 +55,7 @@ class StudyDesign:
     n_test_signal: int = 2_000
     n_test_background: int = 4_000
     balance_classes: bool = False
+    reserve_background_sr: int = 0
 
     def __post_init__(self):
         check(
@@ -74,6 +78,10 @@ class StudyDesign:
         check(
             self.n_test_signal >= 1 and self.n_test_background >= 1,
             "study.n_test_signal and study.n_test_background must be >= 1",
+        )
+        check(
+            self.reserve_background_sr >= 0,
+            f"study.reserve_background_sr must be >= 0, got {self.reserve_background_sr}",
         )
 
 
@@ -139,6 +147,7 @@ def build_pseudo_experiments(
     bkg_sr, sig_sr = rng.permutation(bkg_sr), rng.permutation(sig_sr)
     test_background, bkg_sr = bkg_sr[: design.n_test_background], bkg_sr[design.n_test_background :]
     test_signal, sig_sr = sig_sr[: design.n_test_signal], sig_sr[design.n_test_signal :]
+    bkg_sr = bkg_sr[design.reserve_background_sr :]  # set aside: never drawn (see StudyDesign)
     n_bkg_sb = round(design.n_background_sr * background_ratio)
     injections = np.asarray(design.injections, np.int64)
     n_sig_sb = np.rint(injections * signal_ratio).astype(np.int64)
@@ -146,9 +155,9 @@ def build_pseudo_experiments(
         (what, need, have)
         for what, need, have in (
             (
-                "SR background (test + training)",
-                design.n_test_background + design.n_background_sr,
-                design.n_test_background + len(bkg_sr),
+                "SR background (test + reserve + training)",
+                design.n_test_background + design.reserve_background_sr + design.n_background_sr,
+                design.n_test_background + design.reserve_background_sr + len(bkg_sr),
             ),
             ("SB background", n_bkg_sb, len(bkg_sb)),
             (

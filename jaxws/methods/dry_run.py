@@ -87,11 +87,14 @@ def _pythia_counts(data: SimulatorConfig | PythiaConfig) -> dict[str, dict[str, 
 def _unused_background(pool: float, study: StudyConfig) -> float:
     """SR background that none of the study's E members draws, on average.
 
-    Each of the E = injections x pseudo-experiments members draws `n_background_sr` of the
-    `pool` events left after the test set, so about pool (1 - n/pool)^E stay unused.
+    The first `reserve_background_sr` events of the `pool` left after the test set are never
+    drawn; each of the E = injections x pseudo-experiments members draws `n_background_sr` of
+    the D others, so about reserve + D (1 - n/D)^E stay unused.
     """
     members = len(study.injections) * study.n_pseudo_experiments
-    return pool * (1 - min(study.n_background_sr / max(pool, 1.0), 1.0)) ** members
+    reserve = min(study.reserve_background_sr, pool)
+    drawn = pool - reserve
+    return reserve + drawn * (1 - min(study.n_background_sr / max(drawn, 1.0), 1.0)) ** members
 
 
 def check_counts(
@@ -113,7 +116,9 @@ def check_counts(
     fraction = counts["fraction_sr_background"]
     n_sb_background = study.n_background_sr * (1 - fraction) / fraction
     need = {
-        ("background", "SR"): study.n_test_background + study.n_background_sr,
+        ("background", "SR"): study.n_test_background
+        + study.reserve_background_sr
+        + study.n_background_sr,
         ("background", "SB"): n_sb_background,
         ("signal", "SR"): study.n_test_signal + max(study.injections),
     }

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from jaxws.config import ConfigError
 from jaxws.data.events import JetEvents
 from jaxws.data.pseudo_experiments import StudyDesign, build_pseudo_experiments, pool_events
 
@@ -75,3 +76,31 @@ def test_more_signal_than_exists_is_refused_with_numbers():
     )
     with pytest.raises(ValueError, match=r"SR signal \(test \+ largest injection\): need 500"):
         build_pseudo_experiments(0, background, signal, design)
+
+
+def test_reserved_background_is_never_drawn_and_zero_reserve_changes_nothing():
+    background = fake_events(6000, 0.5, 0, seed=0)
+    signal = fake_events(3000, 0.8, 1, seed=1)
+    sizes = {"n_background_sr": 800, "injections": (0, 200), "n_pseudo_experiments": 4,
+             "n_test_signal": 500, "n_test_background": 700}  # fmt: skip
+    plain = build_pseudo_experiments(3, background, signal, StudyDesign(**sizes))
+    same = build_pseudo_experiments(
+        3, background, signal, StudyDesign(**sizes, reserve_background_sr=0)
+    )
+    np.testing.assert_array_equal(plain.members.train_index, same.members.train_index)
+    reserved = build_pseudo_experiments(
+        3, background, signal, StudyDesign(**sizes, reserve_background_sr=1500)
+    )
+    np.testing.assert_array_equal(plain.test_index, reserved.test_index)  # same test set
+    members = reserved.members
+    drawn = np.unique(np.concatenate([members.train_index.ravel(), members.val_index.ravel()]))
+    used = np.union1d(drawn, reserved.test_index)
+    sr_background = np.flatnonzero(background.region == 0)
+    unused = np.setdiff1d(sr_background, used)
+    # Exactly the reserve stays unused: the ~3k SR events less test set and reserve leave a
+    # pool of about 800, which every member draws whole.
+    assert len(unused) == 1500
+    with pytest.raises(ConfigError, match=r"test \+ reserve \+ training"):
+        build_pseudo_experiments(
+            3, background, signal, StudyDesign(**sizes, reserve_background_sr=2500)
+        )

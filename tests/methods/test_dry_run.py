@@ -192,3 +192,16 @@ def test_paper_scripts_dry_runs_pass():
                 + out.stderr.count("config valid")
                 >= 2
             )
+
+
+def test_pythia_paper_luminosity_without_its_generated_signals_names_the_generator(tmp_path):
+    cfg = config(
+        [
+            "experiment=paper_luminosity_pythia",
+            "tracking=none",
+            f"data.paths=[../shared/data/hv-reference,../shared/data/qcd-extra,{tmp_path}]",
+        ]
+    )
+    assert cfg.study.reserve_background_sr == 17000
+    with pytest.raises(ConfigError, match=r"jaxws.simulate.generate"):
+        validate(cfg)
