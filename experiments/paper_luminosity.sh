@@ -4,6 +4,8 @@
 # test events, 5 pseudo-experiments per injection, 100k + 100k pretraining; 12x12, slim CNN).
 #   bash experiments/paper_luminosity.sh simulator      # ID, Lambda_D = 10 (the paper's Fig. 3-5 top)
 #   bash experiments/paper_luminosity.sh simulator_dd   # DD, Lambda_D = 10
+#   bash experiments/paper_luminosity.sh simulator_count  # ID with the constituent-count channel
+#       (data.channels=[pt,count]: the multiplicity that 25x25-75x75 pixels resolve and 12x12 merges)
 #   bash experiments/paper_luminosity.sh pythia         # ID on Pythia 8 (experiment=paper_luminosity_pythia):
 #       QCD from ../shared/data/{hv-reference,qcd-extra}; the signals it lacks are generated once
 #       into ${PYTHIA_PAPER_LUMINOSITY:-data/pythia-paper-luminosity} (about 45k events, 10-15 min
@@ -19,6 +21,7 @@ experiment=paper_luminosity
 case $name in
   simulator) args=(data.signal=id_lambda10) ;;
   simulator_dd) args=(data.signal=dd_lambda10) ;;
+  simulator_count) args=(data.signal=id_lambda10 'data.channels=[pt,count]') ;;
   pythia)
     experiment=paper_luminosity_pythia
     out=${PYTHIA_PAPER_LUMINOSITY:-data/pythia-paper-luminosity}
@@ -29,7 +32,7 @@ case $name in
     python -m jaxws.simulate.generate \
       'models=[id_lambda1,id_lambda5,id_lambda20,id_lambda30,id_lambda40,id_lambda50,dd_lambda1,dd_lambda5,dd_lambda20,dd_lambda30,dd_lambda40,dd_lambda50]' \
       events=1900 'seeds=[1]' "out=$out" ;;
-  *) echo "error: unknown benchmark '$name' (simulator, simulator_dd or pythia)" >&2; exit 2 ;;
+  *) echo "error: unknown benchmark '$name' (simulator, simulator_dd, simulator_count or pythia)" >&2; exit 2 ;;
 esac
 run=outputs/paper_luminosity/$name
 python -m jaxws "experiment=$experiment" "${args[@]}" dry_run=true "$@"

@@ -106,10 +106,16 @@ def method_sections(method_cfg: DictConfig, allowed_extra: tuple[str, ...] = ())
 
 
 def _used_background(inputs: StudyInputs) -> np.ndarray:
+    """Pool indices the study trains, validates or tests on.
+
+    Members of different sizes are padded to one width with index 0 at weight 0: only
+    entries with weight > 0 are events a member uses.
+    """
     experiments = inputs.experiments
+    members = experiments.members
     used = [
-        np.asarray(experiments.members.train_index).ravel(),
-        np.asarray(experiments.members.val_index).ravel(),
+        np.asarray(members.train_index)[np.asarray(members.train_weight) > 0],
+        np.asarray(members.val_index)[np.asarray(members.val_weight) > 0],
         np.asarray(experiments.test_index).ravel(),
     ]
     return np.unique(np.concatenate(used))

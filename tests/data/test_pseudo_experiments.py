@@ -104,3 +104,30 @@ def test_reserved_background_is_never_drawn_and_zero_reserve_changes_nothing():
         build_pseudo_experiments(
             3, background, signal, StudyDesign(**sizes, reserve_background_sr=2500)
         )
+
+
+def test_transfer_counts_only_weighted_entries_as_used_background():
+    # Members of different sizes are padded with index 0 at weight 0; event 0 is not used.
+    from types import SimpleNamespace
+
+    from jaxws.methods.transfer import _used_background
+
+    background = fake_events(4000, 0.5, 0, seed=4)
+    signal = fake_events(2000, 0.8, 1, seed=5)
+    design = StudyDesign(
+        n_background_sr=500, injections=(0, 300), n_pseudo_experiments=1,
+        n_test_signal=200, n_test_background=300,
+    )  # fmt: skip
+    experiments = build_pseudo_experiments(0, background, signal, design)
+    members = experiments.members
+    padded = (members.train_weight == 0).any() or (members.val_weight == 0).any()
+    assert padded  # the injection-0 member is shorter than the other
+    used = _used_background(SimpleNamespace(experiments=experiments))
+    truly = np.concatenate(
+        [
+            members.train_index[members.train_weight > 0],
+            members.val_index[members.val_weight > 0],
+            experiments.test_index,
+        ]
+    )
+    np.testing.assert_array_equal(used, np.unique(truly))
