@@ -325,16 +325,24 @@ def validate(cfg: DictConfig) -> list[str]:
     # from shards it must come from events the study leaves unused.
     lines += check_study_sizes(source.config, study, extra_background_sr=extra)
     if extra and source.config.source == "pythia":
-        lines.append(check_source_models(source))
+        per_model = max(
+            int((section.get("source") or {}).get("n_signal_per_model", 0))
+            for _, section in _method_sections(cfg, name)
+        )
+        lines.append(check_source_models(source, per_model))
     return lines
 
 
-def check_source_models(source: SimulatorSource | PythiaSource) -> str:
-    """Transfer and meta-learning pretrain on every other benchmark: all must have shards."""
+def check_source_models(source: SimulatorSource | PythiaSource, n_signal_per_model: int = 0) -> str:
+    """Every other benchmark, which transfer and meta-learning pretrain on, has shards.
+
+    Each must hold at least `n_signal_per_model` signal-region events (0: not checked).
+    """
     from jaxws.data.samples import canonical_name
     from jaxws.data.shards import ShardCollection
 
-    have = set(ShardCollection(list(source.config.paths)).counts())
+    collection = ShardCollection(list(source.config.paths))
+    have = set(collection.counts())
     target = canonical_name(source.config.signal)
     missing = [m for m in source.model_names() if canonical_name(m) not in have | {target}]
     if missing:
@@ -343,5 +351,17 @@ def check_source_models(source: SimulatorSource | PythiaSource) -> str:
             "meta-learning pretrain on; generate them with `python -m jaxws.simulate.generate "
             f"models=[{','.join(missing)}] out=DIR` and add DIR to data.paths "
             "(experiments/pythia_study.sh does this)"
+        )
+    short = {}
+    for model in source.model_names():
+        if canonical_name(model) == target or not n_signal_per_model:
+            continue
+        n_sr = int(np.sum(collection.read_dataset(canonical_name(model), "region") == 0))
+        if n_sr < n_signal_per_model:
+            short[model] = n_sr
+    if short:
+        raise ConfigError(
+            f"source models with fewer signal-region events than method...source."
+            f"n_signal_per_model = {n_signal_per_model}: {short}; lower it or generate more"
         )
     return f"source models: {len(source.model_names()) - 1} found"

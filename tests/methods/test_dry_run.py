@@ -205,3 +205,19 @@ def test_pythia_paper_luminosity_without_its_generated_signals_names_the_generat
     assert cfg.study.reserve_background_sr == 17000
     with pytest.raises(ConfigError, match=r"jaxws.simulate.generate"):
         validate(cfg)
+
+
+def test_source_models_with_too_few_signal_region_events_are_refused_before_training():
+    # A paper-luminosity Pythia run once trained CWoLa for 25 minutes and then stopped at
+    # "source model id_lambda1: 1382 signal-region events available, 1400 needed".
+    from types import SimpleNamespace
+
+    from jaxws.methods.dry_run import check_source_models
+
+    source = SimpleNamespace(
+        config=SimpleNamespace(paths=["../shared/data/hv-reference"], signal="id_lambda10"),
+        model_names=lambda: ["id_lambda10", "dd_lambda10"],
+    )
+    assert "1 found" in check_source_models(source, 4267)  # hv-reference: 4,267 DD SR events
+    with pytest.raises(ConfigError, match=r"'dd_lambda10': 4267"):
+        check_source_models(source, 4268)
