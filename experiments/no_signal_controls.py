@@ -10,7 +10,8 @@ spread of untrained networks. This script measures, on the simulator's events of
   3. an ensemble trained on pure SR vs SB background (`weak_supervision`, 25k events each):
      its held-out SR-vs-SB AUC (0.5 = nothing to learn) and its signal-vs-background AUC,
      and the correlation of its score with the leading jet's pT.
-    python experiments/no_signal_controls.py [overrides]      # about 5 min on 2 cores
+    python experiments/no_signal_controls.py [overrides]      # about 5 min on 2 idle cores
+    python experiments/no_signal_controls.py experiment=paper_luminosity_pythia   # on Pythia
 """
 
 import sys
@@ -50,7 +51,10 @@ def compare(name: str, a: np.ndarray, b: np.ndarray) -> str:
 
 def main() -> None:
     try:
-        cfg = compose_config(["experiment=paper_luminosity", *sys.argv[1:]])
+        overrides = sys.argv[1:]
+        if not any(o.startswith("experiment=") for o in overrides):
+            overrides = ["experiment=paper_luminosity", *overrides]
+        cfg = compose_config(overrides)
         source = make_source(cfg.data)
         model = build_model(cfg.model)
     except ConfigError as error:
@@ -100,7 +104,7 @@ def main() -> None:
     held_out = len(test_sr) + len(test_sb)
     print(
         f"\ntrained on pure SR ({n}) vs SB ({n // 2}) background, 5 members "
-        f"(epochs {list(np.asarray(scorer.history.epochs))}):"
+        f"(epochs {np.asarray(scorer.history.epochs).tolist()}):"
     )
     print(
         f"  held-out SR-vs-SB AUC per member: {np.round(sr_sb, 3).tolist()} "
