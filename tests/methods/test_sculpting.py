@@ -33,3 +33,21 @@ def test_scores_that_follow_mjj_are_flagged():
     assert np.all(out.pull > 5)
     with pytest.raises(ValueError, match="SR and SB"):
         sculpting_check(scores, mjj, np.zeros_like(region))
+
+
+def test_a_classifier_is_checked_only_on_events_it_never_trained_on():
+    # A classifier that memorised its training events (SR ones score higher: "SR = 1") and is
+    # blind to mjj elsewhere. On all events its cut keeps SR training events first, so the SB
+    # efficiency falls below the SR one (a false sculpting flag); on held-out events the pulls
+    # are standard normal.
+    rng, mjj, region = _background(seed=2)
+    n_members = 100
+    trained = rng.random((n_members, len(mjj))) < 0.5
+    scores = rng.normal(size=trained.shape) + 1.0 * (trained & (region == 0))
+    everything = sculpting_check(scores, mjj, region, efficiencies=(0.1,))
+    assert np.all(everything.pull[:, 0] < -5)
+    held_out = sculpting_check(scores, mjj, region, efficiencies=(0.1,), usable=~trained)
+    pulls = held_out.pull[:, 0]
+    # 100 classifiers: mean 0 +- 0.1, s.d. 1 +- 0.07; bounds at 3.5 and 3.5 standard errors.
+    assert abs(pulls.mean()) < 0.35
+    assert 0.75 < pulls.std() < 1.25

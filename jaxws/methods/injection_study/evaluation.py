@@ -136,10 +136,20 @@ def evaluate(
         from jaxws.methods.sculpting import sculpting_check
 
         n_background = len(inputs.background_mjj)
+        members = experiments.members
+        usable = np.ones((len(no_signal), n_background), bool)
+        for row, member in enumerate(no_signal):
+            for index, weight in (
+                (members.train_index[member], members.train_weight[member]),
+                (members.val_index[member], members.val_weight[member]),
+            ):
+                seen = np.asarray(index)[np.asarray(weight) > 0]
+                usable[row, seen[seen < n_background]] = False
         sculpted = sculpting_check(
             score(no_signal, inputs.images[:n_background]),
             inputs.background_mjj,
             inputs.background_region,
+            usable=usable,
         )
     labels = experiments.test_label
     eps_b = np.asarray(study.background_efficiencies, float)
