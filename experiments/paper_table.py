@@ -30,6 +30,7 @@ RUNS = [
         for name, path in (
             ("simulator", ROOT / "docs/results/paper_luminosity/simulator"),
             ("simulator DD", ROOT / "docs/results/paper_luminosity/simulator_dd"),
+            ("simulator, pT + count", ROOT / "docs/results/paper_luminosity/simulator_count"),
             ("Pythia", ROOT / "docs/results/paper_luminosity/pythia"),
         )
     ),
@@ -87,10 +88,20 @@ def main() -> None:
             study = json.loads(config.read_text())["study"]
             assert study["n_background_sr"] == 25000, f"{config}: not the paper's luminosity"
         points = path.parent / "working_points.csv"
+        study_csv = path.with_name(path.name.replace("thresholds", "study"))
+        study_rows = list(csv.DictReader(study_csv.open()))
+        first = {path: min(float(r["injection"]) for r in study_rows if float(r["injection"]) > 0)}
         errors = ratio_errors(points) if points.exists() else {}
         for row in csv.DictReader(path.open()):
             threshold = cell(row["threshold_z"], row["threshold_z_std"], 1)
             signal = cell(row["signal_for_5sigma"], row["signal_for_5sigma_std"], 0)
+            if row["threshold_kind"] == "below range":  # above the line from the first point
+                threshold = f"< {float(row['threshold_z']):.1f} (below the scan)"
+            if row["signal_for_5sigma"] not in ("", "nan") and first.get(path) == float(
+                row["signal_for_5sigma"]
+            ):
+                signal = f"<= {first[path]:.0f} (the first point)"
+                row["ratio_to_cwola"] = ""  # a bound, not a ratio
             ratio = row["ratio_to_cwola"]
             if ratio in ("", "nan"):
                 ratio = ""

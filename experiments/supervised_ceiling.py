@@ -19,6 +19,7 @@ from jaxws.config import ConfigError
 from jaxws.data.events import SIGNAL_REGION
 from jaxws.methods.cwola import weak_supervision
 from jaxws.methods.injection_study.inputs import event_pool_images
+from jaxws.models.registry import build_model
 from jaxws.simulate.sources import make_source
 from jaxws.stats.roc import auc_of_samples
 from jaxws.stats.significance import signal_for_significance
@@ -62,8 +63,9 @@ def main() -> None:
         images = event_pool_images(background.take(background_sr[: N_TRAIN + N_TEST]), cfg.data)
         signal_images = event_pool_images(signal.take(signal_sr[: N_TRAIN + N_TEST]), cfg.data)
         scorer = weak_supervision(
-            signal_images[:N_TRAIN], images[:N_TRAIN], n_members=3, seed=0,
-            learning_rate=2e-3, config=TrainConfig(batch_size=256, max_epochs=30, patience=4),
+            signal_images[:N_TRAIN], images[:N_TRAIN], model=build_model(cfg.model),
+            n_members=3, seed=0, learning_rate=2e-3,
+            config=TrainConfig(batch_size=256, max_epochs=30, patience=4),
         )  # fmt: skip
         test_signal = np.asarray(scorer.member_scores(signal_images[N_TRAIN:]))
         test_background = np.asarray(scorer.member_scores(images[N_TRAIN:]))
