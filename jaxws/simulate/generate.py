@@ -172,8 +172,14 @@ def main() -> None:
     """Command-line entry point: `python -m jaxws.simulate.generate key=value ...`."""
     import hydra
 
-    config_dir = str(Path(__file__).resolve().parents[2] / "conf" / "generate")
-    hydra.main(version_base="1.3", config_path=config_dir, config_name="config")(_task)()
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    # The launchers (`hydra/launcher=slurm`, `local`) live in conf/hydra/launcher, beside the
+    # main entry point's groups: put conf/ on the search path unless the user sets one.
+    if not any(arg.startswith(("hydra.searchpath", "+hydra.searchpath")) for arg in sys.argv[1:]):
+        sys.argv.insert(1, f"hydra.searchpath=[file://{conf}]")
+    hydra.main(version_base="1.3", config_path=str(conf / "generate"), config_name="config")(
+        _task
+    )()
 
 
 if __name__ == "__main__":
