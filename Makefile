@@ -38,7 +38,7 @@ lint: $(FULL)
 # Numbers, defaults, paths and script lists quoted in README.md and docs/ against the code and
 # the committed tables (seconds; also part of `make test`: tests/test_docs.py).
 docs-check: $(BASE)
-	$(PY) -m jaxws.docs_check
+	$(PY) tests/docs_check.py
 
 # Re-execute the tutorials and store their outputs and figures (the tests execute them too).
 notebooks: $(FULL)
