@@ -239,7 +239,8 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker: Tr
         }
     # The published peaks in the colour of the matching curve, named on their lines.
     published = {f"{label}, CATHODE paper peak": v for label, v in PUBLISHED_MAX_SIC.items()}
-    colours = dict(zip(published, ("C0", "C1", "grey"), strict=True))
+    ours = list(curves)  # supervised, idealised AD: the same order as the published peaks
+    colours = dict(zip(published, [*ours[:2], "grey"], strict=True))
     fig = plotting.sic_figure(None, curves, references=published, reference_colors=colours)
     ax = fig.axes[0]
     ax.set_ylim(0, 1.25 * max(PUBLISHED_MAX_SIC.values()))

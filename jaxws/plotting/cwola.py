@@ -238,7 +238,8 @@ def sic_figure(
             SIC an idealised supervised classifier reaches).
         min_background_efficiency: passed to `significance_improvement` for RocCurves.
         show_random: draw the random classifier's SIC = sqrt(eps_s), dotted.
-        reference_colors: optional reference label -> colour (default grey).
+        reference_colors: optional reference label -> colour, or the label of a curve to take
+            its colour (default grey).
 
     Returns:
         The Figure.
@@ -247,18 +248,21 @@ def sic_figure(
         raise ValueError("curves is empty")
     with style():
         ax = _axes(ax)
+        line_colors: dict[str, Any] = {}
         for label, curve in curves.items():
             if isinstance(curve, RocCurve):
                 curve = significance_improvement(
                     curve, min_background_efficiency=min_background_efficiency
                 )
-            ax.plot(curve.signal_efficiency, curve.sic, label=label)
+            (line,) = ax.plot(curve.signal_efficiency, curve.sic, label=label)
+            line_colors[label] = line.get_color()
         if show_random:
             grid = np.linspace(0.0, 1.0, 201)
             ax.plot(grid, np.sqrt(grid), ":", color="black", label="random")
         reference_colors = reference_colors or {}
         for label, value in (references or {}).items():
             color = reference_colors.get(label, "grey")
+            color = line_colors.get(color, color)  # a curve's label: that curve's colour
             ax.axhline(value, linestyle="--", color=color, linewidth=1, label=label)
             # named on the line itself too, so it reads without the legend
             ax.text(

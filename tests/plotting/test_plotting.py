@@ -111,7 +111,9 @@ def test_roc_figure(curve):
 
 
 def test_sic_figure_with_references(curve):
-    fig = sic_figure(None, {"CNN": curve}, references={"supervised": 3.0})
+    fig = sic_figure(
+        None, {"CNN": curve}, references={"supervised": 3.0}, reference_colors={"supervised": "CNN"}
+    )
     ax = fig.axes[0]
     line = line_labelled(ax, "CNN")
     keep = curve.background_efficiency > 0
@@ -122,6 +124,8 @@ def test_sic_figure_with_references(curve):
     np.testing.assert_array_equal(line_labelled(ax, "supervised").get_ydata(), [3.0, 3.0])
     # the published line is named on the plot itself, and the legend covers no curve
     assert "supervised: 3" in [t.get_text() for t in ax.texts]
+    # drawn in the colour of the curve it is the reference for
+    assert line_labelled(ax, "supervised").get_color() == line.get_color()
     renderer = drawn(fig)
     assert not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
     assert renders(fig)
