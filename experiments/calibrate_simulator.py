@@ -8,7 +8,7 @@ For QCD and each of the 14 dark-shower benchmarks, matched in the signal region:
      mean jet mass / pT and the mean girth (both jets pooled), 1500 simulated events per
      evaluation with a fixed key (a deterministic objective);
   3. QCD kinematics: `ystar_tilt` by bisection on the mean leading-jet pT / mjj.
-Prints the tables that jaxws/simulate/jets.py holds (`_SIGNAL_SHAPES`, `BackgroundParams`).
+Prints the tables that jaxws/simulate/jets/params.py holds (`_SIGNAL_SHAPES`, `BackgroundParams`).
 
     python experiments/calibrate_simulator.py --reference ../shared/data/hv-reference \\
         --trends data/pythia-trends      # shards of `python -m jaxws.simulate.generate`, 14 models

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's NPLM figures (docs/figures/nplm_*.png) from `experiment=nplm_cpu` (N_R = 2000,
+# The NPLM figures of docs/nplm.md (docs/figures/nplm_*.png) from `experiment=nplm_cpu` (N_R = 2000,
 # N(R) = 100, Adam lr 0.1 x 8000 epochs, 200 null toys; minutes on 2 cores). Extra arguments
 # are Hydra overrides, e.g. `seed=1`. Run from the repository root:
 #     bash experiments/nplm_figures.sh

@@ -1,4 +1,5 @@
-"""Calibrate the toy TPC's yields to NEST (nestpy) and print the knot tables for tpc.py.
+"""Calibrate the toy TPC's yields to NEST (nestpy) and print the knot tables for
+jaxws/simulate/tpc/yields.py.
 
     PYTHONPATH=. python experiments/tpc_nest_calibration.py
 

@@ -14,11 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from shrunk import TINY_ANOMALY, TINY_CWOLA, TINY_NPLM
-from test_cli import SHRUNK_RUNS, TINY
+from test_cli import SHRUNK_RUNS
 
 from jaxws.cli import CONFIG_DIR, execute
 
@@ -64,11 +65,23 @@ SHRINK = {
     "anomaly": TINY_ANOMALY,
 }
 
-#: README commands not run here, and where they are covered
+#: README commands not run here, and where they are covered; each still composes
+#: (test_commands_not_run_here_compose), so a typo in one fails here
 NOT_RUN_HERE = {
-    # paper scale (GPU, hours on a CPU): tests/methods/test_dry_run.py validates them completely
+    # paper scale (GPU, days on a CPU): tests/methods/test_dry_run.py validates them completely
     "python -m jaxws experiment=paper_compare dry_run=true",
+    "python -m jaxws experiment=paper_compare",
     "python -m jaxws experiment=paper",
+    # your own HDF5 files: tests/data/test_readers.py writes such files and runs a shrunk
+    # CWoLa study with data=events
+    "python -m jaxws data=events data.background=qcd.h5 +data.signals={my_signal:signal.h5} "
+    "data.signal=my_signal",
+    # joblib launcher, SLURM and Optuna: tests/track/test_sweep.py composes them, and runs a
+    # real two-job sweep through the submitit plugin's local executor
+    "python -m jaxws -m hydra/launcher=local training.learning_rate=1e-4,1e-3 seed=0,1",
+    "python -m jaxws -m hydra/launcher=slurm hydra.launcher.partition=gpu experiment=paper "
+    "seed=0,1,2",
+    "python -m jaxws -m experiment=optuna_sweep",
 }
 
 
@@ -88,7 +101,7 @@ def kind(args: list[str]) -> str:
         return "quickstart"
     if "experiment=nplm" in args:
         return "nplm"
-    if "method=anomaly" in args:
+    if "method=anomaly" in args or "experiment=anomaly" in args:
         return "anomaly"
     if "method=transfer" in args:
         return "transfer"
@@ -103,12 +116,12 @@ def kind(args: list[str]) -> str:
 #: test_readme_command_matches_test_cli proves that each composes to that config, so it runs
 #: as written; a README edit to one of them makes it a new command, which is then run here.
 RUN_IN_TEST_CLI = {
-    # tests/test_cli.py::test_experiment_runs_end_to_end_and_refuses_to_overwrite
-    "python -m jaxws": TINY,
     # tests/test_cli.py::test_every_method_runs_end_to_end_through_hydra[...]
     "python -m jaxws experiment=quickstart": SHRUNK_RUNS["transfer_and_mtl"],
-    "python -m jaxws method=anomaly data=tpc": SHRUNK_RUNS["anomaly"],
+    "python -m jaxws experiment=anomaly": SHRUNK_RUNS["anomaly"],
     "python -m jaxws experiment=nplm": SHRUNK_RUNS["nplm"],
+    # the GPU recipe's chunk and toy counts are shrunk away: the same config as the line above
+    "python -m jaxws experiment=nplm method.chunk_size=256 method.n_toys=1024": SHRUNK_RUNS["nplm"],
     "python -m jaxws method=cwola data=pythia data.paths=[../shared/data/hv-reference]": (
         SHRUNK_RUNS["cwola_on_pythia_events"]
     ),
@@ -157,6 +170,13 @@ def test_readme_command_runs_as_written(command, tmp_path, monkeypatch):
     (tmp_path / "shared").symlink_to(SHARED)
     monkeypatch.chdir(workdir)
     out = tmp_path / "out"
+    if "data.observed_file=my.npz" in args:  # the user's arrays of the NPLM recipe
+        rng = np.random.default_rng(0)
+        np.savez(
+            workdir / "my.npz",
+            data=rng.exponential(size=(200, 1)),
+            reference=rng.exponential(size=(2000, 1)),
+        )
     if "-m" not in args:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = compose(config_name="config", overrides=[*args, *SHRINK[kind(args)]])
@@ -182,9 +202,33 @@ def test_readme_command_runs_as_written(command, tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("command", sorted(NOT_RUN_HERE))
+def test_commands_not_run_here_compose(command):
+    """The commands not run here compose as written (Hydra's own parser; with the hydra
+    section for multiruns, so the launcher and sweeper groups are resolved too); a swept key
+    composes at each of its values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = []
+    for override in OverridesParser.create().parse_overrides(
+        [a for a in shlex.split(command)[3:] if a != "-m"]
+    ):
+        if override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+            assert len(values) > 1, override.input_line
+            args.append(f"{override.get_key_element()}={values[-1]}")
+        else:
+            args.append(override.input_line)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=args, return_hydra_config=True)
+    assert cfg.method.name
+    if "hydra/launcher=slurm" in args:
+        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+
+
 def test_readme_api_snippet_runs_as_shown():
     (snippet,) = re.findall(
-        r"```python\n(.*?)```", README.split("## Weak supervision on your own data")[1], flags=re.S
+        r"```python\n(.*?)```", README.split("**Your own events.**")[1], flags=re.S
     )[:1]
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)

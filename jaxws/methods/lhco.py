@@ -237,12 +237,13 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker: Tr
             "background_efficiency": sic.background_efficiency[thin].tolist(),
             "sic": sic.sic[thin].tolist(),
         }
-    fig = plotting.sic_figure(None, curves)
+    # The published peaks in the colour of the matching curve, named on their lines.
+    published = {f"{label}, CATHODE paper peak": v for label, v in PUBLISHED_MAX_SIC.items()}
+    ours = list(curves)  # supervised, idealised AD: the same order as the published peaks
+    colours = dict(zip(published, [*ours[:2], "grey"], strict=True))
+    fig = plotting.sic_figure(None, curves, references=published, reference_colors=colours)
     ax = fig.axes[0]
-    for (label, value), color in zip(PUBLISHED_MAX_SIC.items(), ("C0", "C1", "grey"), strict=True):
-        ax.axhline(value, linestyle="--", color=color, linewidth=1, label=f"{label}: CATHODE peak")
     ax.set_ylim(0, 1.25 * max(PUBLISHED_MAX_SIC.values()))
-    ax.legend(fontsize="x-small", loc="upper right")
     ax.set_title("LHCO R&D signal region, 4 features, test on sr_test", fontsize="small")
     tracker.save_figure("lhco_sic", fig)
     tracker.save_json("lhco_sic_curves", {"curves": saved, "published_max_sic": PUBLISHED_MAX_SIC})

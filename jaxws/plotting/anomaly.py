@@ -127,14 +127,30 @@ def _p_curve(ax: Axes, x: np.ndarray, summary: Mapping, label: str, **line_style
         )
 
 
-def _finish_p_axes(ax: Axes, floor: float, ylabel: str, title: str | None) -> None:
-    """Log p axis with the toy floor 1/(1 + n) (medians on it are bounds), title, legend."""
-    ax.axhline(floor, color="grey", linestyle=":", label=f"toy floor 1/(1+n) = {floor:.1g}")
+def _finish_p_axes(
+    ax: Axes, floor: float, ylabel: str, title: str | None, values: list[np.ndarray]
+) -> None:
+    """Log p axis over the data's range, title, legend.
+
+    The y range spans the plotted medians and bands (a factor 1.3 either side, at most 1). The
+    toy floor 1/(1 + n) (medians on it are bounds) is a line when it lies within a decade of the
+    data and otherwise only named in the legend's title, so it never stretches the axis.
+    """
+    data = np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in values])
+    data = data[np.isfinite(data) & (data > 0)]
+    low, high = (float(data.min()), float(data.max())) if data.size else (floor, 1.0)
+    legend_title = None
+    if floor >= low / 10:
+        ax.axhline(floor, color="grey", linestyle=":", label=f"toy floor 1/(1+n) = {floor:.1g}")
+        low = min(low, floor)
+    else:
+        legend_title = f"toy floor 1/(1+n) = {floor:.1g}, below the axis"
     ax.set_yscale("log")
+    ax.set_ylim(low / 1.3, min(high * 1.3, 1.0))
     ax.set_ylabel(ylabel, fontsize="small")
     _readable_log_axes(ax)
     _title(ax, title)
-    legend_outside(ax, fontsize="x-small")
+    legend_outside(ax, fontsize="x-small", title=legend_title, title_fontsize="x-small")
 
 
 def sensitivity_figure(
@@ -152,10 +168,12 @@ def sensitivity_figure(
     """
     with style():
         fig, ax = _figure(14.0)
+        values = []
         for label, (summary, rates, line_style) in curves.items():
             _p_curve(ax, rates, summary, label, **line_style)
+            values += [summary["median_p"], summary["p_low"], summary["p_high"]]
         ax.set_xlabel("expected signal events s")
-        _finish_p_axes(ax, floor, "median p-value of H0 (toys)", title)
+        _finish_p_axes(ax, floor, "median p-value of H0 (toys)", title, values)
     return fig
 
 
@@ -247,15 +265,17 @@ def r_scan_figure(
         r = np.asarray(scan["r_values"])
         x = np.where(r > 0, r, np.min(r[r > 0]) / 10 if np.any(r > 0) else 1.0)
         summary = scan[statistic]
+        values = []
         for j, mass in enumerate(masses):
             column = {k: np.asarray(v)[:, j] for k, v in summary.items() if k != "floor"}
+            values += [column["median_p"], column["p_low"], column["p_high"]]
             _p_curve(
                 ax, x, column, f"m = {mass:g} GeV ({best_r_text(scan, statistic, j)})", marker="o"
             )
         ax.set_xscale("log")
         kind = "model-independent t" if statistic == "gof" else "model-dependent q0"
         ax.set_xlabel("R (R = 0 drawn at the left edge)")
-        _finish_p_axes(ax, summary["floor"], f"median p of H0 ({kind})", title)
+        _finish_p_axes(ax, summary["floor"], f"median p of H0 ({kind})", title, values)
     return fig
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 from numpy.typing import ArrayLike
 
 from jaxws.plotting.style import (
@@ -53,11 +54,13 @@ def significance_curve(
     scale: str = "log",
     discovery_z: float | None = None,
     title: str | None = None,
+    injections: ArrayLike | None = None,
 ) -> Figure:
-    """Final vs initial significance: mean line and +-1 standard deviation band per method.
+    """Final vs initial significance: mean line, markers and +-1 standard deviation band.
 
     The band is the sample standard deviation (ddof=1) over pseudo-experiments, i.e. the
-    spread from both training and event sampling, as in the paper.
+    spread from both training and event sampling, as in the paper. Each method has one legend
+    entry (line, marker and band together); what the band is stands in the legend's title.
 
     Args:
         ax: Axes to draw on, or None for a new Figure.
@@ -68,6 +71,8 @@ def significance_curve(
         scale: "log" (both axes) or "linear".
         discovery_z: if given, a horizontal line at that final significance (e.g. 5).
         title: optional line above the axes; `sample_label` makes a neutral one.
+        injections: optional injected signal events per point, shape (n_points,): labelled on
+            a second x axis at the top, at each point's initial significance.
 
     Returns:
         The Figure.
@@ -78,12 +83,20 @@ def significance_curve(
         raise ValueError(f"initial_z must be a non-empty 1-d array, got shape {initial_z.shape}")
     if not final_z_runs_by_method:
         raise ValueError("final_z_runs_by_method is empty")
+    if injections is not None:
+        injections = np.asarray(injections)
+        if injections.shape != initial_z.shape:
+            raise ValueError(
+                f"injections must have the shape of initial_z {initial_z.shape}, "
+                f"got {injections.shape}"
+            )
     order = np.argsort(initial_z)
     linestyles = linestyles or {}
     colors = colors or {}
     with style():
         ax = _axes(ax)
         low = [initial_z.min()]
+        handles, labels, n_runs = [], [], set()
         for method, runs in final_z_runs_by_method.items():
             runs = np.asarray(runs, dtype=np.float64)
             if runs.ndim != 2 or runs.shape[0] != initial_z.size or runs.shape[1] == 0:
@@ -91,45 +104,70 @@ def significance_curve(
                     f"final significance of {method!r} must have shape (n_points={initial_z.size},"
                     f" n_runs), got {runs.shape}"
                 )
+            n_runs.add(runs.shape[1])
             mean, std = _runs_mean_std(runs[order])
             (line,) = ax.plot(
                 initial_z[order],
                 mean,
                 linestyle=linestyles.get(method, "-"),
                 color=colors.get(method),
+                marker="o",
+                markersize=5,
                 label=method,
             )
-            ax.fill_between(
+            band = ax.fill_between(
                 initial_z[order],
                 mean - std,
                 mean + std,
                 color=line.get_color(),
                 alpha=0.25,
-                label=f"{method}: $\\pm1$ s.d. over {runs.shape[1]} pseudo-experiments",
+                label=f"_{method} band",  # in the legend through the method's entry
             )
+            handles.append((band, line))
+            labels.append(method)
             low.append(np.min(mean - std))
         # Over the initial-significance range, down to the lowest band edge (log: > 0).
         positive = [v for v in low if v > 0]
         start = min(positive, default=initial_z.min()) if scale == "log" else 0.0
         stop = initial_z.max()
-        ax.plot(
+        (slope,) = ax.plot(
             [start, stop],
             [start, stop],
             linestyle=":",
             color="black",
-            label="slope 1",
+            label="slope 1 (no gain)",
             gid=SLOPE_ONE_GID,
         )
+        handles.append(slope)
+        labels.append(slope.get_label())
         if discovery_z is not None:
-            ax.axhline(discovery_z, color="grey", linewidth=1, label=f"{discovery_z:g}$\\sigma$")
+            discovery = ax.axhline(
+                discovery_z, color="grey", linewidth=1, label=f"{discovery_z:g}$\\sigma$"
+            )
+            handles.append(discovery)
+            labels.append(discovery.get_label())
         ax.set_xscale(scale)
         ax.set_yscale(scale)
         if scale == "log":
             _readable_log_axes(ax)
         ax.set_xlabel("Initial significance [$\\sigma$]")
         ax.set_ylabel("Final significance [$\\sigma$]")
+        if injections is not None:
+            top = ax.secondary_xaxis("top")
+            top.set_xticks(initial_z, labels=[f"{n:g}" for n in injections])
+            top.xaxis.set_minor_locator(NullLocator())
+            top.set_xlabel("Injected signal events", fontsize="small")
+            top.tick_params(labelsize="small")
         _set_label(ax, title)
-        legend_outside(ax)
+        runs_text = " or ".join(str(n) for n in sorted(n_runs))
+        legend_outside(
+            ax,
+            handles=handles,
+            labels=labels,
+            title=f"mean, $\\pm1$ s.d.\nover {runs_text} pseudo-exp.",
+            title_fontsize="small",
+            fontsize="small",
+        )
     return ax.figure
 
 
@@ -189,6 +227,7 @@ def sic_figure(
     references: Mapping[str, float] | None = None,
     min_background_efficiency: float = 0.0,
     show_random: bool = True,
+    reference_colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """SIC = eps_s / sqrt(eps_b) against eps_s, one curve per label.
 
@@ -199,6 +238,8 @@ def sic_figure(
             SIC an idealised supervised classifier reaches).
         min_background_efficiency: passed to `significance_improvement` for RocCurves.
         show_random: draw the random classifier's SIC = sqrt(eps_s), dotted.
+        reference_colors: optional reference label -> colour, or the label of a curve to take
+            its colour (default grey).
 
     Returns:
         The Figure.
@@ -207,17 +248,33 @@ def sic_figure(
         raise ValueError("curves is empty")
     with style():
         ax = _axes(ax)
+        line_colors: dict[str, Any] = {}
         for label, curve in curves.items():
             if isinstance(curve, RocCurve):
                 curve = significance_improvement(
                     curve, min_background_efficiency=min_background_efficiency
                 )
-            ax.plot(curve.signal_efficiency, curve.sic, label=label)
+            (line,) = ax.plot(curve.signal_efficiency, curve.sic, label=label)
+            line_colors[label] = line.get_color()
         if show_random:
             grid = np.linspace(0.0, 1.0, 201)
             ax.plot(grid, np.sqrt(grid), ":", color="black", label="random")
+        reference_colors = reference_colors or {}
         for label, value in (references or {}).items():
-            ax.axhline(value, linestyle="--", color="grey", linewidth=1, label=label)
+            color = reference_colors.get(label, "grey")
+            color = line_colors.get(color, color)  # a curve's label: that curve's colour
+            ax.axhline(value, linestyle="--", color=color, linewidth=1, label=label)
+            # named on the line itself too, so it reads without the legend
+            ax.text(
+                0.99,
+                value,
+                f"{label}: {value:g}",
+                transform=ax.get_yaxis_transform(),
+                ha="right",
+                va="bottom",
+                fontsize="x-small",
+                color=color,
+            )
         ax.set_xlabel("Signal efficiency $\\epsilon_S$")
         ax.set_ylabel("SIC $\\epsilon_S/\\sqrt{\\epsilon_B}$")
         legend_outside(ax)

@@ -1,6 +1,6 @@
 """The generation command: its config checked completely, then `generation.run_generation`.
 
-CLI (Hydra; config in conf/generate/config.yaml):
+CLI (Hydra; config in conf/generate.yaml):
 
     python -m jaxws.simulate.generate models=[qcd,id_lambda10] events=500 seeds=[1,2] \
         out=data/pythia
@@ -59,7 +59,7 @@ def check_config(cfg: DictConfig) -> dict[str, Any]:
     """Validate a generation config completely, before any directory or event is made.
 
     Args:
-        cfg: The generation config (conf/generate/config.yaml with overrides).
+        cfg: The generation config (conf/generate.yaml with overrides).
 
     Returns:
         Keyword arguments of `run_generation` (with `specs` planned).
@@ -120,7 +120,7 @@ def check_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main_from_config(cfg: DictConfig) -> dict[str, Any]:
-    """Run a generation from a Hydra/OmegaConf config (conf/generate/config.yaml).
+    """Run a generation from a Hydra/OmegaConf config (conf/generate.yaml).
 
     Args:
         cfg: The generation config.
@@ -172,8 +172,10 @@ def main() -> None:
     """Command-line entry point: `python -m jaxws.simulate.generate key=value ...`."""
     import hydra
 
-    config_dir = str(Path(__file__).resolve().parents[2] / "conf" / "generate")
-    hydra.main(version_base="1.3", config_path=config_dir, config_name="config")(_task)()
+    # conf/generate.yaml beside the main entry point's groups, so the launchers of
+    # conf/hydra/launcher (`hydra/launcher=slurm`, `local`) compose here too.
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    hydra.main(version_base="1.3", config_path=str(conf), config_name="generate")(_task)()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ class SimulatorConfig:
         same events.
       normalize_images: divide each jet image by its pT sum. Raw-pT pixels (the paper's
         choice) carry the jet pT scale, i.e. mjj, which a signal-region-vs-sideband classifier
-        can learn without any signal; normalised images keep only the shape (see README).
+        can learn without any signal; normalised images keep only the shape (docs/cwola.md).
       channels: image channels per pixel, "pt" and/or "count" (constituents per pixel, which
         keeps the multiplicity; `jaxws.data.images`).
     """

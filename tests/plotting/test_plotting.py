@@ -111,7 +111,9 @@ def test_roc_figure(curve):
 
 
 def test_sic_figure_with_references(curve):
-    fig = sic_figure(None, {"CNN": curve}, references={"supervised": 3.0})
+    fig = sic_figure(
+        None, {"CNN": curve}, references={"supervised": 3.0}, reference_colors={"supervised": "CNN"}
+    )
     ax = fig.axes[0]
     line = line_labelled(ax, "CNN")
     keep = curve.background_efficiency > 0
@@ -120,6 +122,12 @@ def test_sic_figure_with_references(curve):
         curve.signal_efficiency[keep] / np.sqrt(curve.background_efficiency[keep]),
     )
     np.testing.assert_array_equal(line_labelled(ax, "supervised").get_ydata(), [3.0, 3.0])
+    # the published line is named on the plot itself, and the legend covers no curve
+    assert "supervised: 3" in [t.get_text() for t in ax.texts]
+    # drawn in the colour of the curve it is the reference for
+    assert line_labelled(ax, "supervised").get_color() == line.get_color()
+    renderer = drawn(fig)
+    assert not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
     assert renders(fig)
 
 
@@ -200,8 +208,29 @@ def test_legends_sit_outside_the_axes_and_name_the_pseudo_experiments(runs, curv
         renderer = drawn(fig)
         legend = ax.get_legend().get_window_extent(renderer)
         assert not legend.overlaps(ax.get_window_extent(renderer))
-    texts = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
-    assert "CWoLa: $\\pm1$ s.d. over 10 pseudo-experiments" in texts
+    legend = figures[0].axes[0].get_legend()
+    assert "over 10 pseudo-exp." in legend.get_title().get_text()
+
+
+def test_significance_legend_has_one_entry_per_method_markers_and_injection_axis(runs):
+    initial, by_method = runs
+    injections = np.array([60, 10, 20, 40, 100])
+    fig = significance_curve(None, initial, by_method, discovery_z=5, injections=injections)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(texts) == len(set(texts)), texts  # no entry twice
+    assert texts == ["CWoLa", "transfer", "slope 1 (no gain)", "5$\\sigma$"]
+    assert "s.d." in ax.get_legend().get_title().get_text()
+    for method in by_method:  # a marker at every injection
+        line = line_labelled(ax, method)
+        assert line.get_marker() == "o"
+        assert len(line.get_xdata()) == len(initial)
+    (top,) = [child for child in ax.child_axes]
+    labels = [t.get_text() for t in top.get_xticklabels()]
+    assert labels == [str(n) for n in injections]
+    np.testing.assert_allclose(top.get_xticks(), initial)
+    assert "Injected signal" in top.get_xlabel()
+    assert renders(fig)
 
 
 def test_efficiency_ratio_error_bars_respect_physical_bounds():

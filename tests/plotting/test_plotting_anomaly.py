@@ -90,3 +90,26 @@ def test_null_and_score_figures_draw():
         assert (
             not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
         )
+
+
+def test_r_scan_y_range_follows_the_data_not_the_toy_floor():
+    """Medians between 0.3 and 0.6 with a floor of 1/2001: the axis spans the data, under a
+    decade, and names the floor in the legend instead of drawing it four decades below."""
+    median = np.array([[0.3, 0.6], [0.4, 0.5], [0.35, 0.45]])
+    summary = {
+        "median_p": median,
+        "p_low": median * 0.9,
+        "p_high": np.minimum(median * 1.1, 1.0),
+        "at_cap": np.zeros_like(median, bool),
+        "floor": 1 / 2001,
+    }
+    scan = {"r_values": np.array([0.0, 1.0, 10.0]), "gof": summary, "q0": summary}
+    fig = figures.r_scan_figure(scan, (30.0, 100.0), "gof")
+    (ax,) = fig.axes
+    low, high = ax.get_ylim()
+    assert ax.get_yscale() == "log"
+    assert low <= 0.27
+    assert 0.66 <= high <= 1.0
+    assert np.log10(high / low) < 1
+    assert "below the axis" in ax.get_legend().get_title().get_text()
+    assert not [line for line in ax.get_lines() if line.get_linestyle() == ":"]

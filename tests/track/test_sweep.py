@@ -22,6 +22,10 @@ NPLM_TINY = ["experiment=nplm", *TINY_NPLM]
 
 
 def test_a_real_multirun_leaves_a_summary_with_one_row_per_job(tmp_path):
+    """Through the submitit plugin's local executor (`hydra/launcher=submitit_local`): the
+    plugin `hydra/launcher=slurm` uses, each job a separate process started by submitit, so
+    the cluster recipe is tested end to end apart from the scheduler itself. (The basic
+    launcher's sweep runs in tests/test_readme_commands.py.)"""
     env = {
         **os.environ,
         "JAXWS_CACHE_DIR": str(tmp_path / "cache"),
@@ -34,6 +38,7 @@ def test_a_real_multirun_leaves_a_summary_with_one_row_per_job(tmp_path):
             "-m",
             "jaxws",
             "-m",
+            "hydra/launcher=submitit_local",
             *NPLM_TINY,
             "seed=0,1",
             f"hydra.sweep.dir={tmp_path}",
@@ -57,6 +62,11 @@ def test_a_real_multirun_leaves_a_summary_with_one_row_per_job(tmp_path):
         assert float(row["null/ks_pvalue"]) == results["null/ks_pvalue"]
     assert image.stat().st_size > 10_000
     assert "Unable to initialize backend" not in result.stdout + result.stderr
+    # submitit ran the two jobs: one log directory each, both ended successfully
+    logs = sorted((tmp_path / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2
+    for log in logs:
+        assert "Job completed successfully" in log.read_text()
 
 
 def fake_job(sweep_dir, number, overrides, results=None, metrics=None):
@@ -132,6 +142,30 @@ def test_launcher_and_sweeper_configs_compose(overrides):
         assert sweeper.direction == "minimize"
     assert cfg.hydra.callbacks.sweep_summary._target_ == "jaxws.track.sweep.SweepSummary"
     assert Path(cfg.paths.artifact_dir).is_absolute()
+
+
+def test_the_generator_composes_with_the_projects_launchers():
+    """`python -m jaxws.simulate.generate -m hydra/launcher=slurm ...` (README, docs/pythia.md):
+    the generator's config (conf/generate.yaml, what its entry point loads) sees
+    conf/hydra/launcher."""
+    import inspect
+
+    from jaxws.simulate import generate
+
+    assert 'config_name="generate"' in inspect.getsource(generate.main)
+    overrides = [
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=cpu",
+        "hydra.launcher.gpus_per_task=null",
+        "models=[qcd]",
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="generate", overrides=overrides, return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.partition == "cpu"
+    assert cfg.hydra.launcher.gpus_per_task is None
+    assert list(cfg.models) == ["qcd"]
+    assert "data" not in cfg  # the generator's own config, not the studies'
 
 
 def test_objective_and_verbose_are_checked_before_the_run(tmp_path):

@@ -25,7 +25,7 @@ class EventsConfig:
       signal: the target signal model, a key of `signals`.
       resolution: jet-image side in pixels.
       max_constituents: constituents kept per jet (the hardest); null keeps all.
-      normalize_images: divide each jet image by its pT sum (see README).
+      normalize_images: divide each jet image by its pT sum (docs/cwola.md, "Inputs").
     """
 
     source: str = dataclasses.field(default="events", init=False)

@@ -113,7 +113,10 @@ def save_figures(
         figures.sensitivity_figure(
             labelled,
             curves["r"]["gof"]["floor"],
-            sample_label(sample, f"WIMP m = {test.sensitivity_mass:g} GeV"),
+            # the t curves and the matched q0 at the benchmark mass, the template cases on
+            # another signal mass: the title names both
+            f"{sample}; WIMP signal m = {test.sensitivity_mass:g} GeV, template cases on "
+            f"m = {test.mismatch_signal_mass:g} GeV",
         ),
     )
     scan_signal = (

@@ -35,7 +35,7 @@ class StudyTrainingConfig:
     Attributes:
       learning_rate: Adam learning rate (Table 2: 1e-4 for CWoLa and fine-tuning, 1e-3 for
         pretraining and base learning).
-      chunk_size: ensemble members trained at once (bounds memory; see README).
+      chunk_size: ensemble members trained at once (bounds memory; docs/INTERFACES.md).
       Others: `jaxws.train.TrainConfig`.
     """
 

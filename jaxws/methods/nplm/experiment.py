@@ -169,13 +169,25 @@ def null_statistics(
 
 def _sample_line(data: ExponentialToyConfig, settings: NPLMConfig) -> str:
     """A neutral line naming the sample of the figures."""
-    if data.observed_file:
-        return f"{data.observed_file}, N(R) = {data.n_expected:g}, {settings.n_toys} null toys"
-    if settings.test == "symmetrized":
-        sizes = f"N_A = {data.n_a:g}, N_B = {data.n_b:g}"
+    if settings.model == "kernel":
+        fit = f"kernel NPLM, {settings.kernel_centres} centres"
+    elif settings.optimizer == "newton":
+        fit = f"Newton, {settings.epochs:,} iterations, clip {settings.clip}"
     else:
-        sizes = f"N_R = {data.n_reference:,}, N(R) = {data.n_expected:g}"
-    return f"exponential toy, {sizes}, {settings.n_toys} null toys"
+        fit = (
+            f"Adam, {settings.epochs:,} epochs, rate {settings.learning_rate:g}, "
+            f"clip {settings.clip}"
+        )
+    if data.observed_file:
+        return (
+            f"{data.observed_file}, $N(R)$ = {data.n_expected:g}, "
+            f"{settings.n_toys} null toys; {fit}"
+        )
+    if settings.test == "symmetrized":
+        sizes = f"$N_A$ = {data.n_a:g}, $N_B$ = {data.n_b:g}"
+    else:
+        sizes = f"$N_R$ = {data.n_reference:,}, $N(R)$ = {data.n_expected:g}"
+    return f"exponential toy, {sizes}, {settings.n_toys} null toys; {fit}"
 
 
 def _compare_with_chi2(
@@ -261,6 +273,11 @@ def _sensitivity(
             signal_history,
         )
         result = nplm.significance(float(np.median(t_signal)), t_null, dof)
+        # The chi2 curve's 68% band: Z at the signal toys' 16th and 84th percentiles of t.
+        low, high = (
+            nplm.significance(float(np.percentile(t_signal, q)), t_null, dof)["z_chi2"]
+            for q in (16, 84)
+        )
         sensitivity.append(
             {
                 "signal_fraction": fraction,
@@ -268,6 +285,8 @@ def _sensitivity(
                 "z_empirical": result["z_toys"],
                 "z_empirical_is_bound": result["z_toys_is_bound"],
                 "z_chi2": result["z_chi2"],
+                "z_chi2_16": low,
+                "z_chi2_84": high,
             }
         )
     tracker.save_json("sensitivity", sensitivity)
@@ -284,6 +303,14 @@ def _sensitivity(
             [row["z_chi2"] for row in sensitivity],
             line,
             [row["z_empirical_is_bound"] for row in sensitivity],
+            (
+                [row["z_chi2_16"] for row in sensitivity],
+                [row["z_chi2_84"] for row in sensitivity],
+            ),
+            # expected signal events = s N(R) (NPLM), s N_A (symmetrized: signal in A)
+            n_expected=None
+            if data.observed_file
+            else (data.n_a if settings.test == "symmetrized" else data.n_expected),
         ),
     )
     metrics: dict[str, float] = {}
