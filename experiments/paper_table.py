@@ -2,7 +2,8 @@
 
     python experiments/paper_table.py            # prints the markdown table
 Rows: the demo (`make demo`, docs/figures/quickstart_thresholds.csv) and the paper-luminosity
-runs (`bash experiments/paper_luminosity.sh NAME`, docs/results/paper_luminosity/NAME/); a
+runs (`bash experiments/paper_luminosity.sh NAME`, one directory each under
+docs/results/paper_luminosity/); a
 run not yet committed is left out. Errors are bootstrap standard deviations over the
 pseudo-experiments (jaxws.stats.thresholds); the ratio's error is a paired bootstrap (the
 methods share their pseudo-experiments: one resampling of them per replicate, 1000 replicates).
@@ -29,7 +30,7 @@ RUNS = [
         (f"paper luminosity, {name} (25k)", path / "thresholds.csv", path / "config.json")
         for name, path in (
             ("simulator", ROOT / "docs/results/paper_luminosity/simulator"),
-            ("simulator DD", ROOT / "docs/results/paper_luminosity/simulator_dd"),
+            ("simulator DD", ROOT / "docs/results/paper_luminosity" / "simulator_dd"),
             ("simulator, pT + count", ROOT / "docs/results/paper_luminosity/simulator_count"),
             ("Pythia", ROOT / "docs/results/paper_luminosity/pythia"),
         )
