@@ -94,8 +94,12 @@ def poisson_by_inversion(key: jax.Array, mean: jax.Array, max_count: int) -> jax
     steps = jnp.log1p((safe_mean - counts[1:]) / counts[1:])
     log_pmf = log_first + jnp.concatenate([jnp.zeros(1), jnp.cumsum(steps)])
     pmf = jnp.where(mean > 0, jnp.exp(log_pmf), (counts == 0).astype(jnp.float32))
+    # Normalised so that the CDF ends at 1: the rounding of the running sum of log ratios
+    # must not leave a gap above the table's end (a draw there would return width, an
+    # overflow); the mass beyond the table (> 8 or 12 standard deviations) is negligible.
+    pmf = pmf * (1.0 - below) / jnp.sum(pmf)
     cdf = below + jnp.cumsum(pmf)
-    return (low + jnp.sum(cdf < jax.random.uniform(key))).astype(jnp.int32)
+    return (low + jnp.minimum(jnp.sum(cdf < jax.random.uniform(key)), width - 1)).astype(jnp.int32)
 
 
 def _poisson_window(max_count: int) -> int:
