@@ -17,6 +17,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from jaxws.plotting.anomaly import best_r_text
 
 
@@ -100,6 +102,48 @@ def main() -> None:
         )
         print(f"\nSmallest median p ({label}): {best}.\n")
 
+    quantiles = scan.get("cut_quantiles", [0.0])
+    if len(quantiles) > 1:
+        print("### R scan with a TS cut (quantile q of f_0's sample): median p (68% band)\n")
+        for statistic, label in (("gof", "model-independent t"), ("q0", "model-dependent q0")):
+            summary = scan[f"{statistic}_cuts"]
+            print(f"{label}:\n")
+            print("| R | q | " + " | ".join(f"m = {m:g} GeV" for m in masses) + " |")
+            print("|---|---|" + "---|" * len(masses))
+            for i, r in enumerate(scan["r_values"]):
+                for k, q in enumerate(quantiles):
+                    cells = " | ".join(_p(summary, i, k, j) for j in range(len(masses)))
+                    print(f"| {r:g} | {q:g} | {cells} |")
+            median = np.asarray(summary["median_p"])
+            best = []
+            for j, m in enumerate(masses):
+                i, k = np.unravel_index(np.argmin(median[:, :, j]), median[:, :, j].shape)
+                best.append(
+                    f"{m:g} GeV: R = {scan['r_values'][i]:g}, q = {quantiles[k]:g} "
+                    f"(median p {median[i, k, j]:.2g})"
+                )
+            print(f"\nSmallest median p over R and cut ({label}): " + "; ".join(best) + ".\n")
+        print("### Null check with a TS cut\n")
+        print("| R | cut quantile | statistic | data sets | KS p | p < 0.05 | p < 0.01 |")
+        print("|---|---|---|---|---|---|---|")
+        for r, entry in results["null_calibration"].items():
+            for q, cut_entry in entry.get("cuts", {}).items():
+                for name, label in (("gof", "t"), ("q0", "q0")):
+                    c = cut_entry[name]
+                    print(
+                        f"| {r} | {q} | {label} | {c['n']:.0f} | {c['ks_pvalue']:.2f} | "
+                        f"{c['fraction_below_05']:.3f} +- {c['error_05']:.3f} | "
+                        f"{c['fraction_below_01']:.3f} +- {c['error_01']:.3f} |"
+                    )
+        print()
+
+    if "expected_background" in metrics:
+        print(
+            f"B = {metrics['expected_background']:,.0f} expected background events "
+            f"({metrics.get('background_recoils', float('nan')):,.0f} recoils x detected "
+            f"fraction {metrics.get('background_efficiency', float('nan')):.4f}).\n"
+        )
+
     print("### Benchmark (6.5e-48 cm2, 200 t y): expected WIMP recoils in the energy window\n")
     print("| mass | recoils | detection efficiency | detected |")
     print("|---|---|---|---|")
@@ -126,7 +170,9 @@ def main() -> None:
     )
     if args.figures is not None:
         args.figures.mkdir(parents=True, exist_ok=True)
-        for name in ("sensitivity", "r_scan", "r_scan_template", "null_p_values", "latent_space"):
+        names = ["sensitivity", "r_scan", "r_scan_template", "null_p_values", "latent_space"]
+        names += [f"{n}_cut{q:g}" for q in quantiles if q > 0 for n in names[1:3]]
+        for name in names:
             source = _find(args.run, f"{name}.png")
             shutil.copyfile(source, args.figures / f"anomaly_{name}.png")
 

@@ -62,48 +62,94 @@ def null_calibration(
         (`jaxws.stats.anomaly.sensitivity_toys`).
 
     Returns:
-      {R: {"gof": uniformity_summary, "q0": uniformity_summary, "p_gof": p, "p_q0": p}}.
+      {R: {"gof": uniformity_summary, "q0": uniformity_summary, "p_gof": p, "p_q0": p, "cut",
+      "not_converged", "cuts": {q: the same entry at the TS cut of quantile q}}} for every q of
+      `null_check_cut_quantiles` (the top-level entry is the first q's).
     """
     size = anomaly_stats.max_toy_events(test.expected_background, 0.0)
     index, mask = _padded_data_sets(counts, max(size, int(counts.max())))
+    quantiles = tuple(test.null_check_cut_quantiles)
     results = {}
     for i, r in enumerate(tqdm(test.null_check_r, desc="null check (R)", disable=not progress)):
         score = lambda pair, r=r: np.asarray(anomaly_stats.checked_anomaly_score(*pair, r))
+        reference_ts, template_ts = score(reference), score(template)
         null = anomaly_stats.score_density(
-            score(reference), "background (null) scores", test.f0_tail_fraction
+            reference_ts, "background (null) scores", test.f0_tail_fraction
         )
         signal_template = anomaly_stats.score_density(
-            score(template), "signal template scores", test.f0_tail_fraction
+            template_ts, "signal template scores", test.f0_tail_fraction
         )
-        toys = anomaly_stats.sensitivity_toys(
-            jax.random.fold_in(key, 2 * i),
-            score(bank),
-            score(template),
-            null,
-            signal_template,
-            test.expected_background,
-            [0.0],
-            test.n_null_toys,
-            test.n_signal_toys,
-            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"r_{i}",
-        )
-        stats = anomaly_stats.observed_statistics(
-            jnp.asarray(score(observed)[index], jnp.float32),
-            jnp.asarray(mask),
-            null,
-            signal_template,
-            jnp.float32(test.expected_background),
-        )
-        entry = {}
-        for j, name in enumerate(("gof", "q0")):
-            p = np.asarray(
-                anomaly_stats.toy_p_values(
-                    stats[name],
-                    toys[f"null_{name}"],
-                    jax.random.fold_in(key, 2 * i + 1 + 1000 * j),
-                )
+        observed_ts = score(observed)
+        per_cut = {}
+        for k, quantile in enumerate(quantiles):
+            cut = anomaly_stats.cut_value(reference_ts, quantile)
+            fractions = (
+                anomaly_stats.tail_fraction_above(reference_ts, cut),
+                anomaly_stats.tail_fraction_above(template_ts, cut),
             )
-            entry[name] = anomaly_stats.uniformity_summary(p)
-            entry[f"p_{name}"] = p
-        results[float(r)] = entry
+            # Cut k > 0 of R value i: its own stream, so cut 0 keeps the former keys.
+            stream = 2 * i if k == 0 else 100_000 + 100 * i + k
+            folder = f"r_{i}" if k == 0 else f"r_{i}_cut_{k}"
+            toys = anomaly_stats.sensitivity_toys(
+                jax.random.fold_in(key, stream),
+                score(bank),
+                template_ts,
+                null,
+                signal_template,
+                test.expected_background,
+                [0.0],
+                test.n_null_toys,
+                test.n_signal_toys,
+                checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / folder,
+                cut=cut,
+                null_fraction=fractions[0],
+                signal_fraction=fractions[1],
+            )
+            stats = _observed_in_chunks(
+                observed_ts, index, mask, null, signal_template, test, cut, fractions
+            )
+            entry = {"cut": cut, "not_converged": int(np.sum(~stats["converged"]))}
+            for j, name in enumerate(("gof", "q0")):
+                p = np.asarray(
+                    anomaly_stats.toy_p_values(
+                        stats[name],
+                        toys[f"null_{name}"],
+                        jax.random.fold_in(key, stream + 1 + 1000 * j),
+                    )
+                )
+                entry[name] = anomaly_stats.uniformity_summary(p)
+                entry[f"p_{name}"] = p
+            per_cut[float(quantile)] = entry
+        results[float(r)] = {**per_cut[float(quantiles[0])], "cuts": per_cut}
     return results
+
+
+def _observed_in_chunks(
+    observed_ts: np.ndarray,
+    index: np.ndarray,
+    mask: np.ndarray,
+    null: anomaly_stats.ScoreDensity,
+    template: anomaly_stats.ScoreDensity,
+    test: AnomalyTestConfig,
+    cut: float,
+    fractions: tuple[float, float],
+    chunk: int = 16,
+) -> dict[str, np.ndarray]:
+    """`observed_statistics` of the data sets, `chunk` sets at a time (bounded memory)."""
+    parts = []
+    for start in range(0, index.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        n = index[rows].shape[0]
+        pad = ((0, chunk - n), (0, 0))
+        stats = anomaly_stats.observed_statistics(
+            jnp.asarray(np.pad(observed_ts[index[rows]], pad), jnp.float32),
+            jnp.asarray(np.pad(mask[rows], pad)),
+            null,
+            template,
+            jnp.float32(test.expected_background),
+            jnp.float32(cut),
+            jnp.float32(fractions[0]),
+            jnp.float32(fractions[1]),
+        )
+        parts.append({k: np.asarray(v)[:n] for k, v in stats.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

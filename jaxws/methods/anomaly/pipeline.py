@@ -6,6 +6,7 @@ Key streams (`fold_in` of the run's key): 0 samples, 1-2 training (inside `train
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from jaxws.methods.anomaly.scoring import train_scorer
 from jaxws.methods.anomaly.settings import AnomalyTestConfig, settings_from_config
 from jaxws.methods.anomaly.steps import (
     ScoredSamples,
+    background_count,
     benchmark_counts,
     check_null,
     r_scan,
@@ -58,9 +60,13 @@ def run(
     # Per-epoch training and validation losses: metrics lines and learning_curves_*.csv.
     log_learning_curves(tracker, "anomaly_vae", fit_metrics["_vae_fit"])
     log_learning_curves(tracker, "anomaly_classifier", fit_metrics["_classifier_fit"])
+    background = background_count(samples, data, test)
+    if test.expected_background is None:
+        # B from the exposure: ER (and NR) recoils in the window x the detected fraction.
+        test = dataclasses.replace(test, expected_background=background["background_detected"])
     score_key = jax.random.fold_in(key, 3)
     scored = score_samples(scorer, samples, score_key)
-    benchmarks = benchmark_counts(samples, data, test)
+    benchmarks = {**benchmark_counts(samples, data, test), **background}
     views = score_views(scorer, samples, scored, test)
     # Toys resume from finished chunks here after a kill (`jaxws.train.resume.map_chunks`).
     checkpoints = tracker.path("checkpoints/anomaly_toys")
@@ -127,8 +133,24 @@ def save_figures(
     for name, statistic in (("r_scan", "gof"), ("r_scan_template", "q0")):
         title = sample_label(sample, scan_signal)
         tracker.save_figure(name, figures.r_scan_figure(scan, masses, statistic, title))
+        # The same scan with each TS cut (quantile q of f_0's sample) applied before the test.
+        for k, q in enumerate(scan["cut_quantiles"]):
+            if q > 0:
+                cut_scan = {**scan, statistic: _cut_plane(scan[f"{statistic}_cuts"], k)}
+                cut_title = sample_label(sample, f"{scan_signal}, TS cut at quantile {q:g} of f_0")
+                tracker.save_figure(
+                    f"{name}_cut{q:g}",
+                    figures.r_scan_figure(cut_scan, masses, statistic, cut_title),
+                )
     if calibration:
         tracker.save_figure("null_p_values", figures.null_figure(calibration))
+
+
+def _cut_plane(summary: dict, k: int) -> dict:
+    """The (n_R, M) summary of cut k from a (n_R, n_cut, M) one."""
+    plane = {key: np.asarray(value)[:, k] for key, value in summary.items() if key != "floor"}
+    plane["floor"] = summary["floor"]
+    return plane
 
 
 def collect_metrics(
@@ -149,10 +171,21 @@ def collect_metrics(
     metrics.update(benchmarks)
     for j, mass in enumerate(masses):
         metrics[f"vae_auc_m{mass:g}"] = auc_of_samples(scored.signal_nelbo[j], scored.reference[0])
+    metrics["expected_background"] = float(test.expected_background)
     for r, entry in calibration.items():
         for name in ("gof", "q0"):
             for k, v in entry[name].items():
                 metrics[f"null_{name}_r{r:g}_{k}"] = v
+        for q, cut_entry in entry["cuts"].items():
+            if q > 0:
+                for name in ("gof", "q0"):
+                    for k, v in cut_entry[name].items():
+                        metrics[f"null_{name}_r{r:g}_cut{q:g}_{k}"] = v
+    metrics["toy_fits_not_converged"] = float(
+        scan["not_converged"]
+        + sum(c["not_converged"] for c in curves.values())
+        + sum(c["not_converged"] for e in calibration.values() for c in e["cuts"].values())
+    )
     for name, curve in curves.items():
         for statistic in ("gof", "q0"):
             summary = curve[statistic]
@@ -164,6 +197,12 @@ def collect_metrics(
             for statistic in ("gof", "q0"):
                 key_name = f"r_scan_p_{statistic}_m{mass:g}_r{float(r):g}"
                 metrics[key_name] = float(scan[statistic]["median_p"][i, j])
+    for i, r in enumerate(scan["r_values"]):
+        for k, q in enumerate(scan["cut_quantiles"][1:], start=1):
+            for j, mass in enumerate(masses):
+                for statistic in ("gof", "q0"):
+                    key_name = f"r_scan_p_{statistic}_m{mass:g}_r{float(r):g}_cut{float(q):g}"
+                    metrics[key_name] = float(scan[f"{statistic}_cuts"]["median_p"][i, k, j])
     for j, mass in enumerate(masses):
         metrics[f"best_r_gof_m{mass:g}"] = float(scan["best_r_gof"][j])
         # How many R values share that smallest median p, and whether it is only a bound.
@@ -209,7 +248,13 @@ def results_record(
         },
         "r_scan": _floats(scan),
         "null_calibration": {
-            f"{r:g}": {name: entry[name] for name in ("gof", "q0")}
+            f"{r:g}": {
+                **{name: entry[name] for name in ("gof", "q0")},
+                "cuts": {
+                    f"{q:g}": {"cut": c["cut"], "gof": c["gof"], "q0": c["q0"]}
+                    for q, c in entry["cuts"].items()
+                },
+            }
             for r, entry in calibration.items()
         },
         "vae_val_loss": _floats(fit_metrics["_vae_val_loss"]),

@@ -80,7 +80,9 @@ class AnomalyTestConfig:
       r_scan: R values of the scan.
       wimp_masses: WIMP-like masses (GeV) of the benchmarks (NR spectrum slopes).
       sensitivity_mass: benchmark used for the sensitivity curves (one of `wimp_masses`).
-      expected_background: B, expected background events in a data set.
+      expected_background: B, expected background events in a data set; None: computed from
+        the exposure (`exposure_tonne_year` x the background rates in the energy window x the
+        detected fraction of the simulated background, `steps.background_count`).
       signal_rates: expected signal counts s of the sensitivity curves.
       scan_signal_rate: s injected in the R scan; None: per benchmark the detected WIMP count
         of `cross_section_cm2` x `exposure_tonne_year` (the seed's Fig. 8).
@@ -94,13 +96,17 @@ class AnomalyTestConfig:
         the wrong mass (both in `wimp_masses`).
       null_check_r: R values at which fresh background-only data sets check the null.
       n_null_check_sets: fresh background-only data sets per R value (0: no check).
+      ts_cut_quantile: the TS cut of the sensitivity curves, as the quantile of f_0's reference
+        scores at which it sits (0: no cut; 0.99: only the 1% most anomalous background enters).
+      r_scan_cut_quantiles: TS cuts (quantiles as above) scanned with R.
+      null_check_cut_quantiles: TS cuts at which the fresh data sets are also tested.
     """
 
     r: float = 10.0
     r_scan: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     wimp_masses: tuple[float, ...] = (30.0, 50.0, 100.0)
     sensitivity_mass: float = 50.0
-    expected_background: float = 2000.0
+    expected_background: float | None = 2000.0
     signal_rates: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     scan_signal_rate: float | None = 16.0
     cross_section_cm2: float = 6.5e-48
@@ -112,6 +118,9 @@ class AnomalyTestConfig:
     mismatch_signal_mass: float = 100.0
     null_check_r: tuple[float, ...] = (0.0, 10.0, 100.0)
     n_null_check_sets: int = 200
+    ts_cut_quantile: float = 0.0
+    r_scan_cut_quantiles: tuple[float, ...] = (0.0,)
+    null_check_cut_quantiles: tuple[float, ...] = (0.0,)
 
     def __post_init__(self) -> None:
         check(self.r >= 0, f"method.test.r must be >= 0, got {self.r}")
@@ -128,7 +137,20 @@ class AnomalyTestConfig:
             f"method.test.sensitivity_mass {self.sensitivity_mass} is not in wimp_masses "
             f"{self.wimp_masses}",
         )
-        check(self.expected_background > 0, "method.test.expected_background must be > 0")
+        check(
+            self.expected_background is None or self.expected_background > 0,
+            "method.test.expected_background must be > 0 or null (from the exposure)",
+        )
+        for name in ("r_scan_cut_quantiles", "null_check_cut_quantiles"):
+            values = getattr(self, name)
+            check(
+                len(values) >= 1 and all(0 <= q < 1 for q in values),
+                f"method.test.{name} must be non-empty with values in [0, 1), got {values}",
+            )
+        check(
+            0 <= self.ts_cut_quantile < 1,
+            f"method.test.ts_cut_quantile must lie in [0, 1), got {self.ts_cut_quantile}",
+        )
         check(
             len(self.signal_rates) >= 1 and all(s >= 0 for s in self.signal_rates),
             "method.test.signal_rates must be non-empty with values >= 0",

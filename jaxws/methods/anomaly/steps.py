@@ -111,6 +111,26 @@ def benchmark_counts(
     return metrics
 
 
+def background_count(samples: dict, data: tpc.TPCConfig, test: AnomalyTestConfig) -> dict:
+    """The expected detected background B of the benchmark's exposure (computed, not assumed).
+
+    B = exposure x (ER + CEvNS + neutron recoils per tonne-year in [energy_min, energy_max],
+    `jaxws.simulate.tpc.background_recoils`) x the detected fraction of the simulated toy bank
+    (events passing the S1 and S2 thresholds out of `data.n_background_bank` simulated).
+
+    Returns:
+      Metrics background_recoils (before detection), background_efficiency and
+      background_detected (= B).
+    """
+    recoils = sum(tpc.background_recoils(data, test.exposure_tonne_year).values())
+    efficiency = len(samples["background_bank"]["s1"]) / data.n_background_bank
+    return {
+        "background_recoils": float(recoils),
+        "background_efficiency": float(efficiency),
+        "background_detected": float(recoils * efficiency),
+    }
+
+
 def latent_encoding(latent: np.ndarray, events: dict) -> dict[str, list[float]]:
     """Spearman correlation of each latent axis with the event's physics quantities.
 
@@ -215,6 +235,9 @@ def sensitivity_curves(
             test.f0_tail_fraction,
         )
         anomaly_stats.check_template_support(null, template)
+        reference_ts = _ts(scored.reference, r)
+        template_ts = _ts(scored.template(masses.index(template_mass)), r)
+        cut = anomaly_stats.cut_value(reference_ts, test.ts_cut_quantile)
         toys = anomaly_stats.sensitivity_toys(
             jax.random.fold_in(key, stream),
             _ts(scored.bank, r),
@@ -226,6 +249,9 @@ def sensitivity_curves(
             test.n_null_toys,
             test.n_signal_toys,
             checkpoint_dir=_subdirectory(checkpoints, f"sensitivity_{name}"),
+            cut=cut,
+            null_fraction=anomaly_stats.tail_fraction_above(reference_ts, cut),
+            signal_fraction=anomaly_stats.tail_fraction_above(template_ts, cut),
         )
         return anomaly_stats.median_sensitivity(toys)
 
@@ -269,6 +295,8 @@ def r_scan(
             test.n_null_toys,
             test.n_signal_toys,
             checkpoint_dir=_subdirectory(checkpoints, f"r_scan_{i}"),
+            cut_quantiles=test.r_scan_cut_quantiles,
+            tail_fraction=test.f0_tail_fraction,
         )
         for i, r in enumerate(tqdm(test.r_scan, desc="R scan", disable=not progress))
     ]

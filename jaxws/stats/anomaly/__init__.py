@@ -9,6 +9,8 @@ per step, in the order the analysis uses them:
 * `likelihood`: log L(TS | H0) = -B + sum_i log(B f_0(TS_i)); the model-independent
   goodness-of-fit t = -2 log L(TS | H0) (the seed's statistic, the default result) and the
   model-dependent one-sided q0 against a template (s >= 0);
+* `terms`: the per-event terms log f_0 and log f_s / f_0 tabulated once per sample (toys
+  gather them), and the TS cut (only events with TS > c enter the test);
 * `toys`: toy data sets from a bank of fresh background scores disjoint from f_0's sample
   (N_B ~ Poisson(B), N_S ~ Poisson(s), padded with a mask), vmapped;
 * `p_values`: p = P(stat >= observed | H0) from toys, one-sided Z = Phi^-1(1 - p), medians
@@ -33,9 +35,11 @@ from jaxws.stats.anomaly.density import (
 from jaxws.stats.anomaly.likelihood import (
     data_set_statistics,
     fit_signal_count,
+    fit_signal_from_ratios,
     goodness_of_fit_statistic,
     null_log_likelihood,
     observed_statistics,
+    statistics_from_terms,
 )
 from jaxws.stats.anomaly.p_values import (
     asymptotic_p_value,
@@ -44,16 +48,25 @@ from jaxws.stats.anomaly.p_values import (
     toy_p_values,
     uniformity_summary,
 )
-from jaxws.stats.anomaly.scan import join_scans, scan_score_weight
+from jaxws.stats.anomaly.scan import cut_value, join_scans, scan_score_weight
 from jaxws.stats.anomaly.score import anomaly_score, check_scores, checked_anomaly_score
 from jaxws.stats.anomaly.tails import MAX_TAIL_SHAPE, fit_pareto_tail, pareto_log_density
+from jaxws.stats.anomaly.terms import (
+    NO_CUT,
+    EventTerms,
+    data_set_terms,
+    event_terms,
+    tail_fraction_above,
+)
 from jaxws.stats.anomaly.toys import (
+    ToySetup,
     max_toy_events,
     median_sensitivity,
-    null_and_signal_toys,
     poisson_by_inversion,
     sample_toy,
     sensitivity_toys,
+    toy_blocks,
+    toy_setup,
     toy_statistics,
 )
 
@@ -61,18 +74,25 @@ __all__ = [
     "GRID_SIZE",
     "MAX_TAIL_SHAPE",
     "MIN_TAIL_EVENTS",
+    "NO_CUT",
     "SUPPORT_MARGIN",
     "TAIL_FRACTION",
+    "EventTerms",
     "ScoreDensity",
+    "ToySetup",
     "anomaly_score",
     "asymptotic_p_value",
     "check_scores",
     "check_template_support",
     "checked_anomaly_score",
+    "cut_value",
     "data_set_statistics",
+    "data_set_terms",
+    "event_terms",
     "fit_pareto_tail",
     "fit_score_density",
     "fit_signal_count",
+    "fit_signal_from_ratios",
     "format_p",
     "goodness_of_fit_statistic",
     "join_scans",
@@ -80,7 +100,6 @@ __all__ = [
     "max_toy_events",
     "median_p_value",
     "median_sensitivity",
-    "null_and_signal_toys",
     "null_log_likelihood",
     "observed_statistics",
     "pareto_log_density",
@@ -90,7 +109,11 @@ __all__ = [
     "score_density",
     "sensitivity_toys",
     "silverman_bandwidth",
+    "statistics_from_terms",
+    "tail_fraction_above",
+    "toy_blocks",
     "toy_p_values",
+    "toy_setup",
     "toy_statistics",
     "uniformity_summary",
 ]

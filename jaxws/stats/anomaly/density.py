@@ -5,8 +5,9 @@ Scaffidi and Trotta (DARWIN, arXiv:2410.00755):
 
 * core: a Gaussian kernel density estimate, bandwidth by Silverman's rule h = 0.9 min(std,
   IQR / 1.34) n^(-1/5), evaluated by binning the sample on a uniform grid of `GRID_SIZE` points
-  spanning [min - 6h, max + 6h] and summing the kernels in log space (so far tails stay
-  finite); between grid points log f is linearly interpolated, beyond the grid it continues as
+  spanning the core [tail_low - 6h, tail_high + 6h] (with tails; [min - 6h, max + 6h] without)
+  and summing the kernels in log space (so far tails stay finite); between grid points log f
+  is linearly interpolated, beyond the grid it continues as
   the Gaussian tail of the outermost kernel;
 * tails: beyond the `tail_fraction` and 1 - `tail_fraction` quantiles a generalised Pareto law
   fitted to the exceedances (`jaxws.stats.anomaly.tails`), carrying the sample's share of
@@ -117,17 +118,32 @@ def silverman_bandwidth(samples: jax.Array, weights: jax.Array | None = None) ->
     return 0.9 * spread * total ** (-0.2)
 
 
-def _binned_kde(samples: jax.Array, weights: jax.Array, bandwidth: jax.Array) -> dict:
-    """The Gaussian KDE's log density on a grid of GRID_SIZE points (the sample binned to it)."""
+def _binned_kde(
+    samples: jax.Array,
+    weights: jax.Array,
+    bandwidth: jax.Array,
+    span: tuple[jax.Array, jax.Array] | None = None,
+) -> dict:
+    """The Gaussian KDE's log density on a grid of GRID_SIZE points (the sample binned to it).
+
+    The grid spans `span` (low, high) widened by GRID_MARGIN bandwidths on each side, or the
+    whole sample when `span` is None. Samples outside the grid are left out of the binned sum:
+    their kernels reach the span only beyond GRID_MARGIN bandwidths (a factor < 1.6e-8). With
+    tails the span is the core [tail_low, tail_high], so one far outlier (a large R H_B) cannot
+    stretch the grid and coarsen the core's resolution.
+    """
     big = jnp.finfo(jnp.float32).max
     sample_min = jnp.min(jnp.where(weights > 0, samples, big))
     sample_max = jnp.max(jnp.where(weights > 0, samples, -big))
-    low = sample_min - GRID_MARGIN * bandwidth
-    high = sample_max + GRID_MARGIN * bandwidth
+    span_low, span_high = (sample_min, sample_max) if span is None else span
+    low = span_low - GRID_MARGIN * bandwidth
+    high = span_high + GRID_MARGIN * bandwidth
     step = (high - low) / (GRID_SIZE - 1)
     # Bin the sample to the nearest grid point; the kernel sum then costs GRID_SIZE^2.
-    index = jnp.clip(jnp.round((samples - low) / step), 0, GRID_SIZE - 1).astype(jnp.int32)
-    counts = jnp.zeros(GRID_SIZE, jnp.float32).at[index].add(weights)
+    position = jnp.round((samples - low) / step)
+    on_grid = (position >= 0) & (position <= GRID_SIZE - 1)
+    index = jnp.clip(position, 0, GRID_SIZE - 1).astype(jnp.int32)
+    counts = jnp.zeros(GRID_SIZE, jnp.float32).at[index].add(jnp.where(on_grid, weights, 0.0))
     grid = low + step * jnp.arange(GRID_SIZE, dtype=jnp.float32)
     log_counts = jnp.where(counts > 0, jnp.log(jnp.maximum(counts, 1e-30)), -jnp.inf)
     exponent = log_counts[None, :] - 0.5 * ((grid[:, None] - grid[None, :]) / bandwidth) ** 2
@@ -222,7 +238,13 @@ def fit_score_density(
     if weights is None:
         weights = jnp.ones_like(samples)
     bandwidth = silverman_bandwidth(samples, weights)
-    kde = _binned_kde(samples, weights, bandwidth)
+    span = None
+    if tail_fraction > 0:
+        span = (
+            _weighted_quantile(samples, weights, tail_fraction),
+            _weighted_quantile(samples, weights, 1.0 - tail_fraction),
+        )
+    kde = _binned_kde(samples, weights, bandwidth, span)
     tails = (
         _pareto_tails(samples, weights, kde, tail_fraction) if tail_fraction > 0 else _no_tails()
     )

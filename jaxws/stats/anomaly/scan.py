@@ -9,7 +9,6 @@ median p.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import jax
@@ -18,13 +17,19 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from jaxws.hashing import tree_digest
-from jaxws.stats.anomaly.density import fit_score_density
+from jaxws.stats.anomaly.density import TAIL_FRACTION, fit_score_density
 from jaxws.stats.anomaly.p_values import SUMMARY_KEYS, median_p_value
 from jaxws.stats.anomaly.score import anomaly_score
-from jaxws.stats.anomaly.toys import max_toy_events, null_and_signal_toys
+from jaxws.stats.anomaly.terms import NO_CUT, tail_fraction_above
+from jaxws.stats.anomaly.toys import toy_blocks, toy_setup
 from jaxws.train.resume import map_chunks
 
 STATISTICS = ("gof", "q0")
+
+
+def cut_value(reference_scores: np.ndarray, quantile: float) -> float:
+    """The TS cut at `quantile` of f_0's reference scores (-inf for quantile 0: no cut)."""
+    return float(np.quantile(reference_scores, quantile)) if quantile > 0 else NO_CUT
 
 
 def scan_score_weight(
@@ -39,76 +44,133 @@ def scan_score_weight(
     n_null_toys: int,
     n_signal_toys: int,
     checkpoint_dir: str | Path | None = None,
+    cut_quantiles: ArrayLike = (0.0,),
+    tail_fraction: float = TAIL_FRACTION,
 ) -> dict:
-    """Median p-value of rejecting H0 versus R for several signal benchmarks.
+    """Median p-value of rejecting H0 versus R (and a TS cut) for several signal benchmarks.
 
-    For every R (`lax.map` over R, toys vmapped): scores of all samples, f_0 from
-    `null_reference`, one template per benchmark, null toys and signal toys (s =
-    `expected_signal`, one value or one per benchmark) drawn as in
-    `jaxws.stats.anomaly.toys.sensitivity_toys`. Samples are (negative_elbo, classifier_logit)
-    pairs of equal-length arrays; the benchmark samples carry a leading benchmark axis M.
+    For every R: scores of all samples, f_0 from `null_reference`, one template per benchmark;
+    for every cut quantile q the TS cut c = the q-quantile of f_0's reference scores (q = 0: no
+    cut) and null and signal toys (s = `expected_signal`, one value or one per benchmark) drawn
+    as in `jaxws.stats.anomaly.toys.sensitivity_toys` from the events above c. Samples are
+    (negative_elbo, classifier_logit) pairs of equal-length arrays; the benchmark samples carry
+    a leading benchmark axis M.
 
     Args:
-      key: PRNG key.
+      key: PRNG key (benchmark j, cut k: toys from `fold_in(split(key, M)[j], k)`, the same for
+        every R).
       r_values: (n_R,) values of R >= 0.
       null_reference: f_0's sample.
       background_bank: the toy bank (disjoint from f_0's sample).
       signal_templates: (M, n) template samples.
       signal_pools: (M, m) signal samples injected in the toys.
       expected_background: B.
-      expected_signal: s, a scalar or (M,).
-      n_null_toys: null toys per R and benchmark.
-      n_signal_toys: signal toys per R and benchmark.
+      expected_signal: s, a scalar or (M,) (before the cut).
+      n_null_toys: null toys per R, cut and benchmark.
+      n_signal_toys: signal toys per R, cut and benchmark.
       checkpoint_dir: save each R value's toys there (`jaxws.train.resume.map_chunks`, one R
-        per chunk, tagged with a digest of every input) and resume from them; every R uses the
-        same toy keys, so chunking does not change the numbers.
+        per chunk, tagged with a digest of every input) and resume from them.
+      cut_quantiles: (n_c,) quantiles of f_0's reference scores used as TS cuts, in [0, 1).
+      tail_fraction: probability in each generalised-Pareto tail of the densities.
 
     Returns:
-      dict with r_values; signal_rates (M,); gof and q0, each the `median_p_value` summary of
-      (n_R, M) arrays; best_r_gof / best_r_q0 (M,): the R of the smallest median p (first of
-      ties), with best_r_tied_* and best_r_at_cap_* (see `_with_best_r`); overflow (bool).
+      dict with r_values; signal_rates (M,); cut_quantiles (n_c,); cut_values (n_R, n_c); gof
+      and q0, each the `median_p_value` summary of (n_R, M) arrays at the first cut quantile;
+      gof_cuts and q0_cuts, the summaries of (n_R, n_c, M) arrays over every cut; best_r_gof /
+      best_r_q0 (M,): the R of the smallest median p at the first cut (first of ties), with
+      best_r_tied_* and best_r_at_cap_* (see `_with_best_r`); overflow (bool); not_converged.
 
     Raises:
-      ValueError: R values that are not a 1-D array of finite numbers >= 0.
+      ValueError: R values that are not a 1-D array of finite numbers >= 0, or cut quantiles
+        outside [0, 1).
     """
     r_values = np.asarray(r_values, dtype=np.float64)
     if r_values.ndim != 1 or np.any(r_values < 0) or not np.all(np.isfinite(r_values)):
         raise ValueError(f"R values must be a 1-D array of finite numbers >= 0, got {r_values}")
+    quantiles = np.atleast_1d(np.asarray(cut_quantiles, dtype=np.float64))
+    if quantiles.ndim != 1 or np.any(quantiles < 0) or np.any(quantiles >= 1):
+        raise ValueError(f"cut quantiles must lie in [0, 1), got {quantiles}")
     n_benchmarks = np.asarray(signal_templates[0]).shape[0]
     rates = np.broadcast_to(np.asarray(expected_signal, np.float64), (n_benchmarks,))
-    max_events = max_toy_events(float(expected_background), float(np.max(rates)))
-    as_float = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
-    inputs = (
-        as_float(null_reference),
-        as_float(background_bank),
-        as_float(signal_templates),
-        as_float(signal_pools),
-        jnp.float32(expected_background),
-        jnp.asarray(rates, jnp.float32),
-    )
+    as_float = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float32), tree)
+    reference, bank = as_float(null_reference), as_float(background_bank)
+    templates, pools = as_float(signal_templates), as_float(signal_pools)
+    benchmark_keys = jax.random.split(key, n_benchmarks)
     fingerprint = tree_digest(
-        "anomaly R scan v1", key, r_values, inputs, n_null_toys, n_signal_toys, max_events
+        "anomaly R scan v2 (tabulated terms, cuts)",
+        key,
+        r_values,
+        quantiles,
+        (reference, bank, templates, pools),
+        np.float64(expected_background),
+        rates,
+        n_null_toys,
+        n_signal_toys,
+        tail_fraction,
     )
+
+    def one_r(r: float) -> dict[str, np.ndarray]:
+        score = lambda pair: np.asarray(anomaly_score(*pair, jnp.float32(r)))
+        reference_ts, bank_ts = score(reference), score(bank)
+        null = fit_score_density(jnp.asarray(reference_ts), tail_fraction=tail_fraction)
+        cells = {name: [] for name in ("null_gof", "null_q0", "signal_gof", "signal_q0")}
+        overflow = np.zeros((quantiles.size, n_benchmarks), bool)
+        not_converged = np.zeros((quantiles.size, n_benchmarks), np.int64)
+        cuts = np.array([cut_value(reference_ts, q) for q in quantiles])
+        for k, cut in enumerate(cuts):
+            row = {name: [] for name in cells}
+            for j in range(n_benchmarks):
+                template_ts = score((templates[0][j], templates[1][j]))
+                template = fit_score_density(jnp.asarray(template_ts), tail_fraction=tail_fraction)
+                setup = toy_setup(
+                    bank_ts,
+                    score((pools[0][j], pools[1][j])),
+                    null,
+                    template,
+                    float(expected_background),
+                    float(rates[j]),
+                    float(cut),
+                    tail_fraction_above(reference_ts, cut),
+                    tail_fraction_above(template_ts, cut),
+                )
+                null_blocks = -(-n_null_toys // n_signal_toys)
+                block_rates = np.concatenate([np.zeros(null_blocks), [rates[j]]]).astype("f4")
+                block_keys = jax.random.split(
+                    jax.random.fold_in(benchmark_keys[j], k), block_rates.size
+                )
+                out = {
+                    name: np.asarray(value)
+                    for name, value in toy_blocks(
+                        setup, block_keys, jnp.asarray(block_rates), n_signal_toys
+                    ).items()
+                }
+                for name in ("gof", "q0"):
+                    row[f"null_{name}"].append(out[name][:null_blocks].reshape(-1)[:n_null_toys])
+                    row[f"signal_{name}"].append(out[name][null_blocks])
+                overflow[k, j] = out["overflow"].any()
+                not_converged[k, j] = (~out["converged"]).sum()
+            for name in cells:
+                cells[name].append(np.stack(row[name]))
+        result = {name: np.stack(value)[None] for name, value in cells.items()}
+        result["overflow"] = overflow[None]
+        result["not_converged"] = not_converged[None]
+        result["cut_values"] = cuts[None]
+        return result
 
     def compute(index: np.ndarray) -> dict[str, np.ndarray]:
-        out = _scan_score_weight(
-            key,
-            jnp.asarray(r_values[index], jnp.float32),
-            *inputs,
-            n_null_toys,
-            n_signal_toys,
-            max_events,
-        )
-        return {k: np.asarray(v) for k, v in out.items()}
+        parts = [one_r(float(r_values[i])) for i in index]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def template(index: np.ndarray) -> dict[str, jax.ShapeDtypeStruct]:
-        cells = (index.size, n_benchmarks)
+        cells = (index.size, quantiles.size, n_benchmarks)
         return {
             "null_gof": jax.ShapeDtypeStruct((*cells, n_null_toys), np.float32),
             "null_q0": jax.ShapeDtypeStruct((*cells, n_null_toys), np.float32),
             "signal_gof": jax.ShapeDtypeStruct((*cells, n_signal_toys), np.float32),
             "signal_q0": jax.ShapeDtypeStruct((*cells, n_signal_toys), np.float32),
             "overflow": jax.ShapeDtypeStruct(cells, np.bool_),
+            "not_converged": jax.ShapeDtypeStruct(cells, np.int64),
+            "cut_values": jax.ShapeDtypeStruct((index.size, quantiles.size), np.float64),
         }
 
     toys = map_chunks(
@@ -119,15 +181,31 @@ def scan_score_weight(
         fingerprint=fingerprint,
         template=template,
     )
-    result = {"r_values": r_values, "signal_rates": rates, "overflow": bool(toys["overflow"].any())}
+    result = {
+        "r_values": r_values,
+        "signal_rates": rates,
+        "cut_quantiles": quantiles,
+        "cut_values": np.asarray(toys["cut_values"]),
+        "overflow": bool(toys["overflow"].any()),
+        "not_converged": int(toys["not_converged"].sum()),
+    }
     for name in STATISTICS:
         null, signal = np.asarray(toys[f"null_{name}"]), np.asarray(toys[f"signal_{name}"])
         per = [
-            [median_p_value(null[i, j], signal[i, j]) for j in range(n_benchmarks)]
+            [
+                [median_p_value(null[i, k, j], signal[i, k, j]) for j in range(n_benchmarks)]
+                for k in range(quantiles.size)
+            ]
             for i in range(r_values.size)
         ]
-        summary = {k: np.array([[cell[k] for cell in row] for row in per]) for k in SUMMARY_KEYS}
-        summary["floor"] = per[0][0]["floor"]
+        cuts = {
+            k: np.array([[[cell[k] for cell in row] for row in plane] for plane in per])
+            for k in SUMMARY_KEYS
+        }
+        cuts["floor"] = per[0][0][0]["floor"]
+        result[f"{name}_cuts"] = cuts
+        summary = {k: cuts[k][:, 0] for k in SUMMARY_KEYS}
+        summary["floor"] = cuts["floor"]
         result[name] = summary
     return _with_best_r(result)
 
@@ -141,15 +219,21 @@ def join_scans(per_r: list[dict]) -> dict:
     Returns:
       One scan over all their R values, in order.
     """
+    with_cuts = "cut_quantiles" in per_r[0]  # scans saved before issue 23 have no cuts
     scan = {
         "r_values": np.concatenate([s["r_values"] for s in per_r]),
         "signal_rates": per_r[0]["signal_rates"],
         "overflow": any(s["overflow"] for s in per_r),
+        "not_converged": sum(s.get("not_converged", 0) for s in per_r),
     }
+    if with_cuts:
+        scan["cut_quantiles"] = per_r[0]["cut_quantiles"]
+        scan["cut_values"] = np.concatenate([s["cut_values"] for s in per_r])
     for name in STATISTICS:
-        summary = {k: np.concatenate([s[name][k] for s in per_r]) for k in SUMMARY_KEYS}
-        summary["floor"] = per_r[0][name]["floor"]
-        scan[name] = summary
+        for field in (name, f"{name}_cuts") if with_cuts else (name,):
+            summary = {k: np.concatenate([s[field][k] for s in per_r]) for k in SUMMARY_KEYS}
+            summary["floor"] = per_r[0][field]["floor"]
+            scan[field] = summary
     return _with_best_r(scan)
 
 
@@ -170,54 +254,3 @@ def _with_best_r(scan: dict) -> dict:
         scan[f"best_r_tied_{name}"] = median == median[best, columns][None, :]
         scan[f"best_r_at_cap_{name}"] = np.asarray(scan[name]["at_cap"])[best, columns]
     return scan
-
-
-@functools.partial(jax.jit, static_argnums=(8, 9, 10))
-def _scan_score_weight(
-    key: jax.Array,
-    r_values: jax.Array,
-    null_reference: tuple[jax.Array, jax.Array],
-    background_bank: tuple[jax.Array, jax.Array],
-    signal_templates: tuple[jax.Array, jax.Array],
-    signal_pools: tuple[jax.Array, jax.Array],
-    expected_background: jax.Array,
-    expected_signal: jax.Array,
-    n_null_toys: int,
-    n_signal_toys: int,
-    max_events: int,
-):
-    n_benchmarks = signal_templates[0].shape[0]
-    benchmark_keys = jax.random.split(key, n_benchmarks)
-
-    def at_weight(r: jax.Array) -> dict[str, jax.Array]:
-        null = fit_score_density(anomaly_score(*null_reference, r))
-        background = anomaly_score(*background_bank, r)
-
-        def benchmark(args: tuple[jax.Array, ...]) -> dict[str, jax.Array]:
-            template_nelbo, template_logit, pool_nelbo, pool_logit, rate, benchmark_key = args
-            template = fit_score_density(anomaly_score(template_nelbo, template_logit, r))
-            toys = null_and_signal_toys(
-                benchmark_key,
-                background,
-                anomaly_score(pool_nelbo, pool_logit, r),
-                null,
-                template,
-                expected_background,
-                rate[None],
-                n_null_toys,
-                n_signal_toys,
-                max_events,
-            )
-            return {
-                "null_gof": toys["null_gof"],
-                "null_q0": toys["null_q0"],
-                "signal_gof": toys["signal_gof"][0],
-                "signal_q0": toys["signal_q0"][0],
-                "overflow": toys["overflow"],
-            }
-
-        return jax.lax.map(
-            benchmark, (*signal_templates, *signal_pools, expected_signal, benchmark_keys)
-        )
-
-    return jax.lax.map(at_weight, r_values)
