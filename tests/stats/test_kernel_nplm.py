@@ -36,6 +36,7 @@ def test_kernel_width_is_the_quantile_of_pairwise_distances():
         kernel_nplm.kernel_width(np.zeros((5, 2)))
 
 
+@pytest.mark.numerical
 def test_kernel_fit_reaches_the_scipy_minimum():
     # The penalised loss in the whitened coordinates beta (alpha = T^-1 beta, T^T T = K_MM +
     # jitter M I) is strongly convex and well conditioned, so SciPy's BFGS reaches its minimum
@@ -133,7 +134,26 @@ def test_kernel_model_end_to_end(tmp_path):
         )
     metrics = nplm_method.run(cfg, jax.random.key(0), tmp_path, Tracker(tmp_path))
     assert metrics["kernel_width"] > 0
+    assert metrics["null/n_not_converged"] == 0
+    assert metrics["sensitivity/0.2/n_not_converged"] == 0
+    assert metrics["observed/converged"]
     assert metrics["n_parameters"] == 50
     assert 0 < metrics["null/dof"] < 50
     assert np.isfinite(metrics["observed/t"])
     assert np.isfinite(metrics["sensitivity/0.2/z_chi2"])
+
+
+def test_toys_whose_fits_did_not_converge_are_counted_warned_and_left_out(capsys):
+    from jaxws.config import ConfigError
+    from jaxws.methods.nplm.toy_statistics import ToyStatistics, converged_only
+
+    toys_ = ToyStatistics(
+        np.array([1.0, 2.0, 3.0]), np.array([[1.0], [2.0], [3.0]]), np.array([True, False, True])
+    )
+    t, history, n_bad = converged_only(toys_, "null toys")
+    np.testing.assert_array_equal(t, [1.0, 3.0])
+    np.testing.assert_array_equal(history[:, 0], [1.0, 3.0])
+    assert n_bad == 1
+    assert "null toys: 1 of 3 toys' fits did not converge" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"method\.kernel_iterations"):
+        converged_only(toys_._replace(converged=np.zeros(3, bool)), "null toys")
