@@ -29,3 +29,11 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 from jaxws import schemas  # noqa: E402
 
 schemas.register()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "numerical: a numerical or statistical margin; `make test-isa` reruns these tests with "
+        "other code generation (docs/testing.md)",
+    )

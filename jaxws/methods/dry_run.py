@@ -5,7 +5,9 @@ run), the model is built, and for the CWoLa-type studies the event counts that t
 design needs are compared with what the data source will provide:
   * simulator: the expected signal-region (SR) and sideband (SB) counts from the mjj densities
     of `jaxws.simulate.jets` (no event is simulated), with a 3-sigma binomial margin;
-  * Pythia shards: the counts per region read from the shards' `region` datasets.
+  * Pythia shards: the counts per region read from the shards' `region` datasets;
+  * your own files (`data=events`): the counts per region read from the files' `region`
+    datasets (the other datasets are checked from their metadata, not read).
 A shortfall is a `ConfigError` naming the keys to raise. Nothing is written.
 """
 
@@ -84,6 +86,47 @@ def _pythia_counts(data: SimulatorConfig | PythiaConfig) -> dict[str, dict[str, 
     return out
 
 
+def _events_counts(data: Any) -> dict[str, Any]:
+    counts = data.region_counts()
+    out = {
+        "background": {k: float(v) for k, v in counts["background"].items()},
+        "signal": {k: float(v) for k, v in counts[f"signal:{data.signal}"].items()},
+    }
+    out["fraction_sr_background"] = out["background"]["SR"] / max(
+        out["background"]["SR"] + out["background"]["SB"], 1.0
+    )
+    return out
+
+
+def check_source_signals(data: Any, n_signal_per_model: int) -> list[str]:
+    """`data=events`: every source model's file holds the SR events pretraining takes.
+
+    Args:
+      data: the `EventsConfig`.
+      n_signal_per_model: `method.source.n_signal_per_model`.
+
+    Returns:
+      Report lines.
+
+    Raises:
+      ConfigError: a source model with too few signal-region events (named).
+    """
+    counts = data.region_counts()
+    lines = []
+    for name in data.signals:
+        if name == data.signal:
+            continue
+        have = counts[f"signal:{name}"]["SR"]
+        lines.append(f"source model {name} SR: need {n_signal_per_model}, have {have}")
+        if have < n_signal_per_model:
+            raise ConfigError(
+                f"source model {name!r} ({data.signals[name]}): {have} signal-region events, "
+                f"transfer/meta-learning need method.source.n_signal_per_model = "
+                f"{n_signal_per_model} (lower it or give a larger file)"
+            )
+    return lines
+
+
 def _unused_background(pool: float, study: StudyConfig) -> float:
     """SR background that none of the study's E members draws, on average.
 
@@ -106,7 +149,7 @@ def check_counts(
       counts: {"background": {"SR": n, "SB": n}, "signal": {...}, "fraction_sr_background": f},
         the events the data will provide (expected, or counted in the shards).
       study: the `study` section dataclass.
-      source: "simulator" or "pythia" (names the keys to raise in the message).
+      source: "simulator", "pythia" or "events" (names the keys to raise in the message).
       extra_background_sr: SR background a method needs beyond the study that must come
         from events no pseudo-experiment draws (shards; the simulator draws it afresh).
 
@@ -125,9 +168,13 @@ def check_counts(
     keys = {
         "simulator": {"background": "data.n_background", "signal": "data.n_signal"},
         "pythia": {"background": "data.max_events or more shards", "signal": "more shards"},
+        "events": {
+            "background": "the events in data.background",
+            "signal": "the events in data.signal's file",
+        },
     }[source]
     problems, lines = [], []
-    if extra_background_sr and source == "pythia":
+    if extra_background_sr and source in ("pythia", "events"):
         unused = _unused_background(counts["background"]["SR"] - study.n_test_background, study)
         lines.append(
             f"source background (SR, unused by the study): need "
@@ -137,7 +184,8 @@ def check_counts(
             problems.append(
                 f"source background: transfer/meta-learning need {extra_background_sr} SR "
                 f"background events that the study does not use, about {unused:.0f} remain "
-                "(lower method...source.n_background or the study's sizes, or add QCD shards)"
+                "(lower method.source.n_background or the study's sizes, or add background "
+                "events)"
             )
     for (sample, region), n in need.items():
         have = counts[sample][region]
@@ -167,9 +215,11 @@ def check_study_sizes(
     Returns:
       Lines describing the counts (for the dry run's report).
     """
-    if data.source not in ("simulator", "pythia"):
+    if data.source not in ("simulator", "pythia", "events"):
         return [f"data.source={data.source}: event counts are checked when the files are read"]
-    counts = _simulator_counts(data) if data.source == "simulator" else _pythia_counts(data)
+    counts = {"simulator": _simulator_counts, "pythia": _pythia_counts, "events": _events_counts}[
+        data.source
+    ](data)
     if data.source == "simulator":
         extra_background_sr = 0
     return check_counts(counts, study, data.source, extra_background_sr)
@@ -209,11 +259,7 @@ def generation_plan(cfg: DictConfig) -> dict[str, Any]:
     name = str(cfg.method.name)
     extra, per_model = 0, 0
     if name in STUDY_METHODS:
-        for _, section in _method_sections(cfg, name):
-            extra = max(extra, _parse_study_method(section))
-            per_model = max(
-                per_model, int((section.get("source") or {}).get("n_signal_per_model", 0))
-            )
+        extra, per_model = source_needs(cfg)
     pool = float(study.n_background_sr)
     if extra:
         low, high = pool, pool
@@ -258,8 +304,22 @@ def _method_sections(cfg: DictConfig, name: str) -> list[tuple[str, Any]]:
     return [(name, OmegaConf.to_container(cfg.method, resolve=True))]
 
 
-def _parse_study_method(section: dict) -> int:
-    """Validate one study method's section; returns the SR background its source sample needs."""
+def source_needs(cfg: DictConfig) -> tuple[int, int]:
+    """SR background and SR events per source model that the configured method(s) pretrain on.
+
+    Returns:
+      ``(n_background, n_signal_per_model)``, the largest over compared methods (0 for CWoLa).
+    """
+    needs = [_parse_study_method(s) for _, s in _method_sections(cfg, str(cfg.method.name))]
+    return max(n for n, _ in needs), max(n for _, n in needs)
+
+
+def _parse_study_method(section: dict) -> tuple[int, int]:
+    """Validate one study method's section; returns its source sample's SR needs.
+
+    Returns:
+      ``(n_background, n_signal_per_model)`` of `method.source` ((0, 0) for CWoLa).
+    """
     from omegaconf import OmegaConf
 
     name = section.get("name")
@@ -267,7 +327,7 @@ def _parse_study_method(section: dict) -> int:
         unknown = sorted(set(section) - {"name"})
         if unknown:
             raise ConfigError(f"unknown key(s) {unknown} in config section 'method' (cwola)")
-        return 0
+        return 0, 0
     from jaxws.methods import transfer
 
     if name == "transfer":
@@ -278,7 +338,7 @@ def _parse_study_method(section: dict) -> int:
 
         meta.get(name)
         parts = meta_study._sections(OmegaConf.create({"method": section}))
-    return int(parts["source"].n_background)
+    return int(parts["source"].n_background), int(parts["source"].n_signal_per_model)
 
 
 def validate(cfg: DictConfig) -> list[str]:
@@ -315,21 +375,23 @@ def validate(cfg: DictConfig) -> list[str]:
     study = from_section(StudyConfig, cfg.study, "study")
     from_section(StudyTrainingConfig, cfg.training, "training")
     build_model(cfg.model)
-    extra = 0
+    extra = per_model = 0
     labels = []
     for label, section in _method_sections(cfg, name):
-        extra = max(extra, _parse_study_method(section))
+        background, signal = _parse_study_method(section)
+        extra, per_model = max(extra, background), max(per_model, signal)
         labels.append(label)
     lines = [f"methods: {', '.join(labels)}"]
     # The simulator draws the source sample's background afresh (jaxws.methods.pretrain);
     # from shards it must come from events the study leaves unused.
     lines += check_study_sizes(source.config, study, extra_background_sr=extra)
     if extra and source.config.source == "pythia":
-        per_model = max(
-            int((section.get("source") or {}).get("n_signal_per_model", 0))
-            for _, section in _method_sections(cfg, name)
-        )
         lines.append(check_source_models(source, per_model))
+    if per_model and source.config.source == "events":
+        lines += check_source_signals(source.config, per_model)
+    from jaxws.methods.injection_study.inputs import check_image_memory
+
+    lines.append(check_image_memory(source.config))
     return lines
 
 

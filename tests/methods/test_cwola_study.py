@@ -3,6 +3,7 @@ classifier cut raises the significance beyond the initial one (the slope-1 line)
 
 import csv
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from jaxws.cli import CONFIG_DIR, execute
@@ -11,24 +12,28 @@ REDUCED = [
     "tracking=none",
     "method=cwola",
     "data.n_background=6000",
-    "data.n_signal=2000",
+    "data.n_signal=2500",
     "study.n_background_sr=1000",
-    "study.injections=[0,600]",
+    "study.injections=[0,1000]",
     "study.n_pseudo_experiments=3",
     "study.n_test_signal=600",
     "study.n_test_background=1500",
 ]
 
 
+@pytest.mark.numerical
 def test_cwola_ends_above_the_slope_one_line_at_a_high_injection(tmp_path):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=REDUCED)
     metrics = execute(cfg, tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run" / "study.csv").open()))
-    high = next(r for r in rows if int(r["injection"]) == 600)
-    # Initial Z about 17 (600 signal on 1000 background); a classifier that learned the signal
+    high = next(r for r in rows if int(r["injection"]) == 1000)
+    # Initial Z = 27.8 (1000 signal on 1000 SR background); a classifier that learned the signal
     # keeps most of it while cutting the background: the mean final Z of the 3
-    # pseudo-experiments lies more than 2 standard errors above the initial one.
+    # pseudo-experiments lies more than 2 standard errors above the initial one. Measured
+    # (docs/testing.md): mean 34.30 (SE 1.39) natively, 34.53 (SE 1.65) with AVX2, 2.7 and
+    # 2.1 SE beyond the asserted line. At the former injection of 600 (AUC about 0.75) the
+    # cushion was 0.16 SE here and -0.03 SE on an AVX2 machine (issue 21).
     standard_error = float(high["final_z_std"]) / 3**0.5
     assert float(high["final_z_mean"]) - 2 * standard_error > float(high["initial_z"])
     assert float(high["auc_mean"]) > 0.7

@@ -79,6 +79,7 @@ def test_apply_matches_flax_module():
     )
 
 
+@pytest.mark.numerical
 def test_loss_against_numpy_and_constant_f_optimum():
     rng = np.random.default_rng(0)
     f = rng.normal(size=50)
@@ -95,6 +96,7 @@ def test_loss_against_numpy_and_constant_f_optimum():
     )
 
 
+@pytest.mark.numerical
 def test_closed_form_hessian_matches_autodiff():
     jax.config.update("jax_enable_x64", True)
     try:
@@ -174,6 +176,7 @@ def test_same_seed_same_numbers():
     np.testing.assert_array_equal(first.t, second.t)
 
 
+@pytest.mark.numerical
 def test_newton_ends_at_a_stationary_point_of_the_clipped_loss():
     """Newton's t never decreases and its end is first-order stationary on the clip box.
 
@@ -204,6 +207,10 @@ def test_newton_ends_at_a_stationary_point_of_the_clipped_loss():
         held = (jnp.abs(final) >= clip * (1 - 1e-6)) & (final * gradient < 0)
         free = float(jnp.linalg.norm(jnp.where(held, 0.0, gradient)))
         assert free < 0.01 * float(jnp.linalg.norm(jax.grad(loss)(initial))), i
+    assert fits.converged.shape == (4,)
+    # One Newton step from the initial weights is far from a minimum: every toy is flagged.
+    one = nplm.fit_toys(keys, x, dw, rw, CLIPPED, SPEC, nplm.NPLMTraining(1, optimizer="newton"))
+    assert not one.converged.any()
 
 
 def test_p_values_and_z_conventions():
@@ -264,7 +271,7 @@ def test_default_nplm_null_tail_is_not_anti_conservative(nplm_null):
 
 def test_injected_signal_raises_median_t(nplm_null):
     settings = _ci_settings()
-    t_signal, _ = nplm_method.nplm_toy_statistics(jax.random.key(12), _ci_data(), settings, 20, 0.2)
+    t_signal = nplm_method.nplm_toy_statistics(jax.random.key(12), _ci_data(), settings, 20, 0.2).t
     # 20 bump events at x = 4 over ~2 background events within 2 widths: a strong signal.
     assert np.median(t_signal) > nplm_null["q99_chi2"]
 
@@ -275,7 +282,7 @@ def test_symmetrized_null_is_chi2(n_b):
     settings = _settings(
         test="symmetrized", clip=None, epochs=SYMMETRIZED_ITERATIONS, checkpoints=()
     )
-    t, _ = nplm_method.symmetrized_toy_statistics(
+    t, _, _ = nplm_method.symmetrized_toy_statistics(
         jax.random.key(13), _data(n_a=500.0, n_b=n_b), settings, 200
     )
     comparison = nplm.compare_with_chi2(t, 12)

@@ -85,6 +85,7 @@ def test_toys_at_true_nuisances_follow_the_shifted_exponential():
         assert scipy_stats.kstest(auxiliary[:, i] - float(truth[i]), "norm").pvalue > 0.01
 
 
+@pytest.mark.numerical
 @pytest.mark.parametrize(("n_data", "auxiliary"), [(130, 0.7), (85, -1.2), (100, 2.5)])
 def test_normalisation_delta_against_lambert_w_and_scipy(n_data, auxiliary):
     # Normalisation only: L(nu) = R (e^{s nu} - 1) - D s nu + (nu - A)^2 / 2 - A^2 / 2. Its
@@ -93,7 +94,7 @@ def test_normalisation_delta_against_lambert_w_and_scipy(n_data, auxiliary):
     observable, data_weight = _events(1, n_data, 2000)
     reference_weight = (1 - data_weight) * n_expected / 2000
     setup = nuisances.NuisanceSetup(jnp.asarray([sigma_n, 0.0]), jnp.asarray([auxiliary, 0.9]))
-    delta, nu_hat = jax.jit(nuisances.fit_nuisances_only)(
+    delta, nu_hat, converged = jax.jit(nuisances.fit_nuisances_only)(
         jnp.asarray(observable, jnp.float32),
         jnp.asarray(data_weight, jnp.float32),
         jnp.asarray(reference_weight, jnp.float32),
@@ -114,14 +115,16 @@ def test_normalisation_delta_against_lambert_w_and_scipy(n_data, auxiliary):
     assert float(nu_hat[0]) == pytest.approx(nu_closed, abs=2e-4)
     assert float(nu_hat[1]) == 0.0  # the scale is off (sigma 0): its auxiliary value is ignored
     assert float(delta) == pytest.approx(-2 * loss(nu_closed), abs=2e-3)
+    assert bool(converged)
 
 
+@pytest.mark.numerical
 def test_scale_and_normalisation_delta_against_scipy():
     # Both nuisances on data drawn at a larger scale: Delta and nu-hat against BFGS in float64.
     sigma, auxiliary = np.array([0.1, 0.05]), np.array([0.4, 1.1])
     observable, data_weight = _events(2, 220, 4000, scale=1.08)
     reference_weight = (1 - data_weight) * 200.0 / 4000
-    delta, nu_hat = jax.jit(nuisances.fit_nuisances_only)(
+    delta, nu_hat, converged = jax.jit(nuisances.fit_nuisances_only)(
         jnp.asarray(observable, jnp.float32),
         jnp.asarray(data_weight, jnp.float32),
         jnp.asarray(reference_weight, jnp.float32),
@@ -133,6 +136,16 @@ def test_scale_and_normalisation_delta_against_scipy():
     assert np.max(np.abs(gradient)) < 1e-4, gradient
     np.testing.assert_allclose(np.asarray(nu_hat), reference.x, atol=2e-3)
     assert float(delta) == pytest.approx(-2 * reference.fun, abs=5e-3)
+    assert bool(converged)
+    # Given no Newton step (nu stays at 0), the fit says it has not converged.
+    _, _, capped = jax.jit(nuisances.fit_nuisances_only, static_argnums=4)(
+        jnp.asarray(observable, jnp.float32),
+        jnp.asarray(data_weight, jnp.float32),
+        jnp.asarray(reference_weight, jnp.float32),
+        nuisances.NuisanceSetup(jnp.asarray(sigma), jnp.asarray(auxiliary)),
+        0,
+    )
+    assert not bool(capped)
     assert reference.x[1] > 1.0  # the scale is pulled up by data at 1.08: a real shape fit
 
 

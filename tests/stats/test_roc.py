@@ -14,6 +14,8 @@ from jaxws.stats.roc import (
     significance_improvement,
 )
 
+pytestmark = pytest.mark.numerical  # every test here compares numbers (docs/testing.md)
+
 
 def sample(seed, n=400, separation=1.0, decimals=None, weighted=False):
     rng = np.random.default_rng(seed)

@@ -16,6 +16,8 @@ from jaxws.stats.significance import (
     significance_at_working_points,
 )
 
+pytestmark = pytest.mark.numerical  # every test here compares numbers (docs/testing.md)
+
 
 def literal_eq2(s, b):
     return np.sqrt(2 * ((s + b) * np.log(s / b + 1) - s))

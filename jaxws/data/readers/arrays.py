@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxws.config import ConfigError
 from jaxws.data.events import JetEvents
 
 REQUIRED = ("constituents", "jets", "mjj", "region")
@@ -25,8 +26,11 @@ _SHAPES = {
 }
 
 
-class EventsError(ValueError):
-    """User events that miss a field, have a wrong shape or hold values outside the schema."""
+class EventsError(ConfigError):
+    """User events that miss a field, have a wrong shape or hold values outside the schema.
+
+    A `ConfigError` (hence a ValueError): the command line reports it in one line, exit 2.
+    """
 
 
 def columnar_names() -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 from jaxws.config import check
 from jaxws.data.events import JetEvents
 from jaxws.data.readers.arrays import EventsError
-from jaxws.data.readers.hdf5 import read_hdf5
+from jaxws.data.readers.hdf5 import hdf5_region_counts, read_hdf5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,24 @@ class EventsConfig:
             self.max_constituents is None or self.max_constituents >= 1,
             f"data.max_constituents must be >= 1 or null, got {self.max_constituents}",
         )
+
+    def region_counts(self) -> dict[str, dict[str, int]]:
+        """Events per region of every file, from metadata and the region datasets.
+
+        Returns:
+          ``{"background": counts, "signal:<name>": counts, ...}`` (see `hdf5_region_counts`).
+
+        Raises:
+          EventsError: a file is missing, unreadable or lacks a required dataset (named).
+        """
+        counts = {"background": hdf5_region_counts(Path(self.background).expanduser())}
+        for name, path in self.signals.items():
+            counts[f"signal:{name}"] = hdf5_region_counts(Path(path).expanduser())
+        return counts
+
+    def check_inputs(self) -> None:
+        """Refuse a missing or unreadable file or one without the required datasets."""
+        self.region_counts()
 
 
 class EventsSource:

@@ -139,6 +139,56 @@ def event_pool_images(events: JetEvents, data_config: Any) -> np.ndarray:
     return np.asarray(images, np.float32)
 
 
+def pool_event_count(config: Any) -> int:
+    """Events of the study's pool (background plus target signal) that become jet images."""
+    if config.source == "simulator":
+        return int(config.n_background + config.n_signal)
+    if config.source == "events":
+        counts = config.region_counts()
+        return counts["background"]["all"] + counts[f"signal:{config.signal}"]["all"]
+    from jaxws.data.samples import canonical_name
+    from jaxws.data.shards import ShardCollection
+
+    counts = ShardCollection(list(config.paths)).counts()
+    n = [counts.get(canonical_name(m), 0) for m in (config.background, config.signal)]
+    if config.max_events is not None:
+        n = [min(k, config.max_events) for k in n]
+    return int(sum(n))
+
+
+def check_image_memory(config: Any, available: int | None = None) -> str:
+    """Refuse a jet-image pool that cannot fit in memory, before anything runs.
+
+    The pool's images are float32 ``(N, 2, R, R, channels)``; they are made on the device and
+    copied to the host, and training puts them on the device again, so about twice their
+    size must be free (`jaxws.train.memory.available_bytes`).
+
+    Args:
+      config: the data section (simulator, Pythia or own events).
+      available: bytes free (default: measured now).
+
+    Returns:
+      A report line.
+
+    Raises:
+      ConfigError: the images need more than the memory available (naming data.resolution).
+    """
+    from jaxws.train.memory import available_bytes
+
+    channels = len(getattr(config, "channels", ("pt",)))
+    n_events = pool_event_count(config)
+    images = n_events * 2 * config.resolution**2 * channels * 4
+    free = available_bytes() if available is None else available
+    if 2 * images > free:
+        raise ConfigError(
+            f"data.resolution={config.resolution}: the jet images of the {n_events} pool events "
+            f"take {images / 2**30:.1f} GiB (twice that while they are made and moved), more "
+            f"than the {free / 2**30:.1f} GiB of memory free; lower data.resolution or the "
+            "number of events"
+        )
+    return f"jet images: {images / 2**30:.2f} GiB for {n_events} events ({free / 2**30:.1f} free)"
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the sections a study method uses and its input files, before anything is written.
 
@@ -154,6 +204,14 @@ def validate(cfg: DictConfig) -> None:
     config = source.config
     if hasattr(config, "check_inputs"):
         config.check_inputs()
+    if getattr(config, "source", "") == "events":
+        # Counts per region from the files (cheap), before anything is trained.
+        from jaxws.methods import dry_run
+
+        background, per_model = dry_run.source_needs(cfg)
+        dry_run.check_study_sizes(config, study, extra_background_sr=background)
+        if per_model:
+            dry_run.check_source_signals(config, per_model)
     elif getattr(config, "source", "") == "simulator":
         need_background = study.n_test_background + study.n_background_sr
         need_signal = study.n_test_signal + max(study.injections)
@@ -167,6 +225,7 @@ def validate(cfg: DictConfig) -> None:
             f"data.n_signal {config.n_signal} is fewer than the study's SR signal alone "
             f"(study.n_test_signal + largest injection = {need_signal})",
         )
+    check_image_memory(config)
 
 
 def prepare(cfg: DictConfig, seed: int) -> StudyInputs:

@@ -20,6 +20,9 @@ import numpy as np
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.symmetrized import symmetrized_toy_statistics
 from jaxws.methods.nplm.toy_statistics import (
+    ToyStatistics,
+    converged_only,
+    fit_converged,
     nplm_toy_maker,
     nplm_toy_statistics,
     toy_progress,
@@ -85,7 +88,17 @@ def clip_calibration(
                 schedule=settings.schedule,
             )
             for i, clip in enumerate(clips):
-                t_by_clip[clip].append(fit.t[i * n : (i + 1) * n])
+                part = slice(i * n, (i + 1) * n)
+                t_by_clip[clip].append(
+                    converged_only(
+                        ToyStatistics(
+                            fit.t[part],
+                            fit.t_history[part],
+                            fit_converged(fit, n * len(clips))[part],
+                        ),
+                        f"clip {clip:g} toys",
+                    )[0]
+                )
             bar.update(n * len(clips))
     rows = []
     for clip in clips:
@@ -131,10 +144,14 @@ def training_length_scan(
         raise ValueError(f"training lengths must be positive, got {lengths}")
     settings = dataclasses.replace(settings, epochs=lengths[-1], checkpoints=lengths[:-1])
     if settings.test == "symmetrized":
-        _, t_history = symmetrized_toy_statistics(key, data, settings, n_toys)
+        _, t_history, _ = converged_only(
+            symmetrized_toy_statistics(key, data, settings, n_toys), "null toys"
+        )
         dof = nplm.n_parameters(settings.network()) - 1
     else:
-        _, t_history = nplm_toy_statistics(key, data, settings, n_toys)
+        _, t_history, _ = converged_only(
+            nplm_toy_statistics(key, data, settings, n_toys), "null toys"
+        )
         dof = nplm.n_parameters(settings.network())
     rows = []
     for column, epochs in enumerate(lengths):

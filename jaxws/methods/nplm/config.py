@@ -113,7 +113,9 @@ class NPLMConfig:
         kernel_width: Gaussian width sigma (standardised units); null means the
             ``kernel_width_quantile`` of the reference's pairwise distances.
         kernel_width_quantile: that quantile (0.9 in the paper).
-        kernel_iterations: Newton iterations of the (convex) kernel fit.
+        kernel_iterations: the most Newton iterations of the (convex) kernel fit, which stops
+            once converged (:class:`jaxws.stats.nplm.kernel.KernelSpec`); a toy that does not
+            converge within them is counted and reported.
         normalisation_sigma: standard deviation of the normalisation nuisance (the log of the
             expected count; arXiv:2111.13633, :mod:`jaxws.stats.nplm.nuisances`); 0 is off.
             With a nuisance on, t = tau - Delta (simulated exponential toys, NPLM, neural,
@@ -290,7 +292,7 @@ class NPLMConfig:
             if self.kernel_width is None:
                 raise ValueError("kernel_width must be set before fitting (see with_kernel_width)")
             n_events = np.shape(data_weight)[-1]
-            t = kernel_nplm.fit_kernel_ensemble(
+            fits = kernel_nplm.fit_kernel_ensemble(
                 keys,
                 x,
                 jnp.broadcast_to(jnp.asarray(data_weight, jnp.float32), (len(keys), n_events)),
@@ -299,7 +301,9 @@ class NPLMConfig:
                 self.kernel_penalty,
                 kernel_nplm.KernelSpec(self.kernel_centres, self.kernel_iterations),
             )
-            return nplm.NPLMFit(t=t, t_history=t[:, None], params=None)
+            return nplm.NPLMFit(
+                t=fits.t, t_history=fits.t[:, None], params=None, converged=fits.converged
+            )
         return nplm.fit_toys(
             keys,
             x,

@@ -10,6 +10,7 @@ Z from the toys, from chi2 and, for the symmetrized test, from permutations (its
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,7 +25,12 @@ from jaxws.methods.nplm.nuisances import nuisance_toy_statistics
 from jaxws.methods.nplm.observation import Observation, load_observation
 from jaxws.methods.nplm.observed import observed_significance
 from jaxws.methods.nplm.symmetrized import symmetrized_toy_statistics
-from jaxws.methods.nplm.toy_statistics import nplm_toy_statistics, resampled_toy_statistics
+from jaxws.methods.nplm.toy_statistics import (
+    ToyStatistics,
+    converged_only,
+    nplm_toy_statistics,
+    resampled_toy_statistics,
+)
 from jaxws.plotting import sample_label
 from jaxws.plotting.nplm import history_figure, null_histogram_figure, sensitivity_figure
 from jaxws.simulate import nplm_toys as toys
@@ -63,9 +69,10 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
         return _run_with_nuisances(keys, data, settings, observation, run_dir, tracker)
     prepared, settings = _prepare_inputs(keys.reference, data, settings, observation)
     start = time.perf_counter()
-    t_null, t_history = null_statistics(
+    null = null_statistics(
         keys, data, settings, prepared, checkpoint_dir=tracker.path("checkpoints/nplm_null")
     )
+    t_null, t_history, n_not_converged = converged_only(null, "null toys")
     log_toy_curves(
         tracker,
         f"{settings.test}_null",
@@ -74,6 +81,7 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
         time.perf_counter() - start,
     )
     dof, metrics = _compare_with_chi2(t_null, t_history, data, settings, observation, tracker)
+    metrics["null/n_not_converged"] = n_not_converged
     if observation is None:  # sensitivity needs a signal model: simulated data only
         metrics.update(_sensitivity(keys, data, settings, t_null, dof, tracker))
     metrics.update(
@@ -130,7 +138,7 @@ def null_statistics(
     settings: NPLMConfig,
     prepared: dict | None,
     checkpoint_dir: str | Path | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ToyStatistics:
     """The t values of the run's null toys: user reference, flavour toys or simulated toys.
 
     Args:
@@ -141,7 +149,7 @@ def null_statistics(
         checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
-        ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
+        `ToyStatistics` (t, t_history, converged) of all toys.
     """
     if prepared is not None:
         return resampled_toy_statistics(
@@ -253,11 +261,11 @@ def _sensitivity(
     ):
         checkpoints = tracker.path(f"checkpoints/nplm_signal_{i}")
         if settings.test == "symmetrized":
-            t_signal, signal_history = symmetrized_toy_statistics(
+            signal_toys = symmetrized_toy_statistics(
                 signal_key, data, settings, settings.n_signal_toys, fraction, checkpoints
             )
         else:
-            t_signal, signal_history = nplm_toy_statistics(
+            signal_toys = nplm_toy_statistics(
                 signal_key,
                 data,
                 settings,
@@ -266,6 +274,9 @@ def _sensitivity(
                 keys.reference,
                 checkpoints,
             )
+        t_signal, signal_history, n_not_converged = converged_only(
+            signal_toys, f"signal toys ({fraction:g})"
+        )
         log_toy_curves(
             tracker,
             f"{settings.test}_signal_{fraction:g}",
@@ -287,6 +298,7 @@ def _sensitivity(
                 "z_chi2": result["z_chi2"],
                 "z_chi2_16": low,
                 "z_chi2_84": high,
+                "n_not_converged": n_not_converged,
             }
         )
     tracker.save_json("sensitivity", sensitivity)
@@ -319,6 +331,7 @@ def _sensitivity(
         metrics[f"{name}/z_empirical"] = row["z_empirical"]
         metrics[f"{name}/z_empirical_is_bound"] = row["z_empirical_is_bound"]
         metrics[f"{name}/z_chi2"] = row["z_chi2"]
+        metrics[f"{name}/n_not_converged"] = row["n_not_converged"]
     return metrics
 
 
@@ -353,6 +366,14 @@ def _run_with_nuisances(
         settings.true_nuisances,
         without_nuisances=True,
     )
+    converged = result["delta_converged"]
+    if not converged.all():
+        print(
+            f"jaxws: warning: nuisance toys: {int((~converged).sum())} of {len(converged)} "
+            "Delta fits did not converge and are left out",
+            file=sys.stderr,
+        )
+        result = {k: np.asarray(v)[converged] for k, v in result.items()}
     log_toy_curves(
         tracker,
         "nplm_nuisances_null",
@@ -363,6 +384,7 @@ def _run_with_nuisances(
     dof, metrics = _compare_with_chi2(
         result["t"], result["t_history"], data, settings, None, tracker
     )
+    metrics["null/n_not_converged"] = int((~converged).sum())
     without = nplm.compare_with_chi2(result["t_without_nuisances"], dof)
     metrics.update({f"without_nuisances/{k}": v for k, v in without.items()})
     sigmas = settings.nuisance_sigmas()

@@ -88,8 +88,8 @@ def nuisance_toy_statistics(
         without_nuisances: also fit plain NPLM (nu fixed at 0) on the same toys.
 
     Returns:
-        ``t``, ``t_history``, ``tau``, ``delta``, ``nu_tau``, ``nu_delta``, ``auxiliary``
-        (numpy), and ``t_without_nuisances`` when asked.
+        ``t``, ``t_history``, ``tau``, ``delta``, ``nu_tau``, ``nu_delta``,
+        ``delta_converged``, ``auxiliary`` (numpy), and ``t_without_nuisances`` when asked.
     """
     if data.fixed_reference:
         raise ValueError("NPLM with nuisances draws a fresh reference per toy")
@@ -119,6 +119,7 @@ def nuisance_toy_statistics(
         "delta": fit.delta,
         "nu_tau": fit.nu_tau,
         "nu_delta": fit.nu_delta,
+        "delta_converged": np.asarray(fit.delta_converged, bool),
         "auxiliary": np.asarray(setup.auxiliary),
     }
     if without_nuisances:

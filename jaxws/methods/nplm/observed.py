@@ -9,6 +9,7 @@ p-value; for NPLM the null toys are.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.curves import log_observed_curve
 from jaxws.methods.nplm.observation import Observation
 from jaxws.methods.nplm.symmetrized import permutation_null, symmetrized_statistic
-from jaxws.methods.nplm.toy_statistics import standardise_by_reference
+from jaxws.methods.nplm.toy_statistics import fit_converged, standardise_by_reference
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
 
@@ -56,7 +57,9 @@ def observed_significance(
 
     Returns:
         ``observed/t``, ``observed/p`` with its ``observed/p_source``, p and Z from toys and
-        chi2 (and permutations), ``observed/z_toys_is_bound`` (no toy reaches t).
+        chi2 (and permutations), ``observed/z_toys_is_bound`` (no toy reaches t),
+        ``observed/converged`` (False, with a warning, when the observed fit did not meet its
+        tolerance).
     """
     k_toy, fit_key = jax.random.split(key)
     result: dict[str, Any] = {}
@@ -66,14 +69,22 @@ def observed_significance(
         )
         fit = settings.fit(fit_key[None], x, data_weight, reference_weight)
         t_observed, t_history = float(fit.t[0]), fit.t_history[0]
+        converged = bool(fit_converged(fit, 1)[0])
     else:
         events, in_a, valid = _observed_pair(k_toy, data, observation)
-        t, history = symmetrized_statistic(fit_key[None], events, in_a, valid, settings)
-        t_observed, t_history = float(t[0]), history[0]
+        t, history, flags = symmetrized_statistic(fit_key[None], events, in_a, valid, settings)
+        t_observed, t_history, converged = float(t[0]), history[0], bool(flags[0])
         result.update(
             _permutation_significance(
                 permutation_key, events, in_a, valid, settings, t_observed, dof
             )
+        )
+    result["observed/converged"] = converged
+    if not converged:
+        print(
+            "jaxws: warning: the observed fit did not converge within its iterations "
+            "(method.kernel_iterations or method.epochs): its t and Z are not a minimum's",
+            file=sys.stderr,
         )
     if tracker is not None:
         log_observed_curve(

@@ -18,7 +18,9 @@ import numpy as np
 from jaxws.hashing import tree_digest
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.methods.nplm.toy_statistics import (
+    ToyStatistics,
     buffer_fraction,
+    converged_only,
     run_toy_chunks,
     standardise_by_reference,
     toy_progress,
@@ -29,7 +31,7 @@ from jaxws.stats import nplm
 
 def symmetrized_statistic(
     keys: jax.Array, events: Any, in_a: Any, valid: Any, settings: NPLMConfig
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The symmetrized t of members, after standardising each pooled sample if asked.
 
     Args:
@@ -40,7 +42,7 @@ def symmetrized_statistic(
         settings: method settings.
 
     Returns:
-        ``(t, t_history)`` of shapes (E,) and (E, n_checkpoints).
+        ``(t, t_history, converged)`` of shapes (E,), (E, n_checkpoints) and (E,).
     """
     events = jnp.asarray(events, jnp.float32)
     if settings.standardise:
@@ -70,7 +72,7 @@ def symmetrized_toy_statistics(
     n_toys: int,
     signal_fraction: float = 0.0,
     checkpoint_dir: str | Path | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ToyStatistics:
     """``t_{A+B}(A) + t_{A+B}(B)`` of flavour toys (signal injected into A only).
 
     Args:
@@ -82,7 +84,7 @@ def symmetrized_toy_statistics(
         checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
-        ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
+        `ToyStatistics` (t, t_history, converged).
     """
     shape = data.signal_shape()
     n_max_a = toys.capacity(data.n_a * (1.0 + buffer_fraction(settings, signal_fraction)))
@@ -98,7 +100,7 @@ def symmetrized_toy_statistics(
     toy_keys = jax.random.split(toy_key, n_toys)
     fit_keys = jax.random.split(fit_key, n_toys)
 
-    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         toy = make(toy_keys[start:stop])
         toys.check_no_overflow(toy.overflow, "flavour toys")
         return symmetrized_statistic(
@@ -131,6 +133,8 @@ def permutation_null(
 
     Returns:
         (n_permutations,) t values; the events are shared, only the labels change.
+        Permutations whose fits did not converge (the Newton option) are left out, with a
+        warning.
     """
     k_labels, fit_key = jax.random.split(key)
     n_a = jnp.sum(jnp.asarray(in_a) * jnp.asarray(valid))
@@ -138,13 +142,16 @@ def permutation_null(
         jax.random.split(k_labels, n_permutations)
     )
     fit_keys = jax.random.split(fit_key, n_permutations)
-    t = []
+    t, converged = [], []
     with toy_progress(settings, n_permutations, "permutations") as bar:
         for start in range(0, n_permutations, settings.chunk_size):
             stop = min(start + settings.chunk_size, n_permutations)
-            chunk_t, _ = symmetrized_statistic(
+            chunk_t, _, chunk_converged = symmetrized_statistic(
                 fit_keys[start:stop], events, labels[start:stop], valid, settings
             )
             t.append(chunk_t)
+            converged.append(chunk_converged)
             bar.update(stop - start)
-    return np.concatenate(t)
+    t = np.concatenate(t)
+    statistics = ToyStatistics(t, t[:, None], np.concatenate(converged))
+    return converged_only(statistics, "permutations")[0]

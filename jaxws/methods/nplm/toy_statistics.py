@@ -9,20 +9,70 @@ those of :mod:`jaxws.stats.nplm`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxws.config import ConfigError
 from jaxws.hashing import tree_digest
 from jaxws.methods.nplm.config import ExponentialToyConfig, NPLMConfig
 from jaxws.simulate import nplm_toys as toys
 from jaxws.stats import nplm
 from jaxws.train.resume import map_chunks
+
+
+class ToyStatistics(NamedTuple):
+    """t of toys: final, at the recorded checkpoints, and whether each toy's fit converged.
+
+    ``converged`` is False for a toy whose fit (kernel NPLM or the Newton option) did not meet
+    its tolerance; Adam trains a fixed number of epochs and claims no minimum (True).
+    """
+
+    t: np.ndarray
+    t_history: np.ndarray
+    converged: np.ndarray
+
+
+def fit_converged(fit: nplm.NPLMFit, n_toys: int) -> np.ndarray:
+    """(n_toys,) convergence flags of fits (all True for fits that claim no minimum)."""
+    if fit.converged is None:
+        return np.ones(n_toys, bool)
+    return np.asarray(fit.converged, bool).reshape(n_toys)
+
+
+def converged_only(statistics: ToyStatistics, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The t and t_history of the toys whose fits converged; the others are counted and warned.
+
+    Args:
+        statistics: the toys.
+        what: what they are, for the warning.
+
+    Returns:
+        ``(t, t_history, n_not_converged)``.
+
+    Raises:
+        ConfigError: no toy converged (the iterations are too few for these toys).
+    """
+    keep = np.asarray(statistics.converged, bool)
+    n_bad = int(np.sum(~keep))
+    if n_bad and n_bad == len(keep):
+        raise ConfigError(
+            f"{what}: none of the {n_bad} toys' fits converged within their iterations; raise "
+            "method.kernel_iterations (kernel NPLM) or method.epochs (Newton)"
+        )
+    if n_bad:
+        print(
+            f"jaxws: warning: {what}: {n_bad} of {len(keep)} toys' fits did not converge within "
+            "their iterations (method.kernel_iterations or method.epochs) and are left out",
+            file=sys.stderr,
+        )
+    return statistics.t[keep], statistics.t_history[keep], n_bad
 
 
 def standardise_by_reference(x: jax.Array, weight: jax.Array) -> jax.Array:
@@ -75,26 +125,27 @@ def run_toy_chunks(
     settings: NPLMConfig,
     n_toys: int,
     label: str,
-    statistic: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    statistic: Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
     checkpoint_dir: str | Path | None,
     fingerprint: str,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ToyStatistics:
     """`statistic(start, stop)` for chunks of `settings.chunk_size` toys, resumable.
 
-    Every finished chunk of ``(t, t_history)`` is saved in `checkpoint_dir` (if given) under a
-    tag of `fingerprint` (`jaxws.train.resume.map_chunks`), so a killed run's rerun loads the
-    toys it already has and ends with the same numbers.
+    Every finished chunk of ``(t, t_history, converged)`` is saved in `checkpoint_dir` (if
+    given) under a tag of `fingerprint` (`jaxws.train.resume.map_chunks`), so a killed run's
+    rerun loads the toys it already has and ends with the same numbers.
 
     Args:
         settings: method settings (chunk size, progress, checkpoints).
         n_toys: number of toys.
         label: progress-bar label.
-        statistic: the ``(t, t_history)`` of toys ``start`` to ``stop`` (exclusive).
+        statistic: the ``(t, t_history, converged)`` of toys ``start`` to ``stop``
+            (exclusive).
         checkpoint_dir: where chunks are saved and found again; None computes everything.
         fingerprint: a digest of everything the toys depend on.
 
     Returns:
-        ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
+        `ToyStatistics` of shapes (n_toys,), (n_toys, n_checkpoints) and (n_toys,).
     """
     n_history = len(settings.recorded_checkpoints())
 
@@ -102,16 +153,21 @@ def run_toy_chunks(
         return (
             jax.ShapeDtypeStruct((len(index),), np.float32),
             jax.ShapeDtypeStruct((len(index), n_history), np.float32),
+            jax.ShapeDtypeStruct((len(index),), np.float32),
         )
 
     with toy_progress(settings, n_toys, label) as bar:
 
-        def compute(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            t, history = statistic(int(index[0]), int(index[-1]) + 1)
+        def compute(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            t, history, converged = statistic(int(index[0]), int(index[-1]) + 1)
             bar.update(len(index))
-            return np.asarray(t, np.float32), np.asarray(history, np.float32)
+            return (
+                np.asarray(t, np.float32),
+                np.asarray(history, np.float32),
+                np.asarray(converged, np.float32),
+            )
 
-        return map_chunks(
+        t, history, converged = map_chunks(
             compute,
             n_toys,
             settings.chunk_size,
@@ -119,6 +175,7 @@ def run_toy_chunks(
             fingerprint=fingerprint,
             template=template,
         )
+    return ToyStatistics(t, history, np.asarray(converged) > 0.5)
 
 
 def nplm_toy_maker(
@@ -169,7 +226,7 @@ def nplm_toy_statistics(
     signal_fraction: float = 0.0,
     reference_key: jax.Array | None = None,
     checkpoint_dir: str | Path | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ToyStatistics:
     """The t values of simulated NPLM toys: data Poisson(N(R)(1+s)), reference N_R events.
 
     Args:
@@ -183,7 +240,7 @@ def nplm_toy_statistics(
         checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
-        ``(t, t_history)`` of shapes (n_toys,) and (n_toys, n_checkpoints).
+        `ToyStatistics`: t (n_toys,), t_history (n_toys, n_checkpoints), converged.
     """
     toy_key, fit_key, shared_key = jax.random.split(key, 3)
     shared_reference = reference_key if reference_key is not None else shared_key
@@ -198,11 +255,11 @@ def nplm_toy_statistics(
         nplm.check_nplm_inputs(events[is_data], events[is_reference], None)
     label = "NPLM null toys" if signal_fraction == 0 else f"NPLM toys, signal {signal_fraction:g}"
 
-    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, data_weight, reference_weight, overflow = make(toy_keys[start:stop])
         toys.check_no_overflow(overflow, "NPLM toys")
         fit = settings.fit(fit_keys[start:stop], x, data_weight, reference_weight)
-        return fit.t, fit.t_history
+        return fit.t, fit.t_history, fit_converged(fit, stop - start)
 
     fingerprint = tree_digest(
         key, repr(data), repr(settings), n_toys, signal_fraction, reference_key
@@ -250,7 +307,7 @@ def resampled_toy_statistics(
     settings: NPLMConfig,
     n_toys: int,
     checkpoint_dir: str | Path | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ToyStatistics:
     """The t values of NPLM null toys drawn from a user reference (:func:`resampled_null_weights`).
 
     Args:
@@ -263,7 +320,7 @@ def resampled_toy_statistics(
         checkpoint_dir: save finished chunks of toys there and resume from them.
 
     Returns:
-        ``(t, t_history)``.
+        `ToyStatistics`.
     """
     toy_key, fit_key = jax.random.split(key)
     make = jax.jit(
@@ -273,11 +330,11 @@ def resampled_toy_statistics(
     fit_keys = jax.random.split(fit_key, n_toys)
     x = jnp.asarray(reference, jnp.float32)
 
-    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def statistic(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         data_weight, reference_weight, overflow = make(toy_keys[start:stop])
         toys.check_no_overflow(overflow, "NPLM toys drawn from the reference")
         fit = settings.fit(fit_keys[start:stop], x, data_weight, reference_weight)
-        return fit.t, fit.t_history
+        return fit.t, fit.t_history, fit_converged(fit, stop - start)
 
     fingerprint = tree_digest(key, reference, reference_weights, n_expected, repr(settings), n_toys)
     label = "NPLM null toys (from the reference)"

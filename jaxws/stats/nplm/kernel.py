@@ -38,25 +38,45 @@ class KernelSpec:
 
     Args:
         n_centres: M, the number of Nystrom centres.
-        iterations: Newton iterations.
+        iterations: the most Newton iterations; the fit stops earlier once converged.
+        tolerance: converged when half the squared Newton decrement, the quadratic model's
+            estimate of the penalised loss still to gain, is at most
+            ``tolerance * max(1, |penalised loss|)`` (relative to the loss, absolute below 1).
+        jitter: the ridge ``jitter * M`` added to K_MM's diagonal (Falkon's ``epsilon M``); it
+            makes the penalty positive definite, so the fit is well posed in floating point.
     """
 
     n_centres: int = 50
-    iterations: int = 30
+    iterations: int = 50
+    tolerance: float = 1e-7
+    jitter: float = 1e-5
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_centres, int) or self.n_centres < 1:
             raise ValueError(f"KernelSpec.n_centres must be a positive int, got {self.n_centres}")
         if not isinstance(self.iterations, int) or self.iterations < 1:
             raise ValueError(f"KernelSpec.iterations must be a positive int, got {self.iterations}")
+        if not (self.tolerance > 0 and self.jitter > 0):
+            raise ValueError("KernelSpec.tolerance and KernelSpec.jitter must be > 0")
 
 
 class KernelFit(NamedTuple):
-    """t, the coefficients alpha (M,) and the centres (M, d) of one fit."""
+    """One fit: t, the coefficients alpha (M,), the centres (M, d) and its convergence.
+
+    ``converged`` is True when the Newton decrement met ``KernelSpec.tolerance`` within
+    ``KernelSpec.iterations``; ``iterations`` is the number of Newton steps taken;
+    ``decrement`` is half the squared Newton decrement at the returned alpha (the penalised
+    loss still to gain, to second order); ``gradient_norm`` is the largest component of the
+    gradient in the whitened coordinates.
+    """
 
     t: jax.Array
     alpha: jax.Array
     centres: jax.Array
+    converged: jax.Array
+    iterations: jax.Array
+    decrement: jax.Array
+    gradient_norm: jax.Array
 
 
 def kernel_width(reference: np.ndarray, quantile: float = 0.9, max_events: int = 2000) -> float:
@@ -89,6 +109,30 @@ def gaussian_kernel(x: jax.Array, centres: jax.Array, sigma: jax.Array) -> jax.A
     return jnp.exp(-jnp.maximum(squared, 0.0) / (2.0 * sigma * sigma))
 
 
+def whitened_features(
+    k_nm: jax.Array, k_mm: jax.Array, jitter: float
+) -> tuple[jax.Array, jax.Array]:
+    """``B = K_nM T^-1`` and ``T^-1`` with ``T^T T = K_MM + jitter M I`` (symmetric root).
+
+    With ``alpha = T^-1 beta`` the model is ``f = B beta`` and the penalty
+    ``alpha^T (K_MM + jitter M I) alpha = |beta|^2``, so the penalised loss is lambda-strongly
+    convex in beta with a Hessian ``B^T W B + lambda I`` whose conditioning does not depend on
+    K_MM's (Falkon's preconditioning). Eigenvalues of K_MM below 0 (rounding) count as 0.
+
+    Args:
+        k_nm: (n, M) kernel between events and centres.
+        k_mm: (M, M) kernel between centres.
+        jitter: the ridge per centre.
+
+    Returns:
+        ``(B, T^-1)``.
+    """
+    eigenvalues, eigenvectors = jnp.linalg.eigh(k_mm)
+    ridge = jitter * k_mm.shape[0]
+    inverse_root = eigenvectors * jax.lax.rsqrt(jnp.maximum(eigenvalues, 0.0) + ridge)
+    return k_nm @ inverse_root, inverse_root
+
+
 def fit_kernel_nplm(
     key: jax.Array,
     x: jax.Array,
@@ -99,6 +143,11 @@ def fit_kernel_nplm(
     spec: KernelSpec,
 ) -> KernelFit:
     """Penalised kernel NPLM fit of one toy (vmappable; sigma and penalty are leaves).
+
+    Minimises ``L(K_nM alpha) + (lambda / 2) alpha^T (K_MM + jitter M I) alpha`` by Newton's
+    method in the whitened coordinates of :func:`whitened_features` with a backtracking
+    (Armijo) line search, until half the squared Newton decrement is below the tolerance or
+    ``spec.iterations`` steps are taken; the result says which (``converged``).
 
     Args:
         key: typed key for the choice of centres, consumed.
@@ -116,36 +165,73 @@ def fit_kernel_nplm(
     # Gumbel top-M: M distinct valid events, uniformly.
     scores = jnp.where(valid, jax.random.gumbel(key, valid.shape), -jnp.inf)
     centres = x[jax.lax.top_k(scores, spec.n_centres)[1]]
-    k_nm = gaussian_kernel(x, centres, sigma)
-    k_mm = gaussian_kernel(centres, centres, sigma)
+    features, inverse_root = whitened_features(
+        gaussian_kernel(x, centres, sigma), gaussian_kernel(centres, centres, sigma), spec.jitter
+    )
 
-    def objective(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
-        f = k_nm @ alpha
-        loss = jnp.sum(nplm_loss_terms(f, data_weight, reference_weight))
-        return loss + 0.5 * penalty * alpha @ k_mm @ alpha, loss
-
-    def step(carry: tuple, _: None) -> tuple[tuple, None]:
-        alpha, damping, current = carry
-        f = k_nm @ alpha
-        first = reference_weight * jnp.exp(f) - data_weight
-        grad = k_nm.T @ first + penalty * k_mm @ alpha
-        hessian = (k_nm * (reference_weight * jnp.exp(f))[:, None]).T @ k_nm + penalty * k_mm
-        scale = jnp.trace(hessian) / spec.n_centres
-        proposal = alpha - jnp.linalg.solve(
-            hessian + (damping + 1e-6) * scale * jnp.eye(spec.n_centres), grad
+    def objective(beta: jax.Array) -> jax.Array:
+        f = features @ beta
+        return jnp.sum(nplm_loss_terms(f, data_weight, reference_weight)) + 0.5 * penalty * (
+            beta @ beta
         )
-        proposed = objective(proposal)[0]
-        better = proposed < current
-        return (
-            jnp.where(better, proposal, alpha),
-            jnp.where(better, damping * 0.1, jnp.maximum(damping, 1e-3) * 10.0),
-            jnp.where(better, proposed, current),
-        ), None
 
-    alpha0 = jnp.zeros(spec.n_centres, x.dtype)
-    carry = (alpha0, jnp.asarray(0.0, x.dtype), objective(alpha0)[0])
-    (alpha, _, _), _ = jax.lax.scan(step, carry, None, length=spec.iterations)
-    return KernelFit(t=-2.0 * objective(alpha)[1], alpha=alpha, centres=centres)
+    def newton_step(beta: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        exp_term = reference_weight * jnp.exp(features @ beta)
+        gradient = features.T @ (exp_term - data_weight) + penalty * beta
+        hessian = (features * exp_term[:, None]).T @ features + penalty * jnp.eye(
+            spec.n_centres, dtype=beta.dtype
+        )
+        step = -jax.scipy.linalg.solve(hessian, gradient, assume_a="pos")
+        # half the squared Newton decrement: g^T H^-1 g / 2
+        return step, -0.5 * gradient @ step, jnp.max(jnp.abs(gradient))
+
+    def small(decrement: jax.Array, value: jax.Array) -> jax.Array:
+        return decrement <= spec.tolerance * jnp.maximum(1.0, jnp.abs(value))
+
+    def line_search(beta: jax.Array, value: jax.Array, step: jax.Array, decrement: jax.Array):
+        # Armijo with c = 1e-4 on halvings of the Newton step (the slope along it is -2 dec).
+        def keep_halving(state: tuple) -> jax.Array:
+            size, candidate = state
+            return (size > 2.0**-30) & ~(candidate <= value - 2e-4 * size * decrement)
+
+        def halve(state: tuple) -> tuple:
+            size = 0.5 * state[0]
+            return size, objective(beta + size * step)
+
+        size, candidate = jax.lax.while_loop(
+            keep_halving, halve, (jnp.ones_like(value), objective(beta + step))
+        )
+        accepted = candidate <= value - 2e-4 * size * decrement
+        return accepted, jnp.where(accepted, beta + size * step, beta), candidate
+
+    def running(state: tuple) -> jax.Array:
+        _, value, _, decrement, _, iteration, stalled = state
+        return ~small(decrement, value) & (iteration < spec.iterations) & ~stalled
+
+    def iterate(state: tuple) -> tuple:
+        beta, value, step, decrement, _, iteration, _ = state
+        accepted, beta, candidate = line_search(beta, value, step, decrement)
+        value = jnp.where(accepted, candidate, value)
+        step, decrement, gradient_norm = newton_step(beta)
+        return beta, value, step, decrement, gradient_norm, iteration + 1, ~accepted
+
+    beta0 = jnp.zeros(spec.n_centres, x.dtype)
+    step0, decrement0, gradient_norm0 = newton_step(beta0)
+    beta, value, _, decrement, gradient_norm, iterations, _ = jax.lax.while_loop(
+        running,
+        iterate,
+        (beta0, objective(beta0), step0, decrement0, gradient_norm0, jnp.int32(0), False),
+    )
+    f = features @ beta
+    return KernelFit(
+        t=-2.0 * jnp.sum(nplm_loss_terms(f, data_weight, reference_weight)),
+        alpha=inverse_root @ beta,
+        centres=centres,
+        converged=small(decrement, value),
+        iterations=iterations,
+        decrement=decrement,
+        gradient_norm=gradient_norm,
+    )
 
 
 _COMPILED: dict = {}
@@ -159,8 +245,8 @@ def fit_kernel_ensemble(
     sigma: float,
     penalty: float,
     spec: KernelSpec,
-) -> np.ndarray:
-    """The t values of E toys, vmapped (x and weights with a leading toy axis, or x shared).
+) -> KernelFit:
+    """The fits of E toys, vmapped (x and weights with a leading toy axis, or x shared).
 
     Args:
         keys: typed keys (E,).
@@ -172,15 +258,17 @@ def fit_kernel_ensemble(
         spec: static settings.
 
     Returns:
-        (E,) t values.
+        The fits with a leading toy axis (numpy arrays; ``alpha`` and ``centres`` omitted,
+        None): t, converged, iterations, decrement, gradient_norm.
     """
     shared = jnp.ndim(x) == 2
     if (spec, shared) not in _COMPILED:
         in_axes = (0, None if shared else 0, 0, 0, None, None)
-        _COMPILED[spec, shared] = jax.jit(
-            jax.vmap(lambda k, x, d, r, s, p: fit_kernel_nplm(k, x, d, r, s, p, spec).t, in_axes)
-        )
+
+        def one(k, x, d, r, s, p):  # noqa: ANN001
+            return fit_kernel_nplm(k, x, d, r, s, p, spec)._replace(alpha=None, centres=None)
+
+        _COMPILED[spec, shared] = jax.jit(jax.vmap(one, in_axes))
     fit = _COMPILED[spec, shared]
-    return np.asarray(
-        fit(keys, jnp.asarray(x, jnp.float32), data_weight, reference_weight, sigma, penalty)
-    )
+    out = fit(keys, jnp.asarray(x, jnp.float32), data_weight, reference_weight, sigma, penalty)
+    return jax.tree.map(np.asarray, out)

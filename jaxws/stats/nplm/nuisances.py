@@ -30,7 +30,8 @@ Conventions (all nuisances in units of their standard deviation sigma):
   (the nuisance-only fit) and ``t = tau - Delta``, larger t more signal-like. Under the null
   t is asymptotically chi2 with as many dof as f has parameters, whatever the true nu.
 
-Fits: Delta by damped saddle-free Newton on nu (2 parameters, a fixed number of iterations);
+Fits: Delta by damped saddle-free Newton on nu (2 parameters, a fixed number of iterations,
+then a convergence test on the Newton decrement: ``NuisanceFit.delta_converged``);
 tau by full-batch Adam on (w, nu) jointly, the network's weights clipped as in
 :func:`jaxws.stats.nplm.adam.fit_adam`, nu unclipped and started at Delta's best fit (the
 starting point does not change the maximum; it spares Adam the walk from 0 to nu-hat).
@@ -52,6 +53,9 @@ from jaxws.stats.nplm.training import NPLMHparams, NPLMTraining, clip_weights
 
 NUISANCES = ("normalisation", "scale")
 DELTA_ITERATIONS = 30
+#: The Delta fit has converged when half its Newton decrement is at most this times
+#: max(1, |L|) (float32 sums resolve about 1e-7 of the loss's terms).
+DELTA_TOLERANCE = 1e-5
 
 
 class NuisanceSetup(NamedTuple):
@@ -78,6 +82,8 @@ class NuisanceFit(NamedTuple):
         nu_tau: (2,) nu at tau's end.
         nu_delta: (2,) nu at Delta's minimum.
         params: trained parameters of f.
+        delta_converged: whether the Delta fit met its tolerance (:func:`fit_nuisances_only`);
+            tau is Adam's, trained a fixed number of epochs (no claim of a minimum).
     """
 
     t: jax.Array
@@ -87,6 +93,7 @@ class NuisanceFit(NamedTuple):
     nu_tau: jax.Array
     nu_delta: jax.Array
     params: Any
+    delta_converged: Any = None
 
 
 def log_ratio(nu: jax.Array, observable: jax.Array, sigma: jax.Array) -> jax.Array:
@@ -139,7 +146,7 @@ def fit_nuisances_only(
     reference_weight: jax.Array,
     setup: NuisanceSetup,
     iterations: int = DELTA_ITERATIONS,
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Delta: the nuisance-only fit ``-2 min_nu L(f=0, nu)`` (vmappable).
 
     Damped saddle-free Newton on the two nuisances: the step ``-|H|^-1 g`` (eigenvalues in
@@ -155,7 +162,10 @@ def fit_nuisances_only(
         iterations: Newton iterations (static).
 
     Returns:
-        ``(Delta, nu_hat)``; Delta >= 0 since nu = 0 gives L = 0.
+        ``(Delta, nu_hat, converged)``; Delta >= 0 since nu = 0 gives L = 0; converged when
+        half the Newton decrement ``g^T |H|^-1 g / 2`` at nu_hat is at most
+        ``DELTA_TOLERANCE * max(1, |L|)`` (the loss a further step would gain, to second
+        order).
     """
     zeros = jnp.zeros_like(observable)
 
@@ -165,10 +175,15 @@ def fit_nuisances_only(
     lengths = 2.0 ** -jnp.arange(11.0)
     gradient_of = jax.grad(loss)
 
-    def step(nu: jax.Array, _: Any) -> tuple[jax.Array, None]:
+    def newton_step(nu: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         gradient = gradient_of(nu)
         eigenvalues, vectors = jnp.linalg.eigh(jax.hessian(loss)(nu))
-        direction = -vectors @ ((vectors.T @ gradient) / (jnp.abs(eigenvalues) + 1e-6))
+        projected = vectors.T @ gradient
+        scale = jnp.abs(eigenvalues) + 1e-6
+        return gradient, -vectors @ (projected / scale), 0.5 * jnp.sum(projected**2 / scale)
+
+    def step(nu: jax.Array, _: Any) -> tuple[jax.Array, None]:
+        gradient, direction, _ = newton_step(nu)
         candidates = nu + lengths[:, None] * direction
         values = jax.vmap(loss)(candidates)
         best = jnp.argmin(values)
@@ -180,7 +195,9 @@ def fit_nuisances_only(
         return nu, None
 
     nu, _ = jax.lax.scan(step, jnp.zeros(2, jnp.float32), None, length=iterations)
-    return -2.0 * loss(nu), nu
+    value = loss(nu)
+    converged = newton_step(nu)[2] <= DELTA_TOLERANCE * jnp.maximum(1.0, jnp.abs(value))
+    return -2.0 * value, nu, converged
 
 
 def fit_with_nuisances(
@@ -212,7 +229,9 @@ def fit_with_nuisances(
     """
     if train.optimizer != "adam":
         raise ValueError("NPLM with nuisances is trained with Adam only (train.optimizer='adam')")
-    delta, nu_delta = fit_nuisances_only(observable, data_weight, reference_weight, setup)
+    delta, nu_delta, delta_converged = fit_nuisances_only(
+        observable, data_weight, reference_weight, setup
+    )
     optimizer = optax.chain(
         optax.scale_by_adam(),
         optax.scale_by_schedule(lambda step: -hparams.learning_rate * train.rate_profile(step)),
@@ -248,6 +267,7 @@ def fit_with_nuisances(
         nu_tau=nu,
         nu_delta=nu_delta,
         params=params,
+        delta_converged=delta_converged,
     )
 
 

@@ -3,7 +3,9 @@
 Conventions: larger t is more signal-like. Empirical p-value ``(k + 1) / (n + 1)`` with k the
 number of null toys with ``t_null >= t_obs`` (never 0); when k = 0 the toys only bound it, and
 Z is quoted as a bound. Asymptotic p-value ``chi2.sf(t_obs, dof)``. Significance: one-sided
-``Z = Phi^-1(1 - p)`` (p = 0.5 gives Z = 0).
+``Z = max(0, Phi^-1(1 - p))``: a discovery significance, 0 when the observation is not above
+the null's median (p >= 0.5; Cowan et al., arXiv:1007.1727, set q0 = 0 there), so p = 1 (every
+toy at least as large, or t <= 0 against chi2) gives Z = 0, not -inf. The p-values are kept.
 """
 
 from __future__ import annotations
@@ -40,13 +42,18 @@ def significance(t_observed: float, t_null: Sequence[float] | np.ndarray, dof: f
     return {
         "t": float(t_observed),
         "p_toys": p_toys,
-        "z_toys": float(z_from_p(p_toys)),
+        "z_toys": discovery_z(p_toys),
         "z_toys_is_bound": bool(np.sum(t_null >= t_observed) == 0),
         "n_toys": int(t_null.size),
         "p_chi2": p_chi2,
-        "z_chi2": float(z_from_p(p_chi2)),
+        "z_chi2": discovery_z(p_chi2),
         "dof": float(dof),
     }
+
+
+def discovery_z(p: float) -> float:
+    """``max(0, Phi^-1(1 - p))``: one-sided, 0 for p >= 0.5 (finite for p = 1)."""
+    return float(max(0.0, z_from_p(p)))
 
 
 def format_significance(result: dict) -> str:

@@ -132,8 +132,12 @@ class NPLMFit(NamedTuple):
         t: test statistic ``-2 L`` after the last epoch.
         t_history: t at each of ``NPLMTraining.checkpoints``.
         params: trained parameters of f.
+        converged: whether a fit run to a tolerance (Newton, kernel) met it; None for Adam,
+            which trains for a fixed number of epochs (t is -2 L after them, the papers'
+            definition) and claims no minimum.
     """
 
     t: jax.Array
     t_history: jax.Array
     params: Any
+    converged: Any = None

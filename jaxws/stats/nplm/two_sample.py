@@ -71,7 +71,7 @@ def symmetrized_test(
     spec: NetworkSpec,
     train: NPLMTraining,
     chunk_size: int = 16,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetrized statistic ``t_{A+B}(A) + t_{A+B}(B)`` for E members (two fits each).
 
     Args:
@@ -85,7 +85,9 @@ def symmetrized_test(
         chunk_size: members per vmapped chunk (each member is two fits).
 
     Returns:
-        ``(t, t_history)``: shapes (E,) and (E, n_checkpoints); each is the A fit plus the B fit.
+        ``(t, t_history, converged)``: shapes (E,), (E, n_checkpoints) and (E,); each t is
+        the A fit plus the B fit; converged when both fits met their tolerance (always True
+        for Adam, which trains a fixed number of epochs and claims no minimum).
     """
     n_members = keys.shape[0]
     da, ra, db, rb = jax.vmap(symmetrized_weights)(
@@ -109,4 +111,7 @@ def symmetrized_test(
     )
     t = fits.t[:n_members] + fits.t[n_members:]
     history = fits.t_history[:n_members] + fits.t_history[n_members:]
-    return t, history
+    if fits.converged is None:
+        return t, history, np.ones(n_members, bool)
+    converged = np.asarray(fits.converged, bool)
+    return t, history, converged[:n_members] & converged[n_members:]
