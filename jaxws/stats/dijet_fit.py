@@ -291,6 +291,7 @@ class SignalRegionTest:
     z: np.ndarray  # signed root of q0 (one-sided: large positive = excess)
     p_value: np.ndarray  # 1 - Phi(z)
     sideband_fit: DijetFit
+    null_fit: DijetFit  # background only, all bins (the SR merged into one)
     converged: np.ndarray  # both fits converged
 
 
@@ -343,5 +344,6 @@ def signal_region_test(
         z=z,
         p_value=stats.norm.sf(z),
         sideband_fit=sideband,
+        null_fit=null,
         converged=sideband.converged & null.converged,
     )
