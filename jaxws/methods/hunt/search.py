@@ -98,16 +98,18 @@ def window_tests(
 
     Returns:
         dict of arrays (..., n_windows, n_eff): z, p_value, observed, background,
-        background_uncertainty, gof_pvalue, converged, n_params; and null_expected
-        (..., n_windows, n_eff, window_bins), the background-only fit of all the window's bins.
+        background_uncertainty, gof_pvalue, converged, n_params; and, per window bin
+        (..., n_windows, n_eff, window_bins), null_expected (the background-only fit of all
+        the window's bins) and sideband_expected (the fit of its sidebands).
     """
     out: dict[str, list] = {k: [] for k in _FIELDS}
     for w in range(layout.n_windows):
         binning, sr = layout.window_binning(w)
         spectra = counts[..., w, :, :]
         chosen = _n_params(spectra, binning, sr, n_params)
-        columns = {k: np.zeros(spectra.shape[:-1]) for k in _FIELDS if k != "null_expected"}
+        columns = {k: np.zeros(spectra.shape[:-1]) for k in _FIELDS if not k.endswith("expected")}
         null_expected = np.zeros(spectra.shape)
+        sideband_expected = np.zeros(spectra.shape)
         for k in (3, 4):
             pick = chosen == k
             if not pick.any():
@@ -127,9 +129,11 @@ def window_tests(
             for name, value in values.items():
                 columns[name][pick] = value
             null_expected[pick] = binning.expected(test.null_fit.theta)
+            sideband_expected[pick] = binning.expected(fit.theta)
         for name, value in columns.items():
             out[name].append(value)
         out["null_expected"].append(null_expected)
+        out["sideband_expected"].append(sideband_expected)
     axis = counts.ndim - 3
     result = {k: np.stack(v, axis=axis) for k, v in out.items()}
     result["converged"] = result["converged"].astype(bool)
@@ -147,6 +151,7 @@ _FIELDS = (
     "converged",
     "n_params",
     "null_expected",
+    "sideband_expected",
 )
 
 
