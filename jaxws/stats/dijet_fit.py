@@ -15,7 +15,8 @@ with p3 = 0 for the three-parameter form. Conventions used everywhere in this mo
 * Minimiser: Fisher scoring on standardised features with a backtracking line search,
   started from a weighted linear least-squares fit of ln n. `converged` is True only when
   the estimated distance to the minimum EDM = g^T H^-1 g / 2 < `tolerance` (Minuit's
-  criterion, NLL units), the Hessian is positive definite and every number is finite.
+  criterion, NLL units), the Hessian is positive definite, every number is finite and the
+  fitted bins hold at least one event.
 * Covariance: the inverse of the observed Hessian of NLL at the minimum.
 * Goodness of fit: the Poisson deviance D = 2 sum_i [mu_i - n_i + n_i ln(n_i / mu_i)]
   against chi2(n_bins - n_params) (a likelihood-ratio chi2; asymptotic, poor below ~5 counts a
@@ -221,8 +222,16 @@ def fit_spectrum(
     done = np.zeros(counts.shape[:-1], bool)
     iterations = np.zeros(counts.shape[:-1], int)
     for _ in range(max_iterations):
-        nll, gradient, observed, expected, _mu = _derivatives(theta, x, w, features, counts, mask)
-        step = np.linalg.solve(expected, gradient[..., None])[..., 0]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            nll, gradient, _, expected, _ = _derivatives(theta, x, w, features, counts, mask)
+        # Empty bins can drive mu to underflow (1/mu = inf): such spectra stop, unconverged.
+        finite = np.all(np.isfinite(expected), (-2, -1)) & np.all(np.isfinite(gradient), -1)
+        done = done | ~finite
+        expected = np.where(finite[..., None, None], expected, np.eye(n_params))
+        gradient = np.where(finite[..., None], gradient, 0.0)
+        # A relative ridge of 1e-13 keeps exactly singular systems solvable (no effect otherwise).
+        ridge = 1e-13 * np.trace(expected, axis1=-2, axis2=-1)[..., None, None] + 1e-300
+        step = np.linalg.solve(expected + ridge * np.eye(n_params), gradient[..., None])[..., 0]
         edm = 0.5 * np.einsum("...a,...a->...", gradient, step)
         done = done | (np.abs(edm) < tolerance)
         if np.all(done):
@@ -242,14 +251,17 @@ def fit_spectrum(
         theta = np.where(move[..., None], moved, theta)
         iterations = iterations + (~done)
 
-    nll, gradient, observed, _expected, mu = _derivatives(theta, x, w, features, counts, mask)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        nll, gradient, observed, _, mu = _derivatives(theta, x, w, features, counts, mask)
+        finite = np.all(np.isfinite(observed), (-2, -1)) & np.all(np.isfinite(gradient), -1)
+        observed = np.where(finite[..., None, None], observed, -np.eye(n_params))
         eigenvalues = np.linalg.eigvalsh(observed)
-        positive = np.all(eigenvalues > 0, -1)
+        positive = np.all(eigenvalues > 0, -1) & finite
         safe = np.where(positive[..., None, None], observed, np.eye(n_params))
         cov_std = np.linalg.inv(safe)
         edm = 0.5 * np.einsum("...a,...ab,...b->...", gradient, cov_std, gradient)
-    converged = positive & (np.abs(edm) < tolerance) & np.isfinite(nll)
+    # No events in the fitted bins: the likelihood has no finite minimum (p0 -> 0).
+    converged = positive & (np.abs(edm) < tolerance) & np.isfinite(nll) & (total > 0)
     cov_std = np.where(positive[..., None, None], cov_std, np.nan)
     theta_raw = np.einsum("ab,...b->...a", to_theta, theta)
     covariance = np.einsum("ab,...bc,dc->...ad", to_theta, cov_std, to_theta)

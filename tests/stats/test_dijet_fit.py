@@ -98,6 +98,14 @@ def test_fit_recovers_truth_and_flags_non_convergence():
     assert fit.deviance < 1e-9
     stopped = fit_spectrum(mu, BINNING, n_params=4, max_iterations=0)
     assert not stopped.converged
+    # Empty and nearly empty spectra (tight selections): flagged, never an exception.
+    sparse = np.zeros((3, 35))
+    sparse[1, [0, 5, 30]] = 1.0
+    sparse[2, :3] = 2.0
+    assert not fit_spectrum(sparse[:1], BINNING, n_params=4).converged.any()
+    test = signal_region_test(sparse, BINNING, SIGNAL_REGION, n_params=4)
+    assert not test.converged[0]
+    assert np.all(np.isfinite(test.z[test.converged]))
     with pytest.raises(ValueError, match="non-negative"):
         fit_spectrum(-mu, BINNING)
     with pytest.raises(ValueError, match="contiguous"):
