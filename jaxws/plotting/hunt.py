@@ -73,7 +73,7 @@ def hunt_figure(
             bottom.axhline(0, color="k", lw=0.8)
             bottom.set_xlabel("$m_{jj}$ [GeV]")
             if e == 0:
-                bottom.set_ylabel("(n - b) / $\\sqrt{b}$")
+                bottom.set_ylabel("(n - b) / sqrt(b)")
         legend_outside(top, fontsize=9)
         ax = fig.add_subplot(grid[:, n_eff])
         for e, eps in enumerate(efficiencies):

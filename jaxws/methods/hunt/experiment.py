@@ -40,8 +40,8 @@ class HuntConfig:
     """Section `method` for `method=hunt` (conf/method/hunt.yaml documents each key)."""
 
     name: str = "hunt"
-    n_background: int = 30000
-    n_signal: int = 120
+    n_background: int = 20000
+    n_signal: int = 150
     signal_model: str = "id_lambda10"
     signal_mass: float = 5000.0
     signal_width: float = 100.0
@@ -49,7 +49,7 @@ class HuntConfig:
     relative_bin_width: float = 0.02
     signal_region_bins: int = 4
     sideband_bins: int = 4
-    step_bins: int = 2
+    step_bins: int = 4
     features: str = "substructure"
     k_folds: int = 5
     n_seeds: int = 1
@@ -57,13 +57,13 @@ class HuntConfig:
     feature_widths: tuple[int, ...] = (32, 32)
     head_widths: tuple[int, ...] = ()
     learning_rate: float = 3e-3
-    batch_size: int = 256
-    max_epochs: int = 30
+    batch_size: int = 512
+    max_epochs: int = 25
     patience: int = 5
     chunk_size: int | None = None
     efficiencies: tuple[float, ...] = (1.0, 0.1, 0.01, 0.002)
     n_params: str = "3"
-    n_toys: int = 1000
+    n_toys: int = 500
     gof_threshold: float = 0.01
     simulation_chunk: int = 4096
 

@@ -262,11 +262,15 @@ def truth_significance(
             n_s[w, e] = np.sum(keep & (labels == 1))
             n_b[w, e] = np.sum(keep & (labels == 0))
     safe_b = np.maximum(n_b, 1e-9)
+    # eq. 8 only where the fit gave an uncertainty (a failed fit has none: NaN).
+    sigma = np.asarray(background_uncertainty, np.float64)
+    known = np.isfinite(sigma)
+    z_eq8 = asimov_significance_with_uncertainty(n_s, safe_b, sigma_b=np.where(known, sigma, 0.0))
     return {
         "signal": n_s,
         "background_true": n_b,
         "z_eq2": asimov_significance(n_s, safe_b),
-        "z_eq8": asimov_significance_with_uncertainty(n_s, safe_b, sigma_b=background_uncertainty),
+        "z_eq8": np.where(known, z_eq8, np.nan),
     }
 
 

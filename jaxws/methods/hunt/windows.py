@@ -23,8 +23,8 @@ class HuntLayout:
 
     Attributes:
         mjj_range: (low, high) GeV of the spectrum.
-        relative_bin_width: w, bin k spans m_0 (1 + w)^k to m_0 (1 + w)^(k + 1) (the last bin
-            is cut at `mjj_range[1]` if the range is not a whole number of bins).
+        relative_bin_width: w, bin k spans m_0 (1 + w)^k to m_0 (1 + w)^(k + 1) (the number
+            of bins is rounded; the last bin ends at `mjj_range[1]`, 0.5 to 1.5 bins wide).
         signal_region_bins: SR width in bins.
         sideband_bins: bins on each side of the SR.
         step_bins: windows slide by this many bins.
@@ -52,7 +52,7 @@ class HuntLayout:
     def edges(self) -> np.ndarray:
         """Bin edges in GeV."""
         low, high = self.mjj_range
-        n = int(np.ceil(np.log(high / low) / np.log1p(self.relative_bin_width) - 1e-9))
+        n = max(1, round(np.log(high / low) / np.log1p(self.relative_bin_width)))
         edges = low * (1.0 + self.relative_bin_width) ** np.arange(n + 1)
         edges[-1] = high
         return edges
