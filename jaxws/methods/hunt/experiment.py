@@ -234,6 +234,7 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker: An
         tests["sideband_expected"],
         tests["p_value"],
         int(best_w),
+        converged=tests["converged"],
         title=(
             f"simulator: {settings.n_background} QCD + {settings.n_signal} {settings.signal_model}"
             f" at {settings.signal_mass:g} GeV; {settings.k_folds}-fold, {settings.features};"
