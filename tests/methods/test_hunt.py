@@ -126,14 +126,14 @@ def test_hunt_finds_an_injected_signal_in_the_right_window():
     labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
     features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
     features[labels == 1] += 2.0
-    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 2)
+    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 1)
     out = hunt(
         jax.random.key(0),
         features,
         mjj,
         layout,
         model=MLP(feature_widths=(16,), head_widths=(), standardise=True),
-        train_config=TrainConfig(batch_size=512, max_epochs=8, patience=3),
+        train_config=TrainConfig(batch_size=256, max_epochs=12, patience=3),
         learning_rate=3e-3,
         k_folds=3,
         efficiencies=(1.0, 0.1),
