@@ -17,6 +17,7 @@ from jaxws.cli import CONFIG_DIR, _resolved, check_applicable, check_schema_keys
 from jaxws.config import ConfigError
 from jaxws.data.readers import EventsConfig
 from jaxws.methods.anomaly.settings import AnomalyTestConfig, ClassifierConfig, VAEConfig
+from jaxws.methods.hunt.experiment import HuntConfig
 from jaxws.methods.injection_study import StudyConfig, StudyTrainingConfig
 from jaxws.methods.lhco import LHCOConfig
 from jaxws.methods.meta.config import MetaConfig
@@ -59,6 +60,7 @@ SECTIONS = [
     (("experiment=anomaly",), "method.classifier", ClassifierConfig, None),
     (("experiment=anomaly",), "method.test", AnomalyTestConfig, None),
     (("method=lhco",), "method", LHCOConfig, None),
+    (("experiment=hunt",), "method", HuntConfig, None),
 ]
 
 

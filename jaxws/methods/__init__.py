@@ -30,13 +30,14 @@ METHODS = {
     "lhco": "jaxws.methods.lhco",
     "nplm": "jaxws.methods.nplm",
     "anomaly": "jaxws.methods.anomaly",
+    "hunt": "jaxws.methods.hunt.experiment",
 }
 
 #: The top-level config sections a study method reads besides `method` (cwola, transfer,
 #: compare and the meta-learning variants).
 STUDY_SECTIONS = ("data", "model", "training", "study")
 #: The methods that read fewer: an override of any other section is refused (`sections`).
-SECTIONS = {"nplm": ("data",), "anomaly": ("data",), "lhco": ()}
+SECTIONS = {"nplm": ("data",), "anomaly": ("data",), "lhco": (), "hunt": ()}
 
 
 def sections(name: str) -> tuple[str, ...]:

@@ -127,6 +127,23 @@ def test_background_mjj_follows_the_dijet_function(background):
     assert background.mjj.max() < MJJ_WINDOW[1]
 
 
+def test_wide_mjj_range_gives_the_full_dijet_spectrum():
+    """mjj_range (the bump hunt's spectrum): the dijet density over 3.5-7 TeV, float64 KS."""
+    wide = (3500.0, 7000.0)
+    mjj = np.asarray(
+        simulate_background(jax.random.key(SEED), 2000, BackgroundParams(), 1, 0, wide)["mjj"]
+    )
+    p = BackgroundParams()
+    grid = np.linspace(*wide, 200001)
+    x = grid / 13000.0
+    density = (1 - x) ** p.dijet_p1 / x ** (p.dijet_p2 + p.dijet_p3 * np.log(x))
+    cdf = np.concatenate([[0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
+    assert stats.kstest(mjj, lambda m: np.interp(m, grid, cdf / cdf[-1])).pvalue > 0.01
+    assert mjj.min() >= wide[0]
+    assert mjj.max() < wide[1]
+    assert np.sum(mjj > MJJ_WINDOW[1]) > 20  # 38 +- 6 expected beyond the benchmark window
+
+
 def test_signal_mjj_is_a_crystal_ball_peaking_in_the_signal_region(signal):
     p = benchmark("id_lambda10")
     reference = stats.crystalball(

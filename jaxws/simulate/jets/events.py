@@ -12,6 +12,7 @@ from jaxws.data.samples import benchmark_names
 from jaxws.simulate.jets.params import (
     _BENCHMARKS,
     DEFAULT_MAX_CONSTITUENTS,
+    MJJ_WINDOW,
     BackgroundParams,
     SignalParams,
 )
@@ -24,6 +25,7 @@ def simulate_background(
     params: BackgroundParams,
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     first_event: int | jax.Array = 0,
+    mjj_range: tuple[float, float] = MJJ_WINDOW,
 ) -> dict[str, jax.Array]:
     """Draw `n` QCD dijet events in the mjj window (JetEvents fields except model_id).
 
@@ -36,12 +38,17 @@ def simulate_background(
         max_constituents: C, constituents kept per jet (static).
         first_event: index of the first event; event i uses fold_in(key, i), so chunks of a
             large sample drawn with increasing `first_event` equal one big draw.
+        mjj_range: (low, high) GeV, where mjj is drawn (static; default the benchmark window
+            4400-5800; a wide range such as (3500, 7000) gives the full dijet spectrum of a
+            bump hunt, `jaxws.methods.hunt`). `region` still marks the benchmark's SR and SB.
 
     Returns:
         dict with constituents (n, 2, C, 3) float32, n_constituents (n, 2) int32, jets
         (n, 2, 4) float32, mjj (n,) float32, region (n,) int8, label (n,) int8 = 0.
     """
-    return _simulate(key, n, params, SignalParams(), False, max_constituents, first_event)
+    return _simulate(
+        key, n, params, SignalParams(), False, max_constituents, first_event, tuple(mjj_range)
+    )
 
 
 def simulate_signal(
@@ -50,6 +57,7 @@ def simulate_signal(
     params: SignalParams,
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     first_event: int | jax.Array = 0,
+    mjj_range: tuple[float, float] = MJJ_WINDOW,
 ) -> dict[str, jax.Array]:
     """Draw `n` dark-shower events in the mjj window.
 
@@ -62,11 +70,14 @@ def simulate_signal(
         params: signal parameters (pytree).
         max_constituents: C, constituents kept per jet (static).
         first_event: index of the first event (see `simulate_background`).
+        mjj_range: as in `simulate_background`.
 
     Returns:
         dict with the fields of `simulate_background`, label (n,) int8 = 1.
     """
-    return _simulate(key, n, BackgroundParams(), params, True, max_constituents, first_event)
+    return _simulate(
+        key, n, BackgroundParams(), params, True, max_constituents, first_event, tuple(mjj_range)
+    )
 
 
 def _draw_in_chunks(
@@ -76,15 +87,16 @@ def _draw_in_chunks(
     params: BackgroundParams | SignalParams,
     max_constituents: int,
     chunk_size: int,
+    mjj_range: tuple[float, float] = MJJ_WINDOW,
 ):
     chunk = max(1, min(chunk_size, n))
     parts = []
     for start in range(0, n, chunk):
-        out = simulate(key, chunk, params, max_constituents, start)
+        out = simulate(key, chunk, params, max_constituents, start, mjj_range)
         size = min(chunk, n - start)
         parts.append({name: np.asarray(value)[:size] for name, value in out.items()})
     if not parts:
-        out = jax.eval_shape(lambda: simulate(key, 1, params, max_constituents, 0))
+        out = jax.eval_shape(lambda: simulate(key, 1, params, max_constituents, 0, mjj_range))
         return {name: np.zeros((0, *v.shape[1:]), v.dtype) for name, v in out.items()}
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
@@ -99,6 +111,7 @@ def simulate_events(
     model_names: Sequence[str] | None = None,
     max_constituents: int = DEFAULT_MAX_CONSTITUENTS,
     chunk_size: int = 16384,
+    mjj_range: tuple[float, float] = MJJ_WINDOW,
 ) -> JetEvents:
     """Draw background and signal events as one host-side `JetEvents`.
 
@@ -118,6 +131,7 @@ def simulate_events(
             `benchmark_names()`).
         max_constituents: C, constituents kept per jet.
         chunk_size: events per compiled call (bounds memory; does not change the events).
+        mjj_range: (low, high) GeV where mjj is drawn (see `simulate_background`).
 
     Returns:
         JetEvents with numpy fields of the schema's dtypes; model_id is -1 for background.
@@ -146,6 +160,11 @@ def simulate_events(
             raise ValueError(f"simulate_events: signal model {name!r} is not in model_names")
     if max_constituents < 1 or chunk_size < 1:
         raise ValueError("simulate_events: max_constituents and chunk_size must be positive")
+    mjj_range = (float(mjj_range[0]), float(mjj_range[1]))
+    if not 0 < mjj_range[0] < mjj_range[1] < 13000.0:
+        raise ValueError(
+            f"simulate_events: mjj_range must be 0 < low < high < 13000, got {mjj_range}"
+        )
 
     params = background_params if background_params is not None else BackgroundParams()
     parts = []
@@ -156,6 +175,7 @@ def simulate_events(
         params,
         max_constituents,
         chunk_size,
+        mjj_range,
     )
     parts.append(JetEvents(**fields, model_id=np.full(len(fields["mjj"]), -1, np.int16)))
     for name, count in signals.items():
@@ -167,6 +187,7 @@ def simulate_events(
             known[name],
             max_constituents,
             chunk_size,
+            mjj_range,
         )
         parts.append(JetEvents(**fields, model_id=np.full(count, model_id, np.int16)))
     return JetEvents.concatenate(parts).to_numpy()

@@ -215,7 +215,7 @@ def _event(
     return constituents, n, jets, mjj
 
 
-@functools.partial(jax.jit, static_argnames=("n", "max_constituents"))
+@functools.partial(jax.jit, static_argnames=("n", "max_constituents", "mjj_range"))
 def _simulate(
     key: jax.Array,
     n: int,
@@ -224,12 +224,14 @@ def _simulate(
     is_signal: bool,
     max_constituents: int,
     first_event: int | jax.Array,
+    mjj_range: tuple[float, float] = MJJ_WINDOW,
 ):
     """Background or signal events from one compiled program, selected by `is_signal`.
 
-    Both kinds share a single compilation per (n, C).
+    Both kinds share a single compilation per (n, C, mjj_range). mjj is drawn in `mjj_range`
+    (default the benchmark window); `region` still refers to the benchmark's SR and SB.
     """
-    grid = jnp.linspace(*MJJ_WINDOW, _GRID_POINTS)
+    grid = jnp.linspace(*mjj_range, _GRID_POINTS)
     log_p_grid = jnp.where(
         is_signal,
         _crystal_ball_log_density(signal)(grid),
