@@ -44,6 +44,15 @@ def _pretraining(prefix):
 
 
 SHRINK = {
+    "hunt": [
+        "method.n_background=4000",
+        "method.n_signal=60",
+        "method.k_folds=2",
+        "method.max_epochs=2",
+        "method.n_toys=10",
+        "method.efficiencies=[1.0,0.1]",
+        "tracking=none",
+    ],
     "cwola": TINY_CWOLA,
     "quickstart": [
         *TINY_CWOLA,
@@ -82,6 +91,9 @@ NOT_RUN_HERE = {
     "python -m jaxws -m hydra/launcher=slurm hydra.launcher.partition=gpu experiment=paper "
     "seed=0,1,2",
     "python -m jaxws -m experiment=optuna_sweep",
+    # the seed's scale (30-60 min): tests/methods/test_dry_run.py validates it completely, and
+    # tests/stats/test_anomaly_test.py tests its tabulated toys and Poisson sampler at B = 2.4e5
+    "python -m jaxws experiment=anomaly_benchmark",
 }
 
 
@@ -97,6 +109,8 @@ def readme_commands() -> list[str]:
 
 
 def kind(args: list[str]) -> str:
+    if "experiment=hunt" in args:
+        return "hunt"
     if "experiment=quickstart" in args:
         return "quickstart"
     if "experiment=nplm" in args:
