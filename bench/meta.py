@@ -201,9 +201,8 @@ def episodic_cases(k, n_steps, params, hparams):
     x = rng.uniform(-5, 5, (n_tasks, n_train + 1)).astype(np.float32)
     y = (amplitude * np.sin(x + phase)).astype(np.float32)
     index = np.arange(x.size, dtype=np.int32).reshape(x.shape)
-    ones = np.ones_like(y)
-    tasks = MemberData(index[:, :n_train], y[:, :n_train], ones[:, :n_train],
-                       index[:, n_train:], y[:, n_train:], ones[:, n_train:])  # fmt: skip
+    tasks = MemberData.from_arrays(index[:, :n_train], y[:, :n_train], index[:, n_train:],
+                                   y[:, n_train:])  # fmt: skip
     tasks = jax.tree.map(jnp.asarray, tasks)
     pool = jnp.asarray(x.reshape(-1, 1))
     base = dict(

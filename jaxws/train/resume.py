@@ -17,6 +17,7 @@ import io
 import json
 import os
 import signal
+import types
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -96,14 +97,23 @@ def function_digest(fn: Callable) -> str:
     """What a function computes, as far as its code tells: module, name, bytecode, constants.
 
     Two different lambdas share a `__qualname__` ('<lambda>') but not their bytecode or
-    constants, so they get different digests. Closures' captured values are not included;
-    callers fingerprint those themselves (e.g. a trainable predicate by its evaluated mask).
+    constants, so they get different digests. Nested code objects among the constants
+    (comprehensions, inner functions and lambdas) enter by their own code, not their repr,
+    which holds a memory address and would differ between processes (a resumed run would
+    then never find its checkpoints). Closures' captured values are not included; callers
+    fingerprint those themselves (e.g. a trainable predicate by its evaluated mask).
     """
     code = getattr(fn, "__code__", None)
     parts = [getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn))]
     if code is not None:
-        parts += [code.co_code.hex(), repr(code.co_consts), repr(code.co_names)]
+        parts.append(_code_digest(code))
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def _code_digest(code: types.CodeType) -> str:
+    consts = [_code_digest(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    parts = [code.co_name, code.co_code.hex(), repr(consts), repr(code.co_names)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def save_chunk(directory: Path, index: int, tag: str, tree: Any) -> Path:

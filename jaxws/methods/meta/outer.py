@@ -397,10 +397,22 @@ class SampledMetaTrainer:
         task_key, adapt_key = jax.random.split(jax.random.fold_in(key, step))
         task = sampler.sample(task_key)
         keys = jax.random.split(adapt_key, sampler.meta_batch_size)
-        estimate = jax.vmap(learner.estimator, in_axes=(None, None, None, None, 0, None, 0))
-        grads, losses = estimate(self.problem, learner, state, model_state, task, hparams, keys)
-        grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
         outer, frozen = split_outer(learner, state)
+        query_loss = getattr(learner.estimator, "query_loss", None)
+        if query_loss is not None:  # the gradient of the mean meta-loss: one backward pass
+            losses_of = jax.vmap(query_loss, in_axes=(None, None, None, None, None, 0, None, 0))
+
+            def mean_loss(outer: tuple) -> tuple[jax.Array, jax.Array]:
+                losses = losses_of(self.problem, learner, outer, frozen, model_state, task,
+                                   hparams, keys)  # fmt: skip
+                return jnp.mean(losses), losses
+
+            (_, losses), grads = jax.value_and_grad(mean_loss, has_aux=True)(outer)
+        else:  # e.g. Reptile: per-task directions, averaged
+            estimate = jax.vmap(learner.estimator, in_axes=(None, None, None, None, 0, None, 0))
+            grads, losses = estimate(self.problem, learner, state, model_state, task, hparams,
+                                     keys)  # fmt: skip
+            grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
         outer, opt_state = outer_step(learner, outer, opt_state, grads, hparams.outer_lr)
         return (merge_outer(outer, frozen), opt_state), jnp.mean(losses)
 
