@@ -9,6 +9,12 @@
   asked for.
 - One full-batch inner step (`inner_steps=1`) is exactly one gradient step on the support set
   (closed form for a linear model).
+- The sinusoid benchmark at CI size (2000 meta-steps of 25 fresh 10-shot tasks, the paper's
+  network and rates; 300 held-out tasks, paired): MAML adapts (mean post-step MSE below half
+  the pre-step MSE, and the paired gain above 5 standard errors) and Meta-SGD beats MAML (mean
+  post-step MSE below 0.7 x MAML's, paired difference above 5 standard errors). Seen on this
+  machine: pre 3.08, MAML 1.04, Meta-SGD 0.36 (500 tasks), z of the paired differences > 10,
+  so neither platform round-off nor another seed comes near the margins.
 """
 
 import json
@@ -35,6 +41,16 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         h = nn.relu(nn.Dense(16, name="features_0")(x))
+        return nn.Dense(1, name="head")(h)[..., 0]
+
+
+class SinusoidMLP(nn.Module):
+    """The sinusoid benchmark's 1-40-40-1 ReLU network."""
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(nn.Dense(40, name="features_0")(x))
+        h = nn.relu(nn.Dense(40, name="features_1")(h))
         return nn.Dense(1, name="head")(h)[..., 0]
 
 
@@ -124,6 +140,50 @@ def test_one_full_batch_inner_step_is_one_gradient_step():
                          jax.random.key(0))  # fmt: skip
     grad = 2 * x.T @ (w * (x @ theta - y)) / w.sum()
     np.testing.assert_allclose(adapted["head"]["w"], theta - 0.1 * grad, rtol=1e-5, atol=1e-6)
+
+
+def test_maml_adapts_and_meta_sgd_beats_maml_on_sinusoids():
+    model = SinusoidMLP()
+    config = meta.MetaConfig(
+        inner_steps=1,
+        meta_batch_size=25,
+        steps_per_episode=2000,
+        max_episodes=1,
+        early_stopping_on="none",
+    )
+    problem = meta.InnerProblem.from_config(
+        lambda p, s, x: model.apply({"params": p}, x), config, squared_error
+    )
+    hparams = meta.MetaHparams(inner_lr=0.01, outer_lr=1e-3)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 1)))["params"]
+    sampler = meta.SinusoidTasks(n_support=10, n_query=10, meta_batch_size=25)
+    test = meta.SinusoidTasks(n_support=10, n_query=100, meta_batch_size=300).sample(
+        jax.random.key(99)
+    )
+    losses = {}
+    for name in ("maml", "meta_sgd"):
+        learner = meta.configure(meta.get(name), config)
+        result = meta.meta_train_sampled(
+            learner, problem, config, jax.random.key(1), params, {}, sampler, hparams
+        )
+        hp = jax.tree.map(jnp.float32, hparams)
+
+        def before_after(task, state=result.state, learner=learner, hp=hp):
+            adapted = meta.adapt(problem, learner, state, {}, task.support, hp, jax.random.key(0))
+            return (problem.task_loss(state.params, {}, task.query),
+                    problem.task_loss(adapted, {}, task.query))  # fmt: skip
+
+        losses[name] = [np.asarray(v, np.float64) for v in jax.jit(jax.vmap(before_after))(test)]
+
+    def z(difference):
+        return difference.mean() / (difference.std(ddof=1) / np.sqrt(len(difference)))
+
+    before, after = losses["maml"]
+    assert after.mean() < 0.5 * before.mean(), (before.mean(), after.mean())
+    assert z(before - after) > 5
+    meta_sgd = losses["meta_sgd"][1]
+    assert meta_sgd.mean() < 0.7 * after.mean(), (after.mean(), meta_sgd.mean())
+    assert z(after - meta_sgd) > 5
 
 
 SCRIPT = [
