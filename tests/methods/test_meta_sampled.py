@@ -101,6 +101,27 @@ def test_resuming_the_returned_state_equals_an_uninterrupted_run():
     assert any(not np.allclose(r, 0.01) for r in rates)
 
 
+def test_validation_tasks_drive_early_stopping_and_keep_the_best_state():
+    hparams = meta.MetaHparams(inner_lr=0.01, outer_lr=0.01)
+    learner, problem, config, params, sampler = setup("maml", max_episodes=4)
+    validation = meta.SinusoidTasks(n_support=5, n_query=10, meta_batch_size=50).sample(
+        jax.random.key(11)
+    )
+    result = meta.meta_train_sampled(learner, problem, config, jax.random.key(3), params, {},
+                                     sampler, hparams, validation=validation)  # fmt: skip
+    history = np.asarray(result.history)
+    assert np.all(np.isfinite(history))
+    best = int(result.best_episode)
+    assert best == int(np.argmin(history))  # min_delta = 0: the lowest loss is kept
+    # The kept state's validation loss is the recorded one.
+    trainer = meta.SampledMetaTrainer(learner, problem, config)
+    hp = jax.tree.map(jnp.float32, hparams)
+    _, run_key = jax.random.split(jax.random.key(3))
+    _, eval_key = jax.random.split(run_key)
+    loss = trainer.evaluation_loss(result.state, {}, validation, hp, eval_key)
+    np.testing.assert_allclose(float(loss), history[best], rtol=1e-5)
+
+
 def test_a_finite_task_set_draws_distinct_tasks_with_disjoint_splits():
     n_tasks, n_train = 6, 12
     index = np.arange(n_tasks * n_train, dtype=np.int32).reshape(n_tasks, n_train)

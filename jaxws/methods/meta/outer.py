@@ -90,12 +90,18 @@ class MetaResult:
 
 
 def finish_episode(
-    config: MetaConfig, outer: OuterState, state: MetaState, opt_state: Any, loss: jax.Array
+    config: MetaConfig,
+    outer: OuterState,
+    state: MetaState,
+    opt_state: Any,
+    loss: jax.Array,
+    keep_last: bool,
 ) -> OuterState:
     """Early-stopping bookkeeping after an episode whose evaluation loss is `loss`.
 
-    With `early_stopping_on = "none"` nothing stops early and the kept state is the last one
-    (`loss`, recorded in the history, is then the episode's mean query loss).
+    With `keep_last` (no validation loss: `early_stopping_on = "none"` in the episodic loop,
+    no validation tasks in the sampled one) nothing stops early and the kept state is the
+    last one (`loss`, recorded in the history, is then the episode's mean query loss).
     """
     progress = early_stopping.update(
         loss,
@@ -107,7 +113,7 @@ def finish_episode(
         patience=config.patience,
         max_steps=config.max_episodes,
     )
-    if config.early_stopping_on == "none":
+    if keep_last:
         last = outer.episode + 1 >= config.max_episodes
         progress = progress._replace(
             improved=jnp.array(True), best_loss=loss, best_step=outer.episode, done=last
@@ -304,7 +310,9 @@ class MetaTrainer:
             step, (outer.state, outer.opt_state, nan, nan), steps
         )
         loss = jnp.mean(val_losses)
-        return finish_episode(config, outer, state, opt_state, loss)
+        return finish_episode(
+            config, outer, state, opt_state, loss, config.early_stopping_on == "none"
+        )
 
     def episodes(
         self,
@@ -368,7 +376,8 @@ class SampledMetaTrainer:
     are averaged and the outer optimizer makes one step. After each episode, if validation
     tasks are given, their mean query loss after adaptation drives early stopping and the
     best state is kept; without them the history holds the episode's mean query loss before
-    each update and the last state is kept (`early_stopping_on = "none"` behaviour).
+    each update and the last state is kept. (`config.early_stopping_on` is the episodic
+    loop's choice of per-task validation loss; this loop does not read it.)
 
     Args:
       learner: the learner, with `configure(learner, config)` already applied.
@@ -458,7 +467,7 @@ class SampledMetaTrainer:
             loss = jnp.mean(losses)
         else:
             loss = self.evaluation_loss(state, model_state, validation, hparams, eval_key)
-        return finish_episode(config, outer, state, opt_state, loss)
+        return finish_episode(config, outer, state, opt_state, loss, validation is None)
 
     def episodes(
         self,
