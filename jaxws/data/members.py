@@ -14,11 +14,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-@flax.struct.dataclass
+@flax.struct.dataclass(kw_only=True)
 class MemberData:
     """One member's view of the pool: indices, labels and weights (weight 0 = padding).
 
-    Fields are NumPy arrays as built (`from_arrays`) and JAX arrays once on the device.
+    Fields are NumPy arrays as built (`from_arrays`) and JAX arrays once on the device. The
+    constructor takes keywords only, so that the one positional order is `from_arrays`'s
+    (train index, train label, val index, val label, then optional weights).
     """
 
     train_index: jax.Array | np.ndarray

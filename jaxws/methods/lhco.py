@@ -102,7 +102,9 @@ def _member(
 
     ti, tl, tw = side(positive_train, negative_train, size_train)
     vi, vl, vw = side(positive_val, negative_val, size_val)
-    return MemberData(ti, tl, tw, vi, vl, vw)
+    return MemberData(
+        train_index=ti, train_label=tl, train_weight=tw, val_index=vi, val_label=vl, val_weight=vw
+    )
 
 
 def build_tasks(

@@ -63,6 +63,7 @@ def run(
     block_steps: int = 1,
     progress: bool | str = False,
     desc: str = "",
+    after_block: Callable[[State], None] | None = None,
 ) -> State:
     """Call `block(state, block_steps)` from the host until `done(state)`.
 
@@ -75,6 +76,7 @@ def run(
       block_steps: steps per call.
       progress: show a progress bar (a string is its description).
       desc: the progress bar's description when `progress` is True.
+      after_block: called with the state after each block (e.g. to checkpoint it).
 
     Returns:
       The finished state.
@@ -83,5 +85,7 @@ def run(
     with tqdm(total=total, desc=label, disable=not progress, leave=False) as bar:
         while not done(state):
             state = block(state, block_steps)
+            if after_block is not None:
+                after_block(state)
             bar.update(int(position(state)) - bar.n)
     return state

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import signal
+import types
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -96,14 +97,23 @@ def function_digest(fn: Callable) -> str:
     """What a function computes, as far as its code tells: module, name, bytecode, constants.
 
     Two different lambdas share a `__qualname__` ('<lambda>') but not their bytecode or
-    constants, so they get different digests. Closures' captured values are not included;
-    callers fingerprint those themselves (e.g. a trainable predicate by its evaluated mask).
+    constants, so they get different digests. Nested code objects among the constants
+    (comprehensions, inner functions and lambdas) enter by their own code, not their repr,
+    which holds a memory address and would differ between processes (a resumed run would
+    then never find its checkpoints). Closures' captured values are not included; callers
+    fingerprint those themselves (e.g. a trainable predicate by its evaluated mask).
     """
     code = getattr(fn, "__code__", None)
     parts = [getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn))]
     if code is not None:
-        parts += [code.co_code.hex(), repr(code.co_consts), repr(code.co_names)]
+        parts.append(_code_digest(code))
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def _code_digest(code: types.CodeType) -> str:
+    consts = [_code_digest(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    parts = [code.co_name, code.co_code.hex(), repr(consts), repr(code.co_names)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def save_chunk(directory: Path, index: int, tag: str, tree: Any) -> Path:
@@ -168,3 +178,52 @@ def load_chunk(directory: Path, index: int, tag: str, template: Any) -> Any:
 def write_manifest(directory: Path, info: dict) -> None:
     """Write `info` as `manifest.json` in the checkpoint directory (atomically)."""
     atomic_write_bytes(Path(directory) / "manifest.json", json.dumps(info, indent=2).encode())
+
+
+class StateCheckpoint:
+    """The latest state of a sequential fit (meta-training episodes) in one directory.
+
+    `map_chunks` saves independent items; a sequential fit instead has one state that each
+    block of steps replaces. Block `c`'s state is saved as `chunk_<c>.npz` through the same
+    `save_chunk` (atomic, no pickle, tagged with the fingerprint and `c`), the previous block's
+    file is removed after the new one is written, and `restore` returns the newest state whose
+    tag matches, so a killed fit (kill -9 included) resumes from its last finished block and,
+    with per-step keys from `fold_in(key, step)`, ends at the same numbers.
+
+    Args:
+      directory: the checkpoint directory (created on the first save).
+      fingerprint: digest of everything the fit depends on (`jaxws.hashing.tree_digest`).
+    """
+
+    def __init__(self, directory: str | Path, fingerprint: str):
+        self.directory = Path(directory)
+        self.fingerprint = fingerprint
+
+    def _tag(self, index: int) -> str:
+        return hashlib.sha256(f"{self.fingerprint}|state|{index}".encode()).hexdigest()
+
+    def restore(self, template: Any) -> Any:
+        """The newest saved state with this fingerprint (NumPy leaves), or None.
+
+        Args:
+          template: a pytree with the state's structure and leaf shapes.
+        """
+        if not self.directory.is_dir():
+            return None
+        saved = sorted(self.directory.glob("chunk_*.npz"), reverse=True)
+        for path in saved:
+            index = int(path.stem.removeprefix("chunk_"))
+            restored = load_chunk(self.directory, index, self._tag(index), template)
+            if restored is not None:
+                return jax.tree.map(
+                    lambda leaf, like: np.asarray(leaf, dtype=like.dtype), restored, template
+                )
+        return None
+
+    def save(self, index: int, state: Any) -> None:
+        """Save block `index`'s state; then remove the file of block `index - 1`."""
+        save_chunk(self.directory, index, self._tag(index), jax.tree.map(np.asarray, state))
+        previous = self.directory / f"chunk_{index - 1:05d}.npz"
+        if index > 0 and previous.exists():
+            previous.unlink()
+        _fault_injection()

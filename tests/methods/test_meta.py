@@ -75,14 +75,7 @@ def sinusoid_family(seed, n_tasks, n_train, n_val, n_pool=4000):
     def target(index):
         return (amplitude[:, None] * np.sin(x[index, 0] - phase[:, None])).astype(np.float32)
 
-    return x, MemberData(
-        train.astype(np.int32),
-        target(train),
-        np.ones((n_tasks, n_train), np.float32),
-        val.astype(np.int32),
-        target(val),
-        np.ones((n_tasks, n_val), np.float32),
-    )
+    return x, MemberData.from_arrays(train, target(train), val, target(val))
 
 
 @pytest.fixture(scope="module")

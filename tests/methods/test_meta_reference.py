@@ -77,14 +77,7 @@ def problem():
     def target(index):
         return np.einsum("tnd,td->tn", x[index], slopes).astype(np.float32)
 
-    tasks = MemberData(
-        train,
-        target(train),
-        np.ones(train.shape, np.float32),
-        val,
-        target(val),
-        np.ones(val.shape, np.float32),
-    )
+    tasks = MemberData.from_arrays(train, target(train), val, target(val))
     params = Tiny().init(jax.random.key(3), x[:1])["params"]
     return x, tasks, params
 

@@ -7,7 +7,11 @@ Reptile, ANIL and Meta-SGD, all on one inner problem and one outer loop (docs/me
 - `inner`: the inner problem, base learning (`adapt`) and the inner step-size rules.
 - `estimators`: meta-gradient estimators (second order, first order, Reptile).
 - `learners`: the `MetaLearner` record, the `VARIANTS` dict and `configure`.
-- `outer`: the shared outer loop (`MetaTrainer`); `training.meta_train` runs it.
+- `tasks`: task families as values (`SinusoidTasks`, `FiniteTaskSet`): `sample(key)` draws
+  a meta-batch of support/query tasks.
+- `outer`: the outer loops (`SampledMetaTrainer`: fresh tasks per meta-step; `MetaTrainer`:
+  episodes over a finite task set) and the meta-training state `OuterState`;
+  `training.meta_train_sampled` / `training.meta_train` run them, resumably.
 - `study`: the CWoLa study of a variant (`method=<variant>`, phases 1-3).
 """
 
@@ -31,14 +35,16 @@ from jaxws.methods.meta.learners import (
     get,
     keras_adam,
 )
-from jaxws.methods.meta.outer import MetaResult, MetaTrainer
+from jaxws.methods.meta.outer import MetaResult, MetaTrainer, OuterState, SampledMetaTrainer
 from jaxws.methods.meta.study import method_module
-from jaxws.methods.meta.training import meta_train
+from jaxws.methods.meta.tasks import FiniteTaskSet, SinusoidTasks, TaskSampler
+from jaxws.methods.meta.training import meta_train, meta_train_sampled
 
 __all__ = [
     "VARIANTS",
     "Estimator",
     "FineTune",
+    "FiniteTaskSet",
     "InnerProblem",
     "MetaConfig",
     "MetaHparams",
@@ -46,8 +52,12 @@ __all__ = [
     "MetaResult",
     "MetaState",
     "MetaTrainer",
+    "OuterState",
+    "SampledMetaTrainer",
+    "SinusoidTasks",
     "StepSizeRule",
     "Task",
+    "TaskSampler",
     "adapt",
     "available",
     "check_hparams",
@@ -57,6 +67,7 @@ __all__ = [
     "keras_adam",
     "learned_step_sizes",
     "meta_train",
+    "meta_train_sampled",
     "method_module",
     "plain_step_size",
     "reptile",

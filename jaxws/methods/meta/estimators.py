@@ -52,6 +52,23 @@ class Estimator(Protocol):
 
 
 def _through_adaptation(first_order: bool) -> Estimator:
+    def query_loss(
+        problem: InnerProblem,
+        learner: LearnerParts,
+        outer: tuple[dict, dict],
+        frozen: dict,
+        model_state: dict,
+        task: Task,
+        hparams: MetaHparams,
+        key: jax.Array,
+    ) -> jax.Array:
+        start = merge_outer(outer, frozen)
+        params = adapt(
+            problem, learner, start, model_state, task.support, hparams, key,
+            first_order=first_order,
+        )  # fmt: skip
+        return problem.task_loss(params, model_state, task.query)
+
     def estimate(
         problem: InnerProblem,
         learner: LearnerParts,
@@ -62,19 +79,16 @@ def _through_adaptation(first_order: bool) -> Estimator:
         key: jax.Array,
     ) -> tuple[Any, jax.Array]:
         outer, frozen = split_outer(learner, state)
-
-        def query_loss(outer: tuple[dict, dict]) -> jax.Array:
-            start = merge_outer(outer, frozen)
-            params = adapt(
-                problem, learner, start, model_state, task.support, hparams, key,
-                first_order=first_order,
-            )  # fmt: skip
-            return problem.task_loss(params, model_state, task.query)
-
-        loss, grads = jax.value_and_grad(query_loss)(outer)
+        loss, grads = jax.value_and_grad(query_loss, argnums=2)(
+            problem, learner, outer, frozen, model_state, task, hparams, key
+        )
         return grads, loss
 
     estimate.__name__ = estimate.__qualname__ = "first_order" if first_order else "second_order"
+    # The meta-loss itself: a loop that averages tasks with equal weights may differentiate the
+    # mean of the meta-batch's losses once (one backward pass, as hand-written MAML does)
+    # instead of averaging per-task gradients (`outer.SampledMetaTrainer`); same gradient.
+    estimate.query_loss = query_loss
     return estimate
 
 

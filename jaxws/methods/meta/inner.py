@@ -1,7 +1,9 @@
 """The inner problem of meta-learning: a task's loss and base learning (arXiv:2312.06152 eq. 6).
 
-Base learning is plain gradient descent on the parameters a learner adapts, `inner_epochs`
-epochs over a task's support set in minibatches, with a step size given by the learner's
+Base learning is plain gradient descent on the parameters a learner adapts: either
+`inner_steps` full-batch steps on a task's whole support set (the few-shot protocol of MAML,
+Finn et al. 2017: one step, no shuffling) or `inner_epochs` epochs over the support set in
+shuffled minibatches (the jet-image study), with a step size given by the learner's
 inner step-size rule: the inner learning rate beta for every parameter (`plain_step_size`),
 or one meta-learned rate per parameter entry (`learned_step_sizes`, Meta-SGD, Li et al. 2017,
 arXiv:1707.09835). With `first_order=True` the inner gradients are constants
@@ -26,6 +28,7 @@ from jaxws.train.losses import sigmoid_binary_cross_entropy
 ApplyFn = Callable[[dict, dict, Any], jax.Array]
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 Batch = tuple[Any, jax.Array, jax.Array]  # (inputs, labels, weights)
+UNROLLED_INNER_STEPS = 5  # full-batch inner steps written out; more become a scan
 
 
 @flax.struct.dataclass
@@ -44,11 +47,18 @@ class MetaState:
 
 @flax.struct.dataclass
 class Task:
-    """One task's data for one episode (gathered from the pool)."""
+    """One task's data for one meta-step (or a batch of tasks, with a leading task axis).
+
+    Attributes:
+      support: `(inputs, labels, weights)` that base learning adapts on.
+      query: the events of the meta-loss.
+      validation: events of the early-stopping loss of the episodic loop
+        (`early_stopping_on` "updated" / "adapted"); None where nothing uses them.
+    """
 
     support: Batch
     query: Batch
-    validation: Batch
+    validation: Batch | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,21 +69,31 @@ class InnerProblem:
       apply_fn: `(params, model_state, x) -> outputs` in inference mode (batch-norm running
         statistics fixed), one output per example.
       loss_fn: per-example loss `(outputs, labels) -> (B,)`.
-      inner_epochs: epochs of base learning over the support set.
-      inner_batch_size: minibatch size of base learning.
+      inner_epochs: epochs of base learning over the support set (when `inner_steps` is 0).
+      inner_batch_size: minibatch size of base learning (when `inner_steps` is 0).
+      inner_steps: > 0: base learning is this many full-batch gradient steps on the whole
+        support set, in order, no shuffling (MAML's few-shot protocol: 1); 0: `inner_epochs`
+        epochs of shuffled minibatches of `inner_batch_size`.
     """
 
     apply_fn: ApplyFn
     loss_fn: LossFn = sigmoid_binary_cross_entropy
     inner_epochs: int = 3
     inner_batch_size: int = 500
+    inner_steps: int = 0
+
+    def __post_init__(self):
+        if self.inner_steps < 0:
+            raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
 
     @classmethod
     def from_config(
         cls, apply_fn: ApplyFn, config: MetaConfig, loss_fn: LossFn = sigmoid_binary_cross_entropy
     ) -> InnerProblem:
         """The inner problem of `apply_fn` with the base-learning settings of `config`."""
-        return cls(apply_fn, loss_fn, config.inner_epochs, config.inner_batch_size)
+        return cls(
+            apply_fn, loss_fn, config.inner_epochs, config.inner_batch_size, config.inner_steps
+        )
 
     def task_loss(self, params: dict, model_state: dict, batch: Batch) -> jax.Array:
         """Weighted mean loss of `params` on a batch."""
@@ -153,7 +173,10 @@ def adapt(
     *,
     first_order: bool = False,
 ) -> dict:
-    """Base learning (eq. 6): `inner_epochs` epochs of gradient descent on the support set.
+    """Base learning (eq. 6): gradient descent on the support set.
+
+    `problem.inner_steps` > 0: that many full-batch steps (the key is not used); otherwise
+    `problem.inner_epochs` epochs of shuffled minibatches.
 
     Args:
       problem: the network, loss and base-learning settings.
@@ -171,6 +194,30 @@ def adapt(
     adapted, fixed = partition.split(state.params, learner.adapted)
     step_size = learner.step_size.rates(state.extra, hparams)
     x, labels, weights = support
+
+    def descend(adapted_params: dict, grads: dict) -> dict:
+        if first_order:
+            grads = jax.lax.stop_gradient(grads)
+        if isinstance(step_size, dict):
+            return {k: p - step_size[k] * grads[k] for k, p in adapted_params.items()}
+        return jax.tree.map(lambda p, g: p - step_size * g, adapted_params, grads)
+
+    if problem.inner_steps > 0:
+        # Full batch: no permutation, no gather; a handful of steps is unrolled (fast to
+        # compile and run), more are a scan.
+        def full_batch(adapted_params: dict, _: Any = None) -> tuple[dict, None]:
+            grads = jax.grad(
+                lambda a: problem.task_loss(partition.merge(a, fixed), model_state, support)
+            )(adapted_params)
+            return descend(adapted_params, grads), None
+
+        if problem.inner_steps <= UNROLLED_INNER_STEPS:
+            for _ in range(problem.inner_steps):
+                adapted, _ = full_batch(adapted)
+        else:
+            adapted, _ = jax.lax.scan(full_batch, adapted, length=problem.inner_steps)
+        return partition.merge(adapted, fixed)
+
     n = labels.shape[0]
     batch_size = min(problem.inner_batch_size, n)
     n_batches = math.ceil(n / batch_size)
@@ -182,14 +229,7 @@ def adapt(
     def step(adapted_params: dict, index_and_weight: tuple) -> tuple[dict, None]:
         index, w = index_and_weight
         batch = (jax.tree.map(lambda a: a[index], x), labels[index], weights[index] * w)
-        grads = jax.grad(loss_of)(adapted_params, batch)
-        if first_order:
-            grads = jax.lax.stop_gradient(grads)
-        if isinstance(step_size, dict):
-            new = {k: p - step_size[k] * grads[k] for k, p in adapted_params.items()}
-        else:
-            new = jax.tree.map(lambda p, g: p - step_size * g, adapted_params, grads)
-        return new, None
+        return descend(adapted_params, jax.grad(loss_of)(adapted_params, batch)), None
 
     # All epochs' minibatches in one scan (a nested scan compiles much more slowly).
     epochs = problem.inner_epochs

@@ -6,7 +6,10 @@ arXiv:2312.06152 sec. 5, for any registered learner:
            plain network exactly);
   phase 2: meta-training over the task family, one task per source model: pure SR signal of
            that model (`method.tasks.n_signal`, 2.5k in the paper) against background
-           (`n_background`, 2.5k), a fifth for validation; the pretrained theta is kept;
+           (`n_background`, 2.5k), a fifth for validation; the pretrained theta is kept; a
+           finite task set (`tasks.gather_tasks`) in the episodic loop (`outer.MetaTrainer`),
+           its state saved after every episode (`checkpoints/<name>-meta`) so a killed run
+           resumes there;
   phase 3: fine-tuning on every pseudo-experiment's CWoLa task with the engine, with the
            learner's choice of trainable and re-initialised parameters (MTL: theta
            re-initialised and trained; Theta, S, S-bar frozen), then the same evaluation as
@@ -161,6 +164,7 @@ def meta_transfer(
         tasks,
         sections["hparams"],
         progress=f"meta-train {name}",
+        checkpoint_dir=tracker.path(f"checkpoints/{name}-meta"),
     )
     meta_variables = {**variables, "params": result.state.params}
     n = len(inputs.experiments.injection)
