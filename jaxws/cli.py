@@ -330,6 +330,9 @@ def execute(
 
     module = methods.load(cfg.method.name)
     methods.validate(module, cfg)
+    from jaxws.methods.dry_run import check_events_study
+
+    check_events_study(cfg)
     with run_directory_lock(run_dir):
         check_run_directory(run_dir, resolved)
         for name, text in (hydra_record or {}).items():

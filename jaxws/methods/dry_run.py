@@ -395,6 +395,33 @@ def validate(cfg: DictConfig) -> list[str]:
     return lines
 
 
+def check_events_study(cfg: DictConfig) -> None:
+    """A study on `data=events`: its counts per region, read from the files, before training.
+
+    Raises:
+      ConfigError: too few events for the design, the source background or a source model.
+    """
+    from jaxws.methods.injection_study import StudyConfig
+    from jaxws.simulate.sources import make_source
+
+    name = str(cfg.method.name)
+    if name not in STUDY_METHODS:
+        from jaxws.methods import meta
+
+        try:
+            meta.get(name)
+        except (KeyError, ValueError, ImportError, AttributeError):
+            return
+    config = make_source(cfg.data).config
+    if getattr(config, "source", "") != "events":
+        return
+    study = from_section(StudyConfig, cfg.study, "study")
+    background, per_model = source_needs(cfg)
+    check_study_sizes(config, study, extra_background_sr=background)
+    if per_model:
+        check_source_signals(config, per_model)
+
+
 def check_source_models(source: SimulatorSource | PythiaSource, n_signal_per_model: int = 0) -> str:
     """Every other benchmark, which transfer and meta-learning pretrain on, has shards.
 

@@ -204,15 +204,10 @@ def validate(cfg: DictConfig) -> None:
     config = source.config
     if hasattr(config, "check_inputs"):
         config.check_inputs()
-    if getattr(config, "source", "") == "events":
-        # Counts per region from the files (cheap), before anything is trained.
-        from jaxws.methods import dry_run
-
-        background, per_model = dry_run.source_needs(cfg)
-        dry_run.check_study_sizes(config, study, extra_background_sr=background)
-        if per_model:
-            dry_run.check_source_signals(config, per_model)
-    elif getattr(config, "source", "") == "simulator":
+    # data=events: the counts per region are read from the files before anything is trained,
+    # by the CLI (`jaxws.methods.dry_run.check_events_study`; it parses the methods' sections,
+    # which import this module).
+    if getattr(config, "source", "") == "simulator":
         need_background = study.n_test_background + study.n_background_sr
         need_signal = study.n_test_signal + max(study.injections)
         check(

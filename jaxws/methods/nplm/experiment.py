@@ -72,7 +72,8 @@ def run(cfg: Any, key: jax.Array, run_dir: str | Path, tracker: Any) -> dict:
     null = null_statistics(
         keys, data, settings, prepared, checkpoint_dir=tracker.path("checkpoints/nplm_null")
     )
-    t_null, t_history, n_not_converged = converged_only(null, "null toys")
+    fixed_length = settings.test == "symmetrized"  # t defined after method.epochs
+    t_null, t_history, n_not_converged = converged_only(null, "null toys", fixed_length)
     log_toy_curves(
         tracker,
         f"{settings.test}_null",
@@ -275,7 +276,7 @@ def _sensitivity(
                 checkpoints,
             )
         t_signal, signal_history, n_not_converged = converged_only(
-            signal_toys, f"signal toys ({fraction:g})"
+            signal_toys, f"signal toys ({fraction:g})", settings.test == "symmetrized"
         )
         log_toy_curves(
             tracker,

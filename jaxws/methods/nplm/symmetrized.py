@@ -133,8 +133,8 @@ def permutation_null(
 
     Returns:
         (n_permutations,) t values; the events are shared, only the labels change.
-        Permutations whose fits did not converge (the Newton option) are left out, with a
-        warning.
+        The symmetrized statistic is defined at a fixed training length: permutations whose
+        fits had not reached their minimum there are kept and counted in a note.
     """
     k_labels, fit_key = jax.random.split(key)
     n_a = jnp.sum(jnp.asarray(in_a) * jnp.asarray(valid))
@@ -154,4 +154,4 @@ def permutation_null(
             bar.update(stop - start)
     t = np.concatenate(t)
     statistics = ToyStatistics(t, t[:, None], np.concatenate(converged))
-    return converged_only(statistics, "permutations")[0]
+    return converged_only(statistics, "permutations", fixed_length=True)[0]

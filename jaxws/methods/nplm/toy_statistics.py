@@ -46,12 +46,18 @@ def fit_converged(fit: nplm.NPLMFit, n_toys: int) -> np.ndarray:
     return np.asarray(fit.converged, bool).reshape(n_toys)
 
 
-def converged_only(statistics: ToyStatistics, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+def converged_only(
+    statistics: ToyStatistics, what: str, fixed_length: bool = False
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The t and t_history of the toys whose fits converged; the others are counted and warned.
 
     Args:
         statistics: the toys.
         what: what they are, for the warning.
+        fixed_length: the statistic is defined at a fixed training length (the symmetrized
+            test: t after `method.epochs`, its null calibrated at that length, because longer
+            training drifts above chi2): every toy is kept and the fits that had not reached
+            their minimum there are counted and reported, not left out.
 
     Returns:
         ``(t, t_history, n_not_converged)``.
@@ -61,6 +67,15 @@ def converged_only(statistics: ToyStatistics, what: str) -> tuple[np.ndarray, np
     """
     keep = np.asarray(statistics.converged, bool)
     n_bad = int(np.sum(~keep))
+    if fixed_length:
+        if n_bad:
+            print(
+                f"jaxws: note: {what}: {n_bad} of {len(keep)} fits had not reached their minimum "
+                "at the fixed training length that defines the statistic (method.epochs); all "
+                "are kept",
+                file=sys.stderr,
+            )
+        return statistics.t, statistics.t_history, n_bad
     if n_bad and n_bad == len(keep):
         raise ConfigError(
             f"{what}: none of the {n_bad} toys' fits converged within their iterations; raise "
