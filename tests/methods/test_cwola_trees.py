@@ -3,10 +3,19 @@
 import numpy as np
 import pytest
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from jaxws.config import ConfigError
 from jaxws.methods.cwola import TreeScorer, weak_supervision
 from jaxws.stats.roc import area_under_curve, roc_curve
+
+
+@pytest.fixture(autouse=True)
+def one_openmp_thread():
+    """scikit-learn's OpenMP threads crawl when the suite's workers oversubscribe the cores."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
 
 SIGNAL_MEAN = np.array([1.2, -0.6, 0.0, 0.0])
 
@@ -21,16 +30,26 @@ def mixture(rng, n, signal_fraction):
 def test_tree_ensemble_approaches_the_optimal_classifier():
     """Mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1) in 4 dims.
 
-    The Neyman-Pearson optimal S/B classifier ranks by mu . x (AUC Phi(|mu|/sqrt 2) = 0.829).
-    The tree ensemble never sees truth labels; its S/B AUC on a pure test set of 5000 + 5000
-    must come within 0.02 of the optimal ranking's AUC on the same test set (axis-aligned
-    trees approximate the oblique optimal boundary by steps; the optimum's own sampling
-    error is ~0.003, so the margin is several standard errors wide), and its scores must rank
-    test events like the likelihood ratio (Spearman > 0.9).
+    The Neyman-Pearson optimal S/B classifier ranks by mu . x (AUC Phi(|mu|/sqrt 2), 0.834 on
+    this test set). The tree ensemble (small trees, `max_leaf_nodes=7`) never sees truth
+    labels; its S/B AUC on a pure test set of 5000 + 5000 must come within 0.02 of the
+    optimal ranking's AUC on the same test set (measured gap 0.010; the optimum's own
+    sampling error is ~0.004, and a classifier that used only the strongest feature would
+    sit 0.034 below it, so the margin tells both features were learned), and its scores must
+    rank test events like the likelihood ratio (Spearman > 0.9). With scikit-learn's
+    31-leaf trees the gap here is 0.027: axis-aligned steps on an oblique boundary, fitted
+    to the noisy mixture labels of 24k events.
     """
     rng = np.random.default_rng(0)
     mixed_a, mixed_b = mixture(rng, 12_000, 0.35), mixture(rng, 12_000, 0.10)
-    scorer = weak_supervision(mixed_a, mixed_b, classifier="trees", n_members=3, seed=1)
+    scorer = weak_supervision(
+        mixed_a,
+        mixed_b,
+        classifier="trees",
+        n_members=3,
+        seed=1,
+        tree_options={"max_leaf_nodes": 7},
+    )
     assert isinstance(scorer, TreeScorer)
     assert scorer.not_converged == ["", "", ""]  # early stopping triggered for every member
     test_signal = rng.normal(size=(5000, 4)) + SIGNAL_MEAN
@@ -94,12 +113,15 @@ def test_tree_ensemble_refuses_images_and_mismatched_test_features():
         weak_supervision(
             rng.normal(size=(50, 2, 4, 4)), rng.normal(size=(50, 2, 4, 4)), classifier="trees"
         )
-    scorer = weak_supervision(
-        rng.normal(size=(80, 3)),
-        rng.normal(size=(80, 3)),
-        classifier="trees",
-        n_members=1,
-        tree_options={"max_iter": 5, "n_iter_no_change": 1000},
-    )
+    with pytest.warns(UserWarning, match="1 of 1 members did not converge"):
+        scorer = weak_supervision(
+            rng.normal(size=(80, 3)),
+            rng.normal(size=(80, 3)),
+            classifier="trees",
+            n_members=1,
+            tree_options={"max_iter": 5, "n_iter_no_change": 1000},
+        )
+    assert scorer.not_converged[0]
+    assert scorer.n_iter == [5]
     with pytest.raises(ConfigError, match="feature shape"):
         scorer(rng.normal(size=(10, 4)))
