@@ -176,7 +176,9 @@ def weak_supervision(
     min_events: int = 20,
     progress: bool = False,
     checkpoint_dir: str | Path | None = None,
-) -> Scorer:
+    classifier: str = "neural",
+    tree_options: dict | None = None,
+) -> Scorer | TreeScorer:
     """CWoLa on user data: train an ensemble to tell `mixed_a` (label 1) from `mixed_b` (0).
 
     Each member gets its own random train/validation split and initialisation. Sample sizes
@@ -198,15 +200,42 @@ def weak_supervision(
       progress: show a progress bar per chunk of members (epochs, members still training).
       checkpoint_dir: save each finished chunk of members there and, called again with the
         same inputs, load it instead of retraining (resume after a crash).
+      classifier: "neural" (the flax model above, trained with `fit_ensemble`) or "trees":
+        an ensemble of `n_members` scikit-learn `HistGradientBoostingClassifier`s, each with
+        its own seed and validation split (used for early stopping), for tabular
+        high-level features (N, D); on those, boosted trees are the strongest weakly
+        supervised classifiers (Finke et al., arXiv:2309.13111). `model`, `config`,
+        `chunk_size`, `checkpoint_dir` and `learning_rate` belong to the neural classifier;
+        with "trees" the first four are refused if given.
+      tree_options: with "trees" only, overrides of `TREE_DEFAULTS` (keys: learning_rate,
+        max_iter, max_leaf_nodes, max_depth, min_samples_leaf, l2_regularization,
+        max_bins, n_iter_no_change, tol).
 
     Returns:
       A `Scorer`; members that diverged are named in `Scorer.diverged` (and a warning) and
-      left out of its ensemble score.
+      left out of its ensemble score. With "trees": a `TreeScorer` (same interface); members
+      whose early stopping did not trigger within `max_iter` are named in
+      `TreeScorer.not_converged` (and a warning).
 
     Raises:
       ConfigError: a bad argument or array, named, before anything is trained.
     """
+    if classifier not in ("neural", "trees"):
+        raise ConfigError(f"classifier must be 'neural' or 'trees', got {classifier!r}")
     _check_arguments(learning_rate, seed, n_members, validation_fraction, chunk_size, min_events)
+    if classifier == "trees":
+        given = {
+            "model": model,
+            "config": config,
+            "chunk_size": chunk_size,
+            "checkpoint_dir": checkpoint_dir,
+        }
+        unused = [name for name, value in given.items() if value is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)}: not used with classifier='trees'")
+        options = _tree_options(tree_options)
+    elif tree_options is not None:
+        raise ConfigError("tree_options: only used with classifier='trees'")
     mixed_a, mixed_b = _checked(mixed_a, "mixed_a"), _checked(mixed_b, "mixed_b")
     if mixed_a.shape[1:] != mixed_b.shape[1:]:
         raise ConfigError(
@@ -217,6 +246,13 @@ def weak_supervision(
         if len(sample) < min_events:
             raise ConfigError(f"{name} has {len(sample)} events; need at least {min_events}")
     feature_shape = mixed_a.shape[1:]
+    if classifier == "trees":
+        if len(feature_shape) != 1:
+            raise ConfigError(
+                f"classifier='trees' needs feature vectors (N, D), got feature shape "
+                f"{feature_shape}"
+            )
+        return _fit_trees(mixed_a, mixed_b, n_members, seed, validation_fraction, options)
     if model is None:
         if len(feature_shape) == 3 and feature_shape[0] == 2:
             model = JetCNN(**SLIM_CNN)
@@ -259,3 +295,119 @@ def weak_supervision(
             stacklevel=2,
         )
     return Scorer(model, result.variables, feature_shape, result, diverged)
+
+
+#: Defaults of the boosted-tree members (scikit-learn's, with more iterations; early stopping
+#: on each member's own validation split, never on the training rows).
+TREE_DEFAULTS = {
+    "learning_rate": 0.1,
+    "max_iter": 200,
+    "max_leaf_nodes": 31,
+    "max_depth": None,
+    "min_samples_leaf": 20,
+    "l2_regularization": 0.0,
+    "max_bins": 255,
+    "n_iter_no_change": 10,
+    "tol": 1e-7,
+}
+
+
+def _tree_options(options: object) -> dict:
+    """`TREE_DEFAULTS` updated with `options`, refusing unknown keys and bad values by name."""
+    if options is None:
+        return dict(TREE_DEFAULTS)
+    if not isinstance(options, dict):
+        raise ConfigError(f"tree_options must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(TREE_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"tree_options: unknown {unknown}; choose from {sorted(TREE_DEFAULTS)}")
+    merged = {**TREE_DEFAULTS, **options}
+    for name in ("learning_rate", "l2_regularization", "tol"):
+        value, low = merged[name], 0 if name != "learning_rate" else None
+        bad = isinstance(value, bool) or not isinstance(value, int | float | np.number)
+        if bad or not np.isfinite(value) or (value <= 0 if low is None else value < 0):
+            rule = "> 0" if low is None else ">= 0"
+            raise ConfigError(f"tree_options.{name} must be a finite number {rule}, got {value!r}")
+    for name, low in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1)):
+        _integer(merged[name], f"tree_options.{name}", low)
+    _integer(merged["n_iter_no_change"], "tree_options.n_iter_no_change", 1)
+    _integer(merged["max_depth"], "tree_options.max_depth", 1, allow_none=True)
+    _integer(merged["max_bins"], "tree_options.max_bins", 2)
+    if merged["max_bins"] > 255:
+        raise ConfigError(f"tree_options.max_bins must be <= 255, got {merged['max_bins']!r}")
+    return merged
+
+
+@dataclasses.dataclass
+class TreeScorer:
+    """A trained boosted-tree CWoLa ensemble; the interface of `Scorer`.
+
+    Attributes:
+      members: the fitted scikit-learn `HistGradientBoostingClassifier`s.
+      feature_shape: the per-event shape the scorer accepts, (D,).
+      n_iter: boosting iterations each member kept (early stopping on its validation split).
+      not_converged: per member, '' if early stopping triggered before `max_iter`, else why
+        not (such a member may be under-fitted; it is kept in the ensemble and warned about).
+    """
+
+    members: list
+    feature_shape: tuple[int, ...]
+    n_iter: list[int]
+    not_converged: list[str] = dataclasses.field(default_factory=list)
+
+    def member_scores(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """(E, N) logits (log-odds) of each member; `batch_size` is accepted and unused."""
+        del batch_size
+        x = _checked(x, "x")
+        if x.shape[1:] != self.feature_shape:
+            raise ConfigError(
+                f"x has feature shape {x.shape[1:]}, the scorer was trained on {self.feature_shape}"
+            )
+        return np.stack([m.decision_function(x) for m in self.members]).astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Ensemble score: the mean member probability, (N,)."""
+        logits = self.member_scores(x).astype(np.float64)
+        return (1.0 / (1.0 + np.exp(-logits))).mean(axis=0)
+
+
+def _fit_trees(
+    mixed_a: np.ndarray,
+    mixed_b: np.ndarray,
+    n_members: int,
+    seed: int,
+    validation_fraction: float,
+    options: dict,
+) -> TreeScorer:
+    """`n_members` boosted-tree classifiers, each on its own split, seeded `seed`-derived."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    pool = np.concatenate([mixed_a, mixed_b])
+    labels = np.concatenate([np.ones(len(mixed_a)), np.zeros(len(mixed_b))]).astype(np.int8)
+    rng = np.random.default_rng(seed)
+    n_val = max(1, round(validation_fraction * len(pool)))
+    members, n_iter, not_converged = [], [], []
+    for m in range(n_members):
+        order = rng.permutation(len(pool))
+        val, train = order[:n_val], order[n_val:]
+        member = HistGradientBoostingClassifier(
+            **options,
+            early_stopping=True,
+            scoring="loss",
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        member.fit(pool[train], labels[train], X_val=pool[val], y_val=labels[val])
+        members.append(member)
+        n_iter.append(int(member.n_iter_))
+        stopped = member.n_iter_ < options["max_iter"]
+        not_converged.append(
+            "" if stopped else f"member {m}: early stopping did not trigger in max_iter"
+        )
+    flagged = [reason for reason in not_converged if reason]
+    if flagged:
+        warnings.warn(
+            f"weak_supervision(classifier='trees'): {len(flagged)} of {n_members} members did "
+            f"not converge (raise tree_options['max_iter']): {'; '.join(flagged)}",
+            stacklevel=3,
+        )
+    return TreeScorer(members, pool.shape[1:], n_iter, not_converged)
