@@ -4,7 +4,8 @@ Background-only data sets simulated afresh (`jaxws.methods.anomaly.samples.fresh
 are scored and tested exactly as the analysis tests data: f_0 from the reference scores, the
 signal template from a benchmark sample, null toys from the bank. If the null is valid their
 p-values (P(stat >= observed | H0) from toys, ties randomised) are uniform; the summary gives
-the KS p-value and the fractions below 0.05 and 0.01 with binomial errors
+the two-sample KS p-value of the data sets' statistics against the toys' and the fractions
+below 0.05 and 0.01 with errors that include the toys' own noise
 (`jaxws.stats.anomaly.uniformity_summary`).
 """
 
@@ -117,7 +118,7 @@ def null_calibration(
                         jax.random.fold_in(key, stream + 1 + 1000 * j),
                     )
                 )
-                entry[name] = anomaly_stats.uniformity_summary(p)
+                entry[name] = anomaly_stats.uniformity_summary(p, stats[name], toys[f"null_{name}"])
                 entry[f"p_{name}"] = p
             per_cut[float(quantile)] = entry
         results[float(r)] = {**per_cut[float(quantiles[0])], "cuts": per_cut}

@@ -116,15 +116,29 @@ def format_p(p: float, at_cap: bool, floor: float) -> str:
     return f"< {floor:.1g}" if at_cap else f"{p:.2g}"
 
 
-def uniformity_summary(p_values: ArrayLike) -> dict[str, float]:
+def uniformity_summary(
+    p_values: ArrayLike,
+    observed: ArrayLike | None = None,
+    toys: ArrayLike | None = None,
+) -> dict[str, float]:
     """How uniform null p-values are: KS p-value, fractions below 0.05 and 0.01 with errors.
 
-    The errors are binomial standard errors at the nominal rate, sqrt(a (1 - a) / n), so
-    `(fraction - a) / error` is the pull of each fraction; the binomial p-values are the exact
-    two-sided tests of the count below a against Binomial(n, a) (`scipy.stats.binomtest`).
+    p-values computed from a finite set of n_toys null toys share that set's noise: the toys'
+    own fraction beyond the alpha-quantile is Binomial(n_toys, alpha) / n_toys, so the count of
+    data sets below alpha scatters around n alpha with variance alpha (1 - alpha) (n + n^2 /
+    n_toys), not n alpha (1 - alpha). With `observed` and `toys` (the statistics behind the
+    p-values; large = signal-like) the errors are sqrt(alpha (1 - alpha) (1 / n + 1 / n_toys))
+    and the KS test is the two-sample test of the observed statistics against the toys
+    (`scipy.stats.ks_2samp`), which is exact for that comparison; without them the errors are
+    binomial, sqrt(alpha (1 - alpha) / n), and the KS test is against U(0, 1) (valid when
+    n_toys >> n). `(fraction - alpha) / error` is the pull of each fraction; the binomial
+    p-values are the exact two-sided tests of the count below alpha against Binomial(n,
+    alpha) (`scipy.stats.binomtest`), which ignore the toys' noise.
 
     Args:
       p_values: (n,) p-values that should be uniform under H0.
+      observed: (n,) the statistics of the data sets behind `p_values` (optional).
+      toys: (n_toys,) the null toys' statistics they were compared with (optional).
 
     Returns:
       dict with n, ks_pvalue and, for a = 0.05 and 0.01 (tags 05, 01), fraction_below_<tag>,
@@ -134,10 +148,18 @@ def uniformity_summary(p_values: ArrayLike) -> dict[str, float]:
 
     p = np.asarray(p_values, np.float64)
     n = p.size
-    summary = {"n": float(n), "ks_pvalue": float(stats.kstest(p, "uniform").pvalue)}
+    if (observed is None) != (toys is None):
+        raise ValueError("uniformity_summary: pass both `observed` and `toys`, or neither")
+    if toys is None:
+        ks, inverse_toys = stats.kstest(p, "uniform").pvalue, 0.0
+    else:
+        toys = np.asarray(toys, np.float64).ravel()
+        ks = stats.ks_2samp(np.asarray(observed, np.float64).ravel(), toys).pvalue
+        inverse_toys = 1.0 / toys.size
+    summary = {"n": float(n), "ks_pvalue": float(ks)}
     for alpha, tag in ((0.05, "05"), (0.01, "01")):
         summary[f"fraction_below_{tag}"] = float(np.mean(p < alpha))
-        summary[f"error_{tag}"] = math.sqrt(alpha * (1.0 - alpha) / n)
+        summary[f"error_{tag}"] = math.sqrt(alpha * (1.0 - alpha) * (1.0 / n + inverse_toys))
         below = int(np.sum(p < alpha))
         summary[f"binomial_pvalue_{tag}"] = float(stats.binomtest(below, n, alpha).pvalue)
     return summary
