@@ -1,7 +1,7 @@
 """Markdown tables of an anomaly run for docs/anomaly.md (and its figures into docs/figures).
 
     python -m jaxws experiment=anomaly tracking=none hydra.run.dir=RUN
-    PYTHONPATH=. python experiments/anomaly_tables.py RUN [--figures docs/figures]
+    PYTHONPATH=. python experiments/anomaly_tables.py RUN [--figures docs/figures] [--prefix P]
 
 Reads RUN/anomaly_results.json (through RUN/results.json's sibling files) and prints the null
 check, the model-independent and model-dependent sensitivities, the R scan with its 68% toy
@@ -45,6 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--figures", type=Path, default=None)
+    parser.add_argument(
+        "--prefix", default="anomaly", help="figure names: <prefix>_<figure>.png (anomaly)"
+    )
     args = parser.parse_args()
     results = json.loads(_find(args.run, "anomaly_results.json").read_text())
     metrics, masses = results["metrics"], results["masses"]
@@ -174,7 +177,7 @@ def main() -> None:
         names += [f"{n}_cut{q:g}" for q in quantiles if q > 0 for n in names[1:3]]
         for name in names:
             source = _find(args.run, f"{name}.png")
-            shutil.copyfile(source, args.figures / f"anomaly_{name}.png")
+            shutil.copyfile(source, args.figures / f"{args.prefix}_{name}.png")
 
 
 if __name__ == "__main__":

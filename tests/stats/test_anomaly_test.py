@@ -227,6 +227,47 @@ def test_exponential_tails_follow_the_sample_and_keep_the_density_normalised():
     np.testing.assert_allclose(total, 1.0, atol=2e-3)
 
 
+def two_scale_scores(rng, n):
+    """TS = -ELBO + R H_B at a large R: 98% of events N(20, 1), 2% at 20 + Exp(scale 1e4)."""
+    core = rng.normal(20.0, 1.0, n)
+    tail = 20.0 + rng.exponential(1e4, n)
+    return np.where(rng.uniform(size=n) < 0.02, tail, core).astype("f4")
+
+
+def two_scale_log_pdf(x):
+    return np.log(0.98 * stats.norm.pdf(x, 20.0, 1.0) + 0.02 * stats.expon.pdf(x - 20.0, scale=1e4))
+
+
+def test_a_score_with_two_scales_is_estimated_in_the_asinh_coordinate():
+    """At a large R the core of TS spans less than one step of a grid over the 1-99% range.
+
+    The estimator switches to u = asinh((TS - c) / w) and returns the density of TS: its mean
+    log-likelihood on 200 000 fresh events is within 0.02 nats of the true density's (measured
+    0.004; the linear grid, forced: 208 nats below), it matches the true density in the core
+    within 10% (measured 5%) and integrates to one (substitution TS = c + w sinh(u)). An
+    ordinary sample stays linear."""
+    rng = np.random.default_rng(0)
+    sample, fresh = two_scale_scores(rng, 20000), two_scale_scores(rng, 200000)
+    density = at.score_density(sample)
+    assert density.in_asinh
+    mean_log = float(np.mean(np.asarray(at.log_density_at(density, jnp.asarray(fresh)))))
+    assert abs(mean_log - float(np.mean(two_scale_log_pdf(fresh)))) < 0.02
+    linear = at.fit_score_density(jnp.asarray(sample), coordinate="linear")
+    assert float(np.mean(np.asarray(at.log_density_at(linear, jnp.asarray(fresh))))) < mean_log - 10
+    core = np.linspace(18.0, 22.0, 9)
+    ratio = np.exp(
+        np.asarray(at.log_density_at(density, jnp.asarray(core, jnp.float32)))
+        - two_scale_log_pdf(core)
+    )
+    np.testing.assert_allclose(ratio, 1.0, atol=0.1)
+    u = np.linspace(-60.0, 60.0, 400001)
+    x = float(density.center) + float(density.width) * np.sinh(u)
+    dx_du = float(density.width) * np.cosh(u)
+    f = np.exp(np.asarray(at.log_density_at(density, jnp.asarray(x, jnp.float32))))
+    np.testing.assert_allclose(np.trapezoid(f * dx_du, u), 1.0, atol=2e-3)
+    assert not at.score_density(rng.normal(0.0, 1.0, 20000).astype("f4")).in_asinh
+
+
 def test_median_p_band_and_bound():
     null = np.arange(99.0)  # p_i = (1 + #{null >= t}) / 100
     summary = at.median_p_value(null, np.array([[10.5] * 9, [500.0] * 9]))

@@ -13,6 +13,15 @@ Scaffidi and Trotta (DARWIN, arXiv:2410.00755):
   fitted to the exceedances (`jaxws.stats.anomaly.tails`), carrying the sample's share of
   events there; the core is rescaled so that the whole density integrates to one.
 
+* coordinate: the binned KDE resolves its kernels only when the grid step is a fraction of
+  the bandwidth. A score with two scales (TS = -ELBO + R H_B at large R: 99% of the
+  background within a few units of the -ELBO core, the top percent at R times the classifier's
+  cross-entropy, up to 1e6) puts the whole core into one grid step. When the step would exceed
+  `MAX_STEP_PER_BANDWIDTH` bandwidths the density is estimated in u = asinh((TS - c) / w)
+  (c the median, w the robust spread IQR / 1.349 of the sample), linear near the core and
+  logarithmic far out, and returned as the density of TS with the Jacobian:
+  log f(TS) = log f_u(u(TS)) - log sqrt(w^2 + (TS - c)^2). Otherwise (the usual case) u = TS.
+
 Densities are pytrees (`ScoreDensity`), so they can be built and used inside jit and vmap.
 """
 
@@ -36,11 +45,16 @@ MIN_TAIL_EVENTS = 5
 # Kernel half-width (in bandwidths) used for the grid span and the support of a template.
 GRID_MARGIN = 6.0
 SUPPORT_MARGIN = 5.0
+# Largest grid step, in bandwidths, of a KDE estimated in the score itself (else asinh).
+MAX_STEP_PER_BANDWIDTH = 0.25
 
 
 @struct.dataclass
 class ScoreDensity:
     """A score density: binned Gaussian KDE core, optional generalised-Pareto tails (a pytree).
+
+    Every attribute but `center` and `width` is in the density's coordinate u: u = TS when
+    `width` is 0, else u = asinh((TS - center) / width) (module docstring).
 
     Attributes:
       grid_low: first grid point.
@@ -60,6 +74,8 @@ class ScoreDensity:
       log_mass_high: log of the probability in the upper tail.
       log_core_norm: log of the factor that makes the KDE core on [tail_low, tail_high] carry
         the remaining probability.
+      center: c of the asinh coordinate (0 when linear).
+      width: w of the asinh coordinate (0: the density is estimated in TS itself).
     """
 
     grid_low: jax.Array
@@ -77,12 +93,32 @@ class ScoreDensity:
     log_mass_low: jax.Array
     log_mass_high: jax.Array
     log_core_norm: jax.Array
+    center: jax.Array
+    width: jax.Array
 
     @property
     def support(self) -> tuple[float, float]:
-        """(low, high) = extreme samples -/+ SUPPORT_MARGIN bandwidths (host floats)."""
+        """(low, high) = extreme samples -/+ SUPPORT_MARGIN bandwidths, in TS (host floats)."""
         margin = SUPPORT_MARGIN * float(self.bandwidth)
-        return float(self.sample_min) - margin, float(self.sample_max) + margin
+        low, high = float(self.sample_min) - margin, float(self.sample_max) + margin
+        if float(self.width) > 0:
+            low, high = (float(self.center) + float(self.width) * math.sinh(u) for u in (low, high))
+        return low, high
+
+    @property
+    def in_asinh(self) -> bool:
+        """Whether the density was estimated in the asinh coordinate (host bool)."""
+        return float(self.width) > 0
+
+
+def coordinate(center: jax.Array, width: jax.Array, scores: jax.Array) -> tuple[jax.Array, ...]:
+    """(u, log du/dTS) of `scores`: u = TS when `width` is 0, else asinh((TS - c) / w)."""
+    linear = width <= 0
+    safe = jnp.where(linear, 1.0, width)
+    offset = scores - center
+    u = jnp.where(linear, scores, jnp.arcsinh(offset / safe))
+    log_jacobian = jnp.where(linear, 0.0, -0.5 * jnp.log(safe**2 + offset**2))
+    return u, log_jacobian
 
 
 def _weighted_quantile(samples: jax.Array, weights: jax.Array, q: float) -> jax.Array:
@@ -210,10 +246,70 @@ def _no_tails() -> dict:
 
 
 @functools.partial(jax.jit, static_argnames=("tail_fraction",))
+def _step_per_bandwidth(samples: jax.Array, weights: jax.Array, tail_fraction: float) -> jax.Array:
+    """Grid step / bandwidth of the KDE estimated in the score itself."""
+    bandwidth = silverman_bandwidth(samples, weights)
+    if tail_fraction > 0:
+        low = _weighted_quantile(samples, weights, tail_fraction)
+        high = _weighted_quantile(samples, weights, 1.0 - tail_fraction)
+    else:
+        big = jnp.finfo(jnp.float32).max
+        low = jnp.min(jnp.where(weights > 0, samples, big))
+        high = jnp.max(jnp.where(weights > 0, samples, -big))
+    return ((high - low) / bandwidth + 2.0 * GRID_MARGIN) / (GRID_SIZE - 1)
+
+
+@functools.partial(jax.jit, static_argnames=("tail_fraction",))
+def _asinh_coordinate(samples: jax.Array, weights: jax.Array, tail_fraction: float):
+    """(c, w): the weighted median and robust spread IQR / 1.349 (std, then 1e-3 if zero)."""
+    del tail_fraction
+    center = _weighted_quantile(samples, weights, 0.5)
+    spread = (
+        _weighted_quantile(samples, weights, 0.75) - _weighted_quantile(samples, weights, 0.25)
+    ) / 1.349
+    total = jnp.sum(weights)
+    mean = jnp.sum(weights * samples) / total
+    std = jnp.sqrt(jnp.sum(weights * (samples - mean) ** 2) / total)
+    spread = jnp.where(spread > 0, spread, std)
+    return center, jnp.where(spread > 0, spread, 1e-3)
+
+
 def fit_score_density(
-    samples: jax.Array, weights: jax.Array | None = None, tail_fraction: float = TAIL_FRACTION
+    samples: jax.Array,
+    weights: jax.Array | None = None,
+    tail_fraction: float = TAIL_FRACTION,
+    coordinate: str = "auto",
 ) -> ScoreDensity:
     """Binned Gaussian KDE with Silverman's bandwidth and generalised-Pareto tails (no checks).
+
+    `coordinate` "auto" estimates in TS unless the grid would be coarser than
+    `MAX_STEP_PER_BANDWIDTH` bandwidths, then in u = asinh((TS - c) / w) (module docstring);
+    "linear" and "asinh" force one. Host function (the choice depends on the sample); the fit
+    itself is jitted.
+    """
+    samples = jnp.asarray(samples, jnp.float32)
+    weights = jnp.ones_like(samples) if weights is None else jnp.asarray(weights, jnp.float32)
+    if coordinate not in ("auto", "linear", "asinh"):
+        raise ValueError(f"coordinate must be auto, linear or asinh, got {coordinate!r}")
+    if coordinate == "auto":
+        coarse = float(_step_per_bandwidth(samples, weights, tail_fraction))
+        coordinate = "asinh" if coarse > MAX_STEP_PER_BANDWIDTH else "linear"
+    if coordinate == "asinh":
+        center, width = _asinh_coordinate(samples, weights, tail_fraction)
+    else:
+        center, width = jnp.float32(0.0), jnp.float32(0.0)
+    return _fit_score_density(samples, weights, center, width, tail_fraction=tail_fraction)
+
+
+@functools.partial(jax.jit, static_argnames=("tail_fraction",))
+def _fit_score_density(
+    samples: jax.Array,
+    weights: jax.Array,
+    center: jax.Array,
+    width: jax.Array,
+    tail_fraction: float = TAIL_FRACTION,
+) -> ScoreDensity:
+    """Binned Gaussian KDE with Silverman's bandwidth and generalised-Pareto tails, in u.
 
     The KDE describes the core; beyond the `tail_fraction` and 1 - `tail_fraction` quantiles
     u_lo, u_hi of the sample each tail is a generalised Pareto law fitted to the exceedances
@@ -227,16 +323,16 @@ def fit_score_density(
     mask in the tails.
 
     Args:
-      samples: (n,) scores.
-      weights: (n,) non-negative event weights (0 masks an event); None for unit weights.
+      samples: (n,) scores (TS).
+      weights: (n,) non-negative event weights (0 masks an event).
+      center: c of the asinh coordinate.
+      width: w of the asinh coordinate (0: estimate in TS).
       tail_fraction: probability in each tail (static; 0 for none).
 
     Returns:
       `ScoreDensity` normalised to one over the real line.
     """
-    samples = jnp.asarray(samples, jnp.float32)
-    if weights is None:
-        weights = jnp.ones_like(samples)
+    samples, _ = coordinate(center, width, samples)
     bandwidth = silverman_bandwidth(samples, weights)
     span = None
     if tail_fraction > 0:
@@ -249,7 +345,7 @@ def fit_score_density(
         _pareto_tails(samples, weights, kde, tail_fraction) if tail_fraction > 0 else _no_tails()
     )
     del kde["grid"]
-    return ScoreDensity(bandwidth=bandwidth, **kde, **tails)
+    return ScoreDensity(bandwidth=bandwidth, **kde, **tails, center=center, width=width)
 
 
 def score_density(
@@ -294,8 +390,15 @@ def log_density_at(density: ScoreDensity, scores: jax.Array) -> jax.Array:
       scores: points at which to evaluate it (any shape).
 
     Returns:
-      log f, shaped like `scores`.
+      log f, shaped like `scores` (the density of TS: with the asinh coordinate, the density
+      of u times |du/dTS|).
     """
+    scores, log_jacobian = coordinate(density.center, density.width, scores)
+    return _log_density_in_u(density, scores) + log_jacobian
+
+
+def _log_density_in_u(density: ScoreDensity, scores: jax.Array) -> jax.Array:
+    """Log f_u at points already in the density's coordinate."""
     grid_high = density.grid_low + density.grid_step * (GRID_SIZE - 1)
     grid = density.grid_low + density.grid_step * jnp.arange(GRID_SIZE, dtype=jnp.float32)
     inside = jnp.interp(scores, grid, density.log_density)

@@ -97,7 +97,7 @@ def scan_score_weight(
     templates, pools = as_float(signal_templates), as_float(signal_pools)
     benchmark_keys = jax.random.split(key, n_benchmarks)
     fingerprint = tree_digest(
-        "anomaly R scan v2 (tabulated terms, cuts)",
+        "anomaly R scan v3 (asinh coordinate for two-scale scores)",
         key,
         r_values,
         quantiles,

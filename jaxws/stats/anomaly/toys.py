@@ -324,7 +324,7 @@ def sensitivity_toys(
     rates = np.concatenate([np.zeros(null_blocks, np.float32), np.asarray(signal_rates)])
     block_keys = jax.random.split(key, rates.size)
     fingerprint = tree_digest(
-        "anomaly sensitivity toys v2 (tabulated terms, cut)",
+        "anomaly sensitivity toys v3 (asinh coordinate for two-scale scores)",
         block_keys,
         setup.bank,
         setup.pool,
