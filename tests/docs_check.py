@@ -19,6 +19,9 @@ Checks, each naming the document and what drifted:
   CSV only within the spread over pseudo-experiments (README, "Reproducibility"), so a fresh
   run is not compared here: regenerate the CSV and the table together.
 - **performance**: every row of the README's Performance table names a command and a machine.
+- **paper table**: docs/results/paper_luminosity/README.md holds the table that
+  `python experiments/paper_table.py` prints from the committed `thresholds.csv` files, line for
+  line.
 
 Plain Python and Hydra's compose (no pytest), so `make docs-check` runs in the demo's
 environment.
@@ -46,6 +49,7 @@ DOCUMENTS = (
     "docs/own_events.md",
     "docs/reliability.md",
     "docs/INTERFACES.md",
+    "docs/results/paper_luminosity/README.md",
     "bench/README.md",
     "experiments/README.md",
 )
@@ -293,6 +297,31 @@ def check_performance(read: Callable[[str], str]) -> list[str]:
     return problems
 
 
+PAPER_TABLE = "docs/results/paper_luminosity/README.md"
+
+
+def check_paper_table(read: Callable[[str], str]) -> list[str]:
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location(
+        "paper_table", REPO / "experiments/paper_table.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.path.insert(0, str(REPO))
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        module.main()
+    text = read(PAPER_TABLE)
+    return [
+        f"{PAPER_TABLE}: lacks the row '{line}' that experiments/paper_table.py prints"
+        for line in printed.getvalue().splitlines()
+        if line not in text.splitlines()
+    ]
+
+
 CHECKS = (
     check_paths,
     check_modules,
@@ -300,6 +329,7 @@ CHECKS = (
     check_defaults,
     check_demo,
     check_performance,
+    check_paper_table,
 )
 
 

@@ -32,6 +32,12 @@ def test_documents_match_the_code_configs_and_committed_tables():
             "no map_chunk_list in",
         ),
         ("experiments/README.md", "- `tpc_vs_nest.py`", "- `tpc_vs_nest_old.py`", "tpc_vs_nest"),
+        (
+            "docs/results/paper_luminosity/README.md",
+            "| MTL | 3.6 +- 0.2 | 654 +- 23 |",
+            "| MTL | 3.6 +- 0.2 | 640 +- 23 |",
+            "lacks the row '| paper luminosity, simulator (25k) | MTL | 3.6 +- 0.2 | 654 +- 23",
+        ),
     ],
 )
 def test_the_check_fails_on_planted_drift(document, old, new, complaint):
