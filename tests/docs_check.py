@@ -7,8 +7,9 @@ Checks, each naming the document and what drifted:
 - **paths**: every repository path the documents name (`jaxws/...`, `conf/...`, `docs/...`,
   `tests/...`, `bench/...`, `experiments/...`, `notebooks/...`) exists; a named test
   (`tests/x.py::test_name`) is defined in its file.
-- **modules**: every dotted `jaxws.a.b` name resolves to a module file or package of this
-  checkout, and a trailing attribute (`jaxws.a.b.name`) is defined in that module or package.
+- **modules**: every dotted `jaxws.a.b` name (in backticks or not) resolves to a module file or
+  package of this checkout, and a trailing attribute (`jaxws.a.b.name`) is defined in that
+  module or package.
 - **experiments**: experiments/README.md lists exactly the scripts in experiments/.
 - **defaults**: the config defaults the documents quote (CLAIMS: the phrase, with the value
   of the composed config filled in, must appear in the document).
@@ -50,8 +51,13 @@ DOCUMENTS = (
     "docs/reliability.md",
     "docs/INTERFACES.md",
     "docs/results/paper_luminosity/README.md",
+    "docs/hunt.md",
+    "docs/testing.md",
     "bench/README.md",
     "experiments/README.md",
+    "notebooks/01_weak_supervision.ipynb",
+    "notebooks/02_nplm.ipynb",
+    "notebooks/03_anomaly.ipynb",
 )
 
 #: (document, phrase with {} for the value, config overrides, dotted key[, format])
@@ -183,7 +189,8 @@ def check_paths(read: Callable[[str], str]) -> list[str]:
     return problems
 
 
-MODULE = re.compile(r"`(jaxws(?:\.\w+)+)")
+#: a dotted name, with or without backticks (not a file name such as jaxws.egg-info)
+MODULE = re.compile(r"(?<![\w/.-])(jaxws(?:\.\w+)+)(?![\w-])")
 
 
 def _module_file(parts: list[str]) -> Path | None:

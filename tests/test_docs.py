@@ -31,6 +31,13 @@ def test_documents_match_the_code_configs_and_committed_tables():
             "`jaxws.train.resume.map_chunk_list",
             "no map_chunk_list in",
         ),
+        # a module path in a code block (no backticks) that a package replaced
+        (
+            "docs/meta_learning.md",
+            "from jaxws.methods.meta.inner import Task",
+            "from jaxws.methods.meta_inner import Task",
+            "names jaxws.methods.meta_inner",
+        ),
         ("experiments/README.md", "- `tpc_vs_nest.py`", "- `tpc_vs_nest_old.py`", "tpc_vs_nest"),
         (
             "docs/results/paper_luminosity/README.md",
