@@ -20,6 +20,7 @@ import textwrap
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator
 from scipy import stats as scipy_stats
 
 from jaxws.plotting import legend_outside, readable_log_axis, style
@@ -127,6 +128,9 @@ def history_figure(
         )
         ax.set_xscale("log")
         readable_log_axis(ax.xaxis, *sorted(ax.get_xlim()))
+        # 1, 3 x 10^k (the checkpoints' own spacing): at 1, 2, 5 x 10^k the five-digit epoch
+        # labels of 2-3 decades run into each other.
+        ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 3.0)))
         ax.set_xlabel("epochs")
         ax.set_ylabel("t")
         _title(ax, title)

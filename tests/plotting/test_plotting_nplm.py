@@ -1,5 +1,7 @@
 """NPLM figures: Z from toys that is only a bound is drawn as one."""
 
+import itertools
+
 import numpy as np
 
 from jaxws.plotting.nplm import sensitivity_figure
@@ -108,3 +110,28 @@ def test_sensitivity_figure_saved_with_title_and_top_axis_keeps_its_size():
     assert width / 50 < 8 + 6, (width / 50, height / 50)  # + the legend outside, at the right
     for line in figure.axes[0].get_title(loc="left").splitlines():
         assert line.count("$") % 2 == 0, line
+
+
+def test_history_figure_epoch_labels_do_not_overlap():
+    """The epochs axis of t against epochs (checkpoints 30-8000, as in experiment=nplm_cpu):
+    its tick labels, as drawn, do not run into each other (at 1, 2, 5 x 10^k they did)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from jaxws.plotting.nplm import history_figure
+
+    checkpoints = (30, 100, 300, 1000, 3000, 8000)
+    t_history = np.linspace(1, 12, 6)[None, :] + np.arange(8)[:, None]
+    figure = history_figure(checkpoints, t_history, 13, 8, "toy")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = figure.axes
+    boxes = [
+        label.get_window_extent(renderer)
+        for label in ax.xaxis.get_ticklabels()
+        if label.get_visible() and label.get_text()
+    ]
+    assert len(boxes) >= 3
+    boxes.sort(key=lambda box: box.x0)
+    for left, right in itertools.pairwise(boxes):
+        assert left.x1 < right.x0, (left, right)
