@@ -20,6 +20,8 @@ Checks, each naming the document and what drifted:
   CSV only within the spread over pseudo-experiments (README, "Reproducibility"), so a fresh
   run is not compared here: regenerate the CSV and the table together.
 - **performance**: every row of the README's Performance table names a command and a machine.
+- **repeats**: no sentence of more than 70 characters appears twice in one document, or in
+  README.md and a document of docs/ (the README points to the docs; it does not copy them).
 - **paper table**: docs/results/paper_luminosity/README.md holds the table that
   `python experiments/paper_table.py` prints from the committed `thresholds.csv` files, line for
   line.
@@ -304,6 +306,31 @@ def check_performance(read: Callable[[str], str]) -> list[str]:
     return problems
 
 
+def _sentences(text: str) -> list[str]:
+    """Prose sentences longer than 70 characters (table rows and code blocks left out)."""
+    prose = re.sub(r"```.*?```", "\n\n", text, flags=re.S)
+    lines = [line for line in prose.splitlines() if not line.lstrip().startswith(("|", "#"))]
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n", "\n".join(lines)):
+        sentences += re.split(r"(?<=[.!?])\s+", " ".join(paragraph.split()))
+    return [s for s in sentences if len(s) > 70]
+
+
+def check_repeats(read: Callable[[str], str]) -> list[str]:
+    problems = []
+    readme = set(_sentences(read("README.md")))
+    for document in DOCUMENTS:
+        if not document.endswith(".md"):
+            continue
+        sentences = _sentences(read(document))
+        for sentence in sorted({s for s in sentences if sentences.count(s) > 1}):
+            problems.append(f"{document}: says twice: '{sentence[:80]}...'")
+        if document.startswith("docs/"):
+            for sentence in sorted(readme & set(sentences)):
+                problems.append(f"README.md and {document} both say: '{sentence[:80]}...'")
+    return problems
+
+
 PAPER_TABLE = "docs/results/paper_luminosity/README.md"
 
 
@@ -336,6 +363,7 @@ CHECKS = (
     check_defaults,
     check_demo,
     check_performance,
+    check_repeats,
     check_paper_table,
 )
 

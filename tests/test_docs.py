@@ -31,6 +31,14 @@ def test_documents_match_the_code_configs_and_committed_tables():
             "`jaxws.train.resume.map_chunk_list",
             "no map_chunk_list in",
         ),
+        # a README paragraph copied into a document of docs/
+        (
+            "docs/own_events.md",
+            "# Your own events",
+            "# Your own events\n\nBelow its learning threshold the CWoLa cut costs "
+            "significance; above it the cut gains.\n",
+            "both say",
+        ),
         # a module path in a code block (no backticks) that a package replaced
         (
             "docs/meta_learning.md",
