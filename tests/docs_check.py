@@ -22,6 +22,8 @@ Checks, each naming the document and what drifted:
 - **performance**: every row of the README's Performance table names a command and a machine.
 - **repeats**: no sentence of more than 70 characters appears twice in one document, or in
   README.md and a document of docs/ (the README points to the docs; it does not copy them).
+- **bench commits**: every section of bench/README.md whose table holds measured numbers names,
+  in its heading, the commit that recorded them (`[commit abcdef0]`).
 - **paper table**: docs/results/paper_luminosity/README.md holds the table that
   `python experiments/paper_table.py` prints from the committed `thresholds.csv` files, line for
   line.
@@ -331,6 +333,21 @@ def check_repeats(read: Callable[[str], str]) -> list[str]:
     return problems
 
 
+def check_bench_commits(read: Callable[[str], str]) -> list[str]:
+    problems = []
+    sections = re.split(r"^(?=#)", read("bench/README.md"), flags=re.M)
+    for section in sections:
+        heading, _, body = section.partition("\n")
+        measured = [
+            line
+            for line in body.splitlines()
+            if line.startswith("|") and "---" not in line and re.search(r"\d\.\d", line)
+        ]
+        if measured and not re.search(r"\[commit [0-9a-f]{7,40}\]", heading):
+            problems.append(f"bench/README.md: section '{heading[:60]}' names no [commit ...]")
+    return problems
+
+
 PAPER_TABLE = "docs/results/paper_luminosity/README.md"
 
 
@@ -364,6 +381,7 @@ CHECKS = (
     check_demo,
     check_performance,
     check_repeats,
+    check_bench_commits,
     check_paper_table,
 )
 

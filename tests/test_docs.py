@@ -39,6 +39,8 @@ def test_documents_match_the_code_configs_and_committed_tables():
             "significance; above it the cut gains.\n",
             "both say",
         ),
+        # a bench section without the commit that recorded it
+        ("bench/README.md", " [commit aafcc1d]", "", "names no [commit"),
         # a module path in a code block (no backticks) that a package replaced
         (
             "docs/meta_learning.md",
