@@ -4,11 +4,11 @@
 #                                          # CWoLa and transfer, 5 pseudo-experiments (budget 8 min)
 #   bash experiments/paper_gpu.sh nplm    # the NPLM null at the papers' size: N_R = 200k, N(R) = 2k,
 #                                          # 1-4-1, clip 9, Adam 1e-3 x 300k epochs, 200 toys in one
-#                                          # vmapped chunk (about 5 min at the H200's 2,673 toys/h)
+#                                          # vmapped chunk (about 5 min at the H200's rate, bench/README.md)
 #   bash experiments/paper_gpu.sh dry      # both dry runs (what the test suite runs on a CPU)
 # Neither has run on a GPU yet: no device was lent to the session that wrote them. Each call
 # prints its tables; copy the run directory (outputs/paper_gpu/<call>) back with the device
-# tool's $OUT. Needs jax with CUDA (README, "GPU").
+# tool's $OUT. Needs jax with CUDA (README, "Installation": the gpu extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"

@@ -9,7 +9,7 @@
 #    the 250k source events they never draw need a pool of about 1.37M SR events: about 2.8M
 #    stored QCD events in 56 shards, and 28.5k events for each of the 14 signal models. At the
 #    measured 2.4k stored QCD events per minute on 2 cores (../shared/data/qcd-extra: 85,472
-#    in 36 min) that is about 19 days on this CPU: use a cluster (hydra/launcher=submitit_slurm
+#    in 36 min) that is about 19 days on this CPU: use a cluster (hydra/launcher=slurm
 #    with -m, one job per shard). Shards already there are verified and skipped.
 # 2. The study's own dry run (data sizes included), then the three methods on the same
 #    pseudo-experiments (GPU: the Table 2 CNN costs 1.73 s per step on 2 CPU cores).

@@ -1,4 +1,5 @@
-"""README table "jaxws against the paper": every cell read from a committed thresholds.csv.
+"""The table "Results against the paper" of docs/results/paper_luminosity/README.md: every cell
+read from a committed thresholds.csv (make docs-check compares the two).
 
     python experiments/paper_table.py            # prints the markdown table
 Rows: the demo (`make demo`, docs/figures/quickstart_thresholds.csv) and the paper-luminosity

@@ -7,8 +7,9 @@ Checks, each naming the document and what drifted:
 - **paths**: every repository path the documents name (`jaxws/...`, `conf/...`, `docs/...`,
   `tests/...`, `bench/...`, `experiments/...`, `notebooks/...`) exists; a named test
   (`tests/x.py::test_name`) is defined in its file.
-- **modules**: every dotted `jaxws.a.b` name resolves to a module file or package of this
-  checkout, and a trailing attribute (`jaxws.a.b.name`) is defined in that module or package.
+- **modules**: every dotted `jaxws.a.b` name (in backticks or not) resolves to a module file or
+  package of this checkout, and a trailing attribute (`jaxws.a.b.name`) is defined in that
+  module or package.
 - **experiments**: experiments/README.md lists exactly the scripts in experiments/.
 - **defaults**: the config defaults the documents quote (CLAIMS: the phrase, with the value
   of the composed config filled in, must appear in the document).
@@ -19,6 +20,13 @@ Checks, each naming the document and what drifted:
   CSV only within the spread over pseudo-experiments (README, "Reproducibility"), so a fresh
   run is not compared here: regenerate the CSV and the table together.
 - **performance**: every row of the README's Performance table names a command and a machine.
+- **repeats**: no sentence of more than 70 characters appears twice in one document, or in
+  README.md and a document of docs/ (the README points to the docs; it does not copy them).
+- **bench commits**: every section of bench/README.md whose table holds measured numbers names,
+  in its heading, the commit that recorded them (`[commit abcdef0]`).
+- **paper table**: docs/results/paper_luminosity/README.md holds the table that
+  `python experiments/paper_table.py` prints from the committed `thresholds.csv` files, line for
+  line.
 
 Plain Python and Hydra's compose (no pytest), so `make docs-check` runs in the demo's
 environment.
@@ -46,8 +54,14 @@ DOCUMENTS = (
     "docs/own_events.md",
     "docs/reliability.md",
     "docs/INTERFACES.md",
+    "docs/results/paper_luminosity/README.md",
+    "docs/hunt.md",
+    "docs/testing.md",
     "bench/README.md",
     "experiments/README.md",
+    "notebooks/01_weak_supervision.ipynb",
+    "notebooks/02_nplm.ipynb",
+    "notebooks/03_anomaly.ipynb",
 )
 
 #: (document, phrase with {} for the value, config overrides, dotted key[, format])
@@ -179,7 +193,8 @@ def check_paths(read: Callable[[str], str]) -> list[str]:
     return problems
 
 
-MODULE = re.compile(r"`(jaxws(?:\.\w+)+)")
+#: a dotted name, with or without backticks (not a file name such as jaxws.egg-info)
+MODULE = re.compile(r"(?<![\w/.-])(jaxws(?:\.\w+)+)(?![\w-])")
 
 
 def _module_file(parts: list[str]) -> Path | None:
@@ -293,6 +308,71 @@ def check_performance(read: Callable[[str], str]) -> list[str]:
     return problems
 
 
+def _sentences(text: str) -> list[str]:
+    """Prose sentences longer than 70 characters (table rows and code blocks left out)."""
+    prose = re.sub(r"```.*?```", "\n\n", text, flags=re.S)
+    lines = [line for line in prose.splitlines() if not line.lstrip().startswith(("|", "#"))]
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n", "\n".join(lines)):
+        sentences += re.split(r"(?<=[.!?])\s+", " ".join(paragraph.split()))
+    return [s for s in sentences if len(s) > 70]
+
+
+def check_repeats(read: Callable[[str], str]) -> list[str]:
+    problems = []
+    readme = set(_sentences(read("README.md")))
+    for document in DOCUMENTS:
+        if not document.endswith(".md"):
+            continue
+        sentences = _sentences(read(document))
+        for sentence in sorted({s for s in sentences if sentences.count(s) > 1}):
+            problems.append(f"{document}: says twice: '{sentence[:80]}...'")
+        if document.startswith("docs/"):
+            for sentence in sorted(readme & set(sentences)):
+                problems.append(f"README.md and {document} both say: '{sentence[:80]}...'")
+    return problems
+
+
+def check_bench_commits(read: Callable[[str], str]) -> list[str]:
+    problems = []
+    sections = re.split(r"^(?=#)", read("bench/README.md"), flags=re.M)
+    for section in sections:
+        heading, _, body = section.partition("\n")
+        measured = [
+            line
+            for line in body.splitlines()
+            if line.startswith("|") and "---" not in line and re.search(r"\d\.\d", line)
+        ]
+        if measured and not re.search(r"\[commit [0-9a-f]{7,40}\]", heading):
+            problems.append(f"bench/README.md: section '{heading[:60]}' names no [commit ...]")
+    return problems
+
+
+PAPER_TABLE = "docs/results/paper_luminosity/README.md"
+
+
+def check_paper_table(read: Callable[[str], str]) -> list[str]:
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location(
+        "paper_table", REPO / "experiments/paper_table.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.path.insert(0, str(REPO))
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        module.main()
+    text = read(PAPER_TABLE)
+    return [
+        f"{PAPER_TABLE}: lacks the row '{line}' that experiments/paper_table.py prints"
+        for line in printed.getvalue().splitlines()
+        if line not in text.splitlines()
+    ]
+
+
 CHECKS = (
     check_paths,
     check_modules,
@@ -300,6 +380,9 @@ CHECKS = (
     check_defaults,
     check_demo,
     check_performance,
+    check_repeats,
+    check_bench_commits,
+    check_paper_table,
 )
 
 

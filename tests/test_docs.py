@@ -31,7 +31,30 @@ def test_documents_match_the_code_configs_and_committed_tables():
             "`jaxws.train.resume.map_chunk_list",
             "no map_chunk_list in",
         ),
+        # a README paragraph copied into a document of docs/
+        (
+            "docs/own_events.md",
+            "# Your own events",
+            "# Your own events\n\nBelow its learning threshold the CWoLa cut costs "
+            "significance; above it the cut gains.\n",
+            "both say",
+        ),
+        # a bench section without the commit that recorded it
+        ("bench/README.md", " [commit aafcc1d]", "", "names no [commit"),
+        # a module path in a code block (no backticks) that a package replaced
+        (
+            "docs/meta_learning.md",
+            "from jaxws.methods.meta.inner import Task",
+            "from jaxws.methods.meta_inner import Task",
+            "names jaxws.methods.meta_inner",
+        ),
         ("experiments/README.md", "- `tpc_vs_nest.py`", "- `tpc_vs_nest_old.py`", "tpc_vs_nest"),
+        (
+            "docs/results/paper_luminosity/README.md",
+            "| MTL | 3.6 +- 0.2 | 654 +- 23 |",
+            "| MTL | 3.6 +- 0.2 | 640 +- 23 |",
+            "lacks the row '| paper luminosity, simulator (25k) | MTL | 3.6 +- 0.2 | 654 +- 23",
+        ),
     ],
 )
 def test_the_check_fails_on_planted_drift(document, old, new, complaint):

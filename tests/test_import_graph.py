@@ -1,6 +1,6 @@
 """The package's import graph: imports run only down the flow, and no module imports itself back.
 
-The flow (README, "Architecture"), lowest first:
+The flow (docs/INTERFACES.md, "Architecture"), lowest first:
 
     base (config, paths, console, files) -> data -> simulate -> models -> train -> stats
       -> track -> plotting -> methods -> cli

@@ -15,9 +15,12 @@ and saved by the tracker.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator
 from scipy import stats as scipy_stats
 
 from jaxws.plotting import legend_outside, readable_log_axis, style
@@ -29,8 +32,15 @@ def _figure() -> tuple[Figure, Axes]:
 
 
 def _title(ax: Axes, label: str | None) -> None:
+    # Wrapped here, not by matplotlib (wrap=True): with the sensitivity figure's top axis,
+    # matplotlib's wrapping moved the title far above the axes and the saved figure (tight
+    # bounding box) grew to twice its height, mostly empty.
     if label:
-        ax.set_title(label, fontsize="small", loc="left", wrap=True)
+        # Spaces inside $...$ are not break points: a line break would split the mathtext.
+        pieces = label.split("$")
+        pieces[1::2] = [piece.replace(" ", "\0") for piece in pieces[1::2]]
+        wrapped = textwrap.fill("$".join(pieces), 60).replace("\0", " ")
+        ax.set_title(wrapped, fontsize="small", loc="left")
 
 
 def null_histogram_figure(
@@ -118,6 +128,9 @@ def history_figure(
         )
         ax.set_xscale("log")
         readable_log_axis(ax.xaxis, *sorted(ax.get_xlim()))
+        # 1, 3 x 10^k (the checkpoints' own spacing): at 1, 2, 5 x 10^k the five-digit epoch
+        # labels of 2-3 decades run into each other.
+        ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 3.0)))
         ax.set_xlabel("epochs")
         ax.set_ylabel("t")
         _title(ax, title)
@@ -187,7 +200,7 @@ def sensitivity_figure(
                 color="C0",
                 label="toy null: lower bound\n(no null toy beyond)",
             )
-        ax.set_xlabel("injected signal fraction s (expected signal / background events)")
+        ax.set_xlabel("injected signal fraction s\n(expected signal / background events)")
         ax.set_ylabel("median one-sided Z")
         if n_expected is not None:
             top = ax.secondary_xaxis(

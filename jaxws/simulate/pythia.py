@@ -10,8 +10,8 @@ Jets come from Pythia's SlowJet (C++, fjcore inside), which measured faster than
 particles into Python for scikit-hep fastjet (bench/generation.py, docs/pythia.md); particles
 are read one by one only for the constituents of the two leading jets of stored events.
 
-Needs the physics extra (`pip install 'jaxws[physics]'` or `make venv`); Pythia is imported
-lazily so that the rest of jaxws imports without it.
+Needs the physics extra (`pip install -e '.[physics]'` in a checkout, or `make venv`); Pythia
+is imported lazily so that the rest of jaxws imports without it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ COMMON_SETTINGS = (
     "Init:showMultipartonInteractions = off",
 )
 MAX_PYTHIA_SEED = 900_000_000
-_INSTALL_HINT = "install the physics extra: pip install 'jaxws[physics]' (or `make venv`)"
+_INSTALL_HINT = "install the physics extra: pip install -e '.[physics]' (or `make venv`)"
 
 
 class PythiaSettingError(ValueError):

@@ -96,6 +96,36 @@ def test_pythia_study_without_its_source_shards_names_the_generator(tmp_path):
         validate(cfg)
 
 
+def test_pythia_study_refuses_a_mistyped_override_before_generating(tmp_path):
+    """experiments/pythia_study.sh with its source shards missing and a misspelt key: it stops
+    at the compose check, before the generator starts (which would take minutes)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # `python` as the script calls it: this interpreter (a wrapper, since a symlink to a
+    # virtual environment's python leaves the environment)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    shards = tmp_path / "benchmarks"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "PYTHIA_BENCHMARKS": str(shards),
+    }
+    out = subprocess.run(
+        ["bash", "experiments/pythia_study.sh", "study.n_pseudo_experimnts=3"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert "n_pseudo_experimnts" in out.stderr
+    assert "generating" not in out.stdout
+    assert not shards.exists()
+
+
 def test_a_design_the_data_cannot_fill_fails_naming_the_keys():
     cfg = config(["tracking=none", "study=paper"])
     with pytest.raises(ConfigError, match=r"data\.n_background.*data\.n_signal"):
