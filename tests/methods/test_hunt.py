@@ -126,7 +126,7 @@ def test_hunt_finds_an_injected_signal_in_the_right_window():
     labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
     features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
     features[labels == 1] += 2.0
-    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 1)
+    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 2)  # 7 windows, SRs side by side
     out = hunt(
         jax.random.key(0),
         features,
