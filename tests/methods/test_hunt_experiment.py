@@ -121,6 +121,8 @@ def test_hunt_runs_on_user_events_with_pretrained_classifiers(tmp_path, monkeypa
     assert metrics["n_background_events"] == 4000
     assert metrics["n_windows"] == 5
     assert metrics["signal_window"] == 3  # the window whose SR holds the 5 TeV events
+    assert np.isfinite(metrics["sideband_tilt_eff0.1"])
+    assert (run / "hunt_spectra.csv").read_text().count("\n") == 1 + 5 * 2 * 12
     rows = (run / "hunt_table.csv").read_text().splitlines()
     assert len(rows) == 1 + 5 * 2
     assert (run / "figures" / "hunt.png").is_file()
@@ -209,3 +211,18 @@ def test_pretraining_never_sees_an_event_of_the_hunt(tmp_path):
     )
     hunt_mjj = np.asarray(source.background().mjj)[:800]
     assert not np.isin(sample.images[sample.model_index == -1, 0], hunt_mjj).any()
+
+
+def test_sideband_tilt_is_the_ratio_of_upper_to_lower_pass_fractions():
+    from jaxws.methods.hunt.experiment import sideband_tilt
+
+    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 2)
+    counts = np.zeros((layout.n_windows, 2, layout.window_bins))
+    counts[:, 0] = 100.0  # efficiency 1: every bin
+    counts[:, 1, :2] = 5.0  # lower sidebands: 5 % pass
+    counts[:, 1, 2:4] = 10.0
+    counts[:, 1, 4:] = 15.0  # upper sidebands: 15 % pass
+    tilt = sideband_tilt(layout, (1.0, 0.1), counts)
+    assert list(tilt) == ["sideband_tilt_eff0.1"]
+    assert tilt["sideband_tilt_eff0.1"] == pytest.approx(3.0, rel=1e-12)
+    assert sideband_tilt(layout, (0.5, 0.1), counts) == {}

@@ -352,6 +352,51 @@ def _events(settings: HuntConfig, seed: int, path: Path, data_config: Any) -> di
     return events
 
 
+def spectra_rows(layout: HuntLayout, efficiencies: Any, result: Any) -> list[dict]:
+    """One row per window, efficiency and bin: the selected count and the sideband fit."""
+    rows = []
+    for w in range(layout.n_windows):
+        first, sr_first, sr_end, _ = layout.window(w)
+        for e, eps in enumerate(efficiencies):
+            for b in range(layout.window_bins):
+                rows.append(
+                    {
+                        "window": w,
+                        "efficiency": eps,
+                        "bin_low_gev": round(float(layout.edges[first + b]), 1),
+                        "bin_high_gev": round(float(layout.edges[first + b + 1]), 1),
+                        "region": "SR" if sr_first <= first + b < sr_end else "SB",
+                        "selected": float(result.counts[w, e, b]),
+                        "sideband_fit": round(float(result.tests["sideband_expected"][w, e, b]), 3),
+                    }
+                )
+    return rows
+
+
+def sideband_tilt(
+    layout: HuntLayout, efficiencies: tuple[float, ...], counts: np.ndarray
+) -> dict[str, float]:
+    """How much the selection depends on mjj inside the windows, without any fit.
+
+    For each efficiency eps < 1: the fraction of the upper sidebands' events that pass,
+    divided by that of the lower sidebands, summed over windows (1 when the classifier
+    ignores mjj; > 1 when it keeps high-mjj events more often). Needs efficiency 1 (the
+    unselected counts); {} without it.
+    """
+    if 1.0 not in efficiencies:
+        return {}
+    everything = counts[:, efficiencies.index(1.0)]
+    n_sb = layout.sideband_bins
+    out = {}
+    for e, eps in enumerate(efficiencies):
+        if eps == 1.0:
+            continue
+        lower = counts[:, e, :n_sb].sum() / max(everything[:, :n_sb].sum(), 1.0)
+        upper = counts[:, e, -n_sb:].sum() / max(everything[:, -n_sb:].sum(), 1.0)
+        out[f"sideband_tilt_eff{eps:g}"] = float(upper / lower) if lower > 0 else float("inf")
+    return out
+
+
 def _member_scores(
     cfg: Mapping[str, Any],
     settings: HuntConfig,
@@ -501,6 +546,7 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker: An
                 }
             )
     tracker.save_table("hunt_table", rows)
+    tracker.save_table("hunt_spectra", spectra_rows(layout, settings.efficiencies, result))
     usable = np.where(tests["converged"], tests["z"], -np.inf)
     best_w, best_e = np.unravel_index(int(np.argmax(usable)), usable.shape)
     fig = hunt_figure(
@@ -535,6 +581,7 @@ def run(cfg: Mapping[str, Any], key: jax.Array, run_dir: str | Path, tracker: An
         "n_windows": layout.n_windows,
         "n_members": int(out.plan.window.size),
         "sculpting_flags": int(result.sculpting.sum()),
+        **sideband_tilt(layout, tuple(settings.efficiencies), result.counts),
         "classifier": settings.classifier,
         "n_background_events": n_background,
         "classifier_members_not_converged": len(not_converged),
