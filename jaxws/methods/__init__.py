@@ -37,7 +37,7 @@ METHODS = {
 #: compare and the meta-learning variants).
 STUDY_SECTIONS = ("data", "model", "training", "study")
 #: The methods that read fewer: an override of any other section is refused (`sections`).
-SECTIONS = {"nplm": ("data",), "anomaly": ("data",), "lhco": (), "hunt": ()}
+SECTIONS = {"nplm": ("data",), "anomaly": ("data",), "lhco": (), "hunt": ("data", "model")}
 
 
 def sections(name: str) -> tuple[str, ...]:

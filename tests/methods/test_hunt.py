@@ -126,7 +126,7 @@ def test_hunt_finds_an_injected_signal_in_the_right_window():
     labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
     features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
     features[labels == 1] += 2.0
-    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 1)
+    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 2)  # 7 windows, SRs side by side
     out = hunt(
         jax.random.key(0),
         features,
@@ -151,3 +151,55 @@ def test_hunt_finds_an_injected_signal_in_the_right_window():
         layout, mjj, out.scores, labels, out.thresholds, out.result.tests["background_uncertainty"]
     )
     assert truth["signal"][best, 1] > 0.5 * truth["signal"][best, 0]
+
+
+def test_boosted_trees_train_on_other_folds_and_find_the_signal(monkeypatch):
+    """`method.classifier=trees`: every member's trees see (fit and early stopping) only its
+    window's events outside its fold, and the k-fold scores find the bump of
+    `test_hunt_finds_an_injected_signal_in_the_right_window`'s toy (fewer windows here)."""
+    import sklearn.ensemble
+
+    from jaxws.methods.hunt.classifiers import tree_member_scores
+
+    rng = np.random.default_rng(6)
+    n_b, n_s, peak = 20000, 250, 5000.0
+    mjj = np.r_[dijet_mjj(rng, n_b), rng.normal(peak, 100.0, n_s)]
+    labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
+    features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
+    features[labels == 1] += 2.0
+    row = {tuple(r): i for i, r in enumerate(features)}  # continuous features: rows are unique
+    seen = []
+
+    class Recording(sklearn.ensemble.HistGradientBoostingClassifier):
+        def fit(self, X, y, sample_weight=None, **kwargs):
+            rows = [row[tuple(r)] for r in np.r_[X, kwargs["X_val"]]]
+            seen.append(np.asarray(rows))
+            return super().fit(X, y, sample_weight, **kwargs)
+
+    monkeypatch.setattr(sklearn.ensemble, "HistGradientBoostingClassifier", Recording)
+    layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 2)
+    member_scores, not_converged = tree_member_scores({"max_leaf_nodes": 8}, seed=0)
+    out = hunt(
+        jax.random.key(0),
+        features,
+        mjj,
+        layout,
+        member_scores=member_scores,
+        k_folds=3,
+        efficiencies=(1.0, 0.1),
+        n_toys=50,
+    )
+    plan = out.plan
+    assert len(seen) == plan.window.size
+    regions = layout.regions(mjj)
+    folds = assign_folds(len(mjj), 3, 0)
+    for e, rows in enumerate(seen):
+        assert np.all(folds[rows] != plan.fold[e])
+        assert np.all(regions[plan.window[e], rows] >= 0)
+        assert np.intersect1d(rows, plan.score_index[e][plan.score_mask[e]]).size == 0
+    assert not not_converged
+    z = out.result.tests["z"]
+    best = int(np.argmax(z[:, 1]))
+    _, sr_first, sr_end, _ = layout.window(best)
+    assert layout.edges[sr_first] <= peak < layout.edges[sr_end] + 0.04 * peak
+    assert z[best, 1] > z[best, 0] + 1.5

@@ -1,7 +1,5 @@
 """The dijet fit against SciPy, the SR test against its closed form, uniformity under H0."""
 
-import itertools
-
 import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
@@ -26,15 +24,26 @@ def expected_counts(total, p1=8.0, p2=3.2, p3=0.0):
     return mu * total / mu.sum()
 
 
-def scipy_expected(theta):
-    """Bin integrals by adaptive quadrature (independent of the fit's Gauss-Legendre nodes)."""
+def scipy_expected(theta, mask=None):
+    """Bin integrals by adaptive quadrature (independent of the fit's Gauss-Legendre nodes).
+
+    One `quad_vec` call integrates every bin at once (the bins mapped onto [0, 1]), to a
+    relative 1e-12 of the largest bin.
+    """
     x = EDGES / 13000.0
-    return np.array(
-        [
-            integrate.quad(lambda t: dijet_function(t, theta), lo, hi, epsabs=0, epsrel=1e-12)[0]
-            for lo, hi in itertools.pairwise(x)
-        ]
+    lo, hi = x[:-1], x[1:]
+    if mask is not None:
+        lo, hi = lo[mask], hi[mask]
+    width = hi - lo
+    values, _ = integrate.quad_vec(
+        lambda t: width * dijet_function(lo + t * width, theta),
+        0.0,
+        1.0,
+        epsabs=0.0,
+        epsrel=1e-12,
+        norm="max",
     )
+    return values
 
 
 def test_bin_integrals_match_adaptive_quadrature():
@@ -50,7 +59,7 @@ def test_fit_matches_scipy_minimum_and_covariance(n_params):
     assert fit.converged
 
     def nll(theta):
-        mu = scipy_expected(np.r_[theta, np.zeros(4 - n_params)])[mask]
+        mu = scipy_expected(np.r_[theta, np.zeros(4 - n_params)], mask)
         return np.sum(mu - counts[mask] * np.log(mu))
 
     # SciPy's simplex from 3 sigma away, in coordinates whitened by the fit's covariance (a

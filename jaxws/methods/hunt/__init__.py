@@ -17,10 +17,17 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxws.methods.hunt.kfold import FoldPlan, assign_folds, plan_folds, score_events
+from jaxws.methods.hunt.kfold import (
+    FoldPlan,
+    MemberScores,
+    aggregate_scores,
+    assign_folds,
+    neural_member_scores,
+    plan_folds,
+    score_events,
+)
 from jaxws.methods.hunt.search import (
     DEFAULT_EFFICIENCIES,
     HuntResult,
@@ -29,7 +36,7 @@ from jaxws.methods.hunt.search import (
     truth_significance,
 )
 from jaxws.methods.hunt.windows import HuntLayout
-from jaxws.train import Hparams, TrainConfig, fit_ensemble
+from jaxws.train import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +56,10 @@ def hunt(
     mjj: np.ndarray,
     layout: HuntLayout,
     *,
-    model: object,
-    train_config: TrainConfig,
-    learning_rate: float,
+    model: object | None = None,
+    train_config: TrainConfig | None = None,
+    learning_rate: float | None = None,
+    member_scores: MemberScores | None = None,
     k_folds: int = 5,
     n_seeds: int = 1,
     validation_fraction: float = 0.2,
@@ -70,9 +78,14 @@ def hunt(
         features: (N, ...) classifier inputs (must not carry mjj, or the fit flags sculpting).
         mjj: (N,) GeV.
         layout: bins and windows.
-        model: flax module, `__call__(x, train)` -> one logit per event.
+        model: flax module, `__call__(x, train)` -> one logit per event, trained from scratch
+            by the engine (the CWoLa classifier); with `train_config` and `learning_rate`.
         train_config: the engine's settings.
         learning_rate: every member's learning rate.
+        member_scores: instead of `model`: any classifier, `(key, features, plan) ->
+            (probabilities (E, M), epochs (E,))` that trains member e on `plan.members[e]` only
+            and scores `plan.score_index[e]` (`jaxws.methods.hunt.classifiers`: boosted trees,
+            transfer learning, meta-transfer learning).
         k_folds: folds (>= 2).
         n_seeds: members per window and fold.
         validation_fraction: inner validation share of the training folds.
@@ -95,24 +108,24 @@ def hunt(
     regions = layout.regions(mjj)
     folds = assign_folds(len(mjj), k_folds, seed)
     plan = plan_folds(regions, folds, k_folds, n_seeds, validation_fraction, seed + 1)
-    n_members = plan.window.size
-    fitted = fit_ensemble(
-        jax.random.split(key, n_members),
-        model,
-        jnp.asarray(features),
-        plan.members,
-        Hparams(jnp.full(n_members, learning_rate)),
-        train_config,
-        chunk_size=chunk_size,
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
-    )
-    scores = score_events(model, fitted.variables, features, plan, layout.n_windows)
+    if member_scores is None:
+        if model is None or train_config is None or learning_rate is None:
+            raise ValueError("hunt: give model, train_config and learning_rate, or member_scores")
+        member_scores = neural_member_scores(
+            model,
+            train_config,
+            learning_rate,
+            chunk_size=chunk_size,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+        )
+    probabilities, epochs = member_scores(key, features, plan)
+    scores = aggregate_scores(probabilities, plan, len(mjj), layout.n_windows)
     counts, thresholds = selected_spectra(layout, mjj, scores, tuple(efficiencies))
     result = search(
         layout, counts, tuple(efficiencies), n_params=n_params, n_toys=n_toys, seed=seed + 2
     )
-    return HuntOutput(scores, thresholds, result, plan, np.asarray(fitted.epochs))
+    return HuntOutput(scores, thresholds, result, plan, np.asarray(epochs))
 
 
 __all__ = [
@@ -121,8 +134,11 @@ __all__ = [
     "HuntLayout",
     "HuntOutput",
     "HuntResult",
+    "MemberScores",
+    "aggregate_scores",
     "assign_folds",
     "hunt",
+    "neural_member_scores",
     "plan_folds",
     "score_events",
     "search",

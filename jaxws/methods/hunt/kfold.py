@@ -15,12 +15,13 @@ training and validation sets.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxws.train import MemberData
+from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble
 
 
 def assign_folds(n_events: int, k: int, seed: int) -> np.ndarray:
@@ -134,6 +135,45 @@ def plan_folds(
     )
 
 
+#: A hunt classifier: `(key, features, plan) -> (probabilities (E, M), epochs (E,))`. Member e
+#: trains on `plan.members[e]` only and returns the signal probability of each event of
+#: `plan.score_index[e]` (padding entries are ignored); `epochs[e]` is how long it trained.
+MemberScores = Callable[[jax.Array, np.ndarray, FoldPlan], tuple[np.ndarray, np.ndarray]]
+
+
+def member_probabilities(
+    model: object, variables: dict, pool: np.ndarray, plan: FoldPlan
+) -> np.ndarray:
+    """(E, M) sigmoid of member e's logit on the events `plan.score_index[e]`."""
+    pool = jnp.asarray(pool)
+
+    @jax.jit
+    def apply(member_variables: dict, index: jax.Array) -> jax.Array:
+        return jax.nn.sigmoid(model.apply(member_variables, pool[index], train=False))
+
+    return np.asarray(
+        jax.lax.map(lambda args: apply(*args), (variables, jnp.asarray(plan.score_index)))
+    )
+
+
+def aggregate_scores(
+    probabilities: np.ndarray, plan: FoldPlan, n_events: int, n_windows: int
+) -> np.ndarray:
+    """(n_windows, N) each event's mean probability over the members that scored it.
+
+    NaN outside a window. Member e contributes only to `plan.score_index[e]` (its window's
+    events of its held-out fold).
+    """
+    total = np.zeros((n_windows, n_events))
+    count = np.zeros((n_windows, n_events))
+    for e in range(plan.window.size):
+        index = plan.score_index[e][plan.score_mask[e]]
+        np.add.at(total[plan.window[e]], index, probabilities[e][plan.score_mask[e]])
+        np.add.at(count[plan.window[e]], index, 1.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
 def score_events(
     model: object, variables: dict, pool: np.ndarray, plan: FoldPlan, n_windows: int
 ) -> np.ndarray:
@@ -141,20 +181,38 @@ def score_events(
 
     Member e scores only `plan.score_index[e]`: its window's events of its held-out fold.
     """
-    pool = jnp.asarray(pool)
+    probabilities = member_probabilities(model, variables, pool, plan)
+    return aggregate_scores(probabilities, plan, np.shape(pool)[0], n_windows)
 
-    @jax.jit
-    def apply(member_variables: dict, index: jax.Array) -> jax.Array:
-        return jax.nn.sigmoid(model.apply(member_variables, pool[index], train=False))
 
-    probabilities = np.asarray(
-        jax.lax.map(lambda args: apply(*args), (variables, jnp.asarray(plan.score_index)))
-    )
-    total = np.zeros((n_windows, pool.shape[0]))
-    count = np.zeros((n_windows, pool.shape[0]))
-    for e in range(plan.window.size):
-        index = plan.score_index[e][plan.score_mask[e]]
-        np.add.at(total[plan.window[e]], index, probabilities[e][plan.score_mask[e]])
-        np.add.at(count[plan.window[e]], index, 1.0)
-    with np.errstate(invalid="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+def neural_member_scores(
+    model: object,
+    train_config: TrainConfig,
+    learning_rate: float,
+    *,
+    chunk_size: int | None = None,
+    checkpoint_dir: str | None = None,
+    progress: bool | str = False,
+) -> MemberScores:
+    """The CWoLa classifier: `model` trained from scratch per member through the engine.
+
+    All members (windows x folds x seeds) are one `fit_ensemble` call (chunked and resumable
+    there); member e's key is `jax.random.split(key, E)[e]`.
+    """
+
+    def member_scores(key: jax.Array, pool: np.ndarray, plan: FoldPlan):
+        n_members = plan.window.size
+        fitted = fit_ensemble(
+            jax.random.split(key, n_members),
+            model,
+            jnp.asarray(pool),
+            plan.members,
+            Hparams(jnp.full(n_members, learning_rate)),
+            train_config,
+            chunk_size=chunk_size,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+        )
+        return member_probabilities(model, fitted.variables, pool, plan), np.asarray(fitted.epochs)
+
+    return member_scores
