@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from margins import TRAINED, member_auc_se, record
 from shrunk import TINY_CWOLA
 
 from jaxws.config import ConfigError
@@ -657,6 +658,7 @@ def test_study_means_leave_diverged_members_out_and_count_them(capsys):
 # ------------------------------------------------------------------ reproducibility
 
 
+@pytest.mark.statistical
 def test_last_bit_changes_move_numbers_only_within_tolerance():
     """What another machine's rounding does, on this machine: every input moved by one float32
     ulp. The scores no longer agree bit for bit (so neither can two machines be expected to),
@@ -683,6 +685,22 @@ def test_last_bit_changes_move_numbers_only_within_tolerance():
     scores = [s(test.astype(np.float32)) for s in (first, nudged)]
     assert not np.array_equal(scores[0], scores[1])
     auc = [roc.area_under_curve(roc.roc_curve(s, truth)) for s in scores]
+    # Seed spread of one member's AUC; an ensemble of 3 moves by about 1 / sqrt(3) of it.
+    spreads = [
+        member_auc_se(s.member_scores(test.astype(np.float32)), truth) for s in (first, nudged)
+    ]
+    seeds = "3 member seeds + test sample"
+    record("AUC > 0.65", auc[0], 0.65, spreads[0], TRAINED, se_from=seeds)
+    se_difference = np.hypot(*spreads) / np.sqrt(3)
+    record(
+        "|AUC - nudged AUC| < 0.02",
+        abs(auc[0] - auc[1]),
+        0.02,
+        se_difference,
+        TRAINED,
+        False,
+        seeds,
+    )
     assert auc[0] > 0.65
     assert abs(auc[0] - auc[1]) < 0.02, auc
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import TRAINED, record_p
 from scipy import stats
 
 from jaxws.config import ConfigError
@@ -119,6 +120,7 @@ def test_registry_holds_every_variant():
         assert callable(module.run)
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("name", VARIANTS)
 def test_meta_training_adapts_better_than_no_meta_training(family, name):
     model, params, x, tasks, x_test, test = family
@@ -144,6 +146,7 @@ def test_meta_training_adapts_better_than_no_meta_training(family, name):
     before, after = held_out_losses(learner, problem, states, hparams, x_test, test)
     wins = int(np.sum(after < before))
     p_value = stats.binomtest(wins, len(before), 0.5, alternative="greater").pvalue
+    record_p("power: binomial, meta-training wins", p_value, 0.01, TRAINED, True, "held-out tasks")
     assert p_value < 0.01, (name, wins, before.mean(), after.mean())
     # Frozen parts stay bit-identical (MTL and ANIL adapt only the head).
     if name == "mtl":

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import FIT, SAMPLING, record, record_p
 from scipy import optimize, stats
 
 from jaxws.stats import anomaly as at
@@ -29,12 +30,15 @@ def test_score_is_negative_elbo_at_zero_weight_and_adds_the_cross_entropy():
     np.testing.assert_allclose(scan[1], expected, rtol=1e-5)
 
 
+@pytest.mark.statistical
 def test_large_weight_ranks_like_the_classifier():
     rng = np.random.default_rng(1)
     nelbo, logit = rng.normal(10, 3, 500), rng.normal(0, 3, 500)
     ts = at.checked_anomaly_score(nelbo, logit, 1e4)
     assert stats.spearmanr(ts, logit).statistic > 0.999
-    assert stats.spearmanr(at.checked_anomaly_score(nelbo, logit, 0.0), logit).statistic < 0.2
+    rho = stats.spearmanr(at.checked_anomaly_score(nelbo, logit, 0.0), logit).statistic
+    record("Spearman(score at R = 0, logit) < 0.2", rho, 0.2, 1 / np.sqrt(499), SAMPLING, False)
+    assert rho < 0.2
 
 
 def test_bad_inputs_are_named():
@@ -93,6 +97,7 @@ def test_signal_fit_matches_scipy_maximisation():
     np.testing.assert_allclose(float(q0_padded), float(q0), rtol=1e-5)
 
 
+@pytest.mark.statistical
 def test_poisson_by_inversion_matches_the_pmf():
     keys = jax.random.split(jax.random.key(4), 20000)
     counts = np.asarray(jax.vmap(lambda k: at.poisson_by_inversion(k, 7.5, 60))(keys))
@@ -100,7 +105,19 @@ def test_poisson_by_inversion_matches_the_pmf():
     expected = stats.poisson.pmf(np.arange(31), 7.5) * counts.size
     keep = expected > 5
     chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    record_p("chi2 of the Poisson pmf", stats.chi2.sf(chi2, keep.sum() - 1), 0.01, SAMPLING)
     assert stats.chi2.sf(chi2, keep.sum() - 1) > 0.01
+
+
+def _assert_uniform(summary):
+    """KS at 1% and the fractions below 0.05 and 0.01 within 3 binomial standard errors."""
+    record_p("KS p-values vs uniform", summary["ks_pvalue"], 0.01, FIT)
+    for level, name in ((0.05, "05"), (0.01, "01")):
+        error, deviation = summary[f"error_{name}"], abs(summary[f"fraction_below_{name}"] - level)
+        record(f"|fraction p < {level} - {level}| < 3 SE", deviation, 3 * error, error, FIT, False)
+    assert summary["ks_pvalue"] > 0.01
+    assert abs(summary["fraction_below_05"] - 0.05) < 3 * summary["error_05"]
+    assert abs(summary["fraction_below_01"] - 0.01) < 3 * summary["error_01"]
 
 
 def heavy_tailed_scores(rng, n):
@@ -157,6 +174,7 @@ def fresh_null_p_values(
     }
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("statistic", ["gof", "q0"])
 def test_null_is_uniform_on_fresh_heavy_tailed_background(statistic):
     """Exponential-tail f_0 and a bank of 200 data sets: valid p-values on fresh data.
@@ -166,16 +184,23 @@ def test_null_is_uniform_on_fresh_heavy_tailed_background(statistic):
     """
     p = fresh_null_p_values(tail_fraction=0.01, bank_size=int(200 * B))[statistic]
     summary = at.uniformity_summary(p)
-    assert summary["ks_pvalue"] > 0.01
-    assert abs(summary["fraction_below_05"] - 0.05) < 3 * summary["error_05"]
-    assert abs(summary["fraction_below_01"] - 0.01) < 3 * summary["error_01"]
+    _assert_uniform(summary)
 
 
+@pytest.mark.statistical
 def test_gaussian_kde_and_a_small_pool_give_too_small_p_values():
     """The check has power: the former setup (Gaussian KDE tails, toys resampled from a pool
     of 5 data sets) rejects fresh background far too often (measured 16% below 0.05 for q0)."""
     summary = at.uniformity_summary(fresh_null_p_values(tail_fraction=0.0, bank_size=1500)["q0"])
-    assert summary["fraction_below_05"] > 0.05 + 4 * summary["error_05"]
+    error = summary["error_05"]
+    record(
+        "power: fraction p < 0.05 > 0.05 + 4 SE",
+        summary["fraction_below_05"],
+        0.05 + 4 * error,
+        error,
+        FIT,
+    )
+    assert summary["fraction_below_05"] > 0.05 + 4 * error
 
 
 def test_pareto_tail_shape_of_a_power_law():
@@ -241,6 +266,7 @@ def observed_q0(null, template, data_sets):
     return np.asarray(fit(jnp.asarray(scores), jnp.asarray(mask)))
 
 
+@pytest.mark.statistical
 def test_null_p_values_are_uniform(calibrated_test):
     null, template, _, result = calibrated_test
     # Observed data sets from the true background law (not from f_0 or the toys' pool).
@@ -248,12 +274,14 @@ def test_null_p_values_are_uniform(calibrated_test):
     data_sets = [rng.normal(size=rng.poisson(B)) for _ in range(300)]
     q0 = observed_q0(null, template, data_sets)
     p = np.asarray(at.toy_p_values(q0, result["null_q0"], jax.random.key(8)))
+    record_p("KS p-values vs uniform", stats.kstest(p, "uniform").pvalue, 0.01, FIT)
     assert stats.kstest(p, "uniform").pvalue > 0.01
     # Without randomised ties the atom at q0 = 0 makes p conservative (p >= uniform).
     conservative = np.asarray(at.toy_p_values(q0, result["null_q0"]))
     assert np.all(conservative >= p)
 
 
+@pytest.mark.statistical
 def test_injected_signal_lowers_the_median_p_value(calibrated_test):
     null, template, signal_pool, result = calibrated_test
     rng = np.random.default_rng(9)
@@ -262,6 +290,8 @@ def test_injected_signal_lowers_the_median_p_value(calibrated_test):
         for _ in range(100)
     ]
     p = np.asarray(at.toy_p_values(observed_q0(null, template, data_sets), result["null_q0"]))
+    # median(p) < 0.05 means more than half of the 100 p-values below 0.05 (binomial SE 5).
+    record("power: count p < 0.05 of 100 > 50", np.sum(p < 0.05), 50, 5.0, FIT)
     assert np.median(p) < 0.05
     assert float(result["q0"]["median_p"][0]) < 0.05
     assert float(result["median_s_hat"][0]) == pytest.approx(15.0, abs=3.0)
@@ -409,6 +439,7 @@ def test_newton_fit_matches_scipy_with_an_extreme_ratio():
         "q0",
     ],
 )
+@pytest.mark.statistical
 def test_null_with_a_ts_cut_is_uniform_on_fresh_background(statistic):
     """With the TS cut at the 90% quantile of f_0's sample (toys: a thinned Poisson process of
     the bank's events above the cut) fresh background sets give uniform p-values.
@@ -417,11 +448,10 @@ def test_null_with_a_ts_cut_is_uniform_on_fresh_background(statistic):
     fractions within 3 binomial standard errors)."""
     p = fresh_null_p_values(tail_fraction=0.01, bank_size=int(200 * B), cut_quantile=0.9)
     summary = at.uniformity_summary(p[statistic])
-    assert summary["ks_pvalue"] > 0.01
-    assert abs(summary["fraction_below_05"] - 0.05) < 3 * summary["error_05"]
-    assert abs(summary["fraction_below_01"] - 0.01) < 3 * summary["error_01"]
+    _assert_uniform(summary)
 
 
+@pytest.mark.statistical
 def test_poisson_window_matches_the_pmf_at_a_large_mean():
     """B = 2.4e5: the windowed inversion (O(sqrt(B)) per draw) follows the Poisson law.
 
@@ -434,4 +464,5 @@ def test_poisson_window_matches_the_pmf_at_a_large_mean():
     cdf = np.concatenate([[0.0], stats.poisson.cdf(edges, mean), [1.0]])
     expected = np.diff(cdf) * counts.size
     chi2 = np.sum((observed - expected) ** 2 / expected)
+    record_p("chi2 of the Poisson law, 12 bins", stats.chi2.sf(chi2, 11), 0.01, SAMPLING)
     assert stats.chi2.sf(chi2, 11) > 0.01
