@@ -82,3 +82,14 @@ def test_fresh_background_gives_uniform_p_values(calibration, r):
             statistic,
             summary,
         )
+
+
+def test_signal_count_fits_at_their_step_limit_are_reported(capsys):
+    from jaxws.methods.anomaly.pipeline import warn_not_converged
+
+    warn_not_converged({"toy_fits_not_converged": 0.0})
+    assert capsys.readouterr().err == ""
+    warn_not_converged({"toy_fits_not_converged": 3.0})
+    err = capsys.readouterr().err
+    assert "anomaly test: 3 signal-count fits stopped at their step limit" in err
+    assert "toy_fits_not_converged" in err

@@ -81,7 +81,10 @@ def test_signal_fit_matches_scipy_maximisation():
     template = at.score_density(rng.normal(2.0, 0.7, size=2000))
     scores = np.concatenate([rng.normal(size=300), rng.normal(2.0, 0.7, size=20)]).astype("f4")
     mask = np.ones(scores.size, bool)
-    s_hat, q0 = at.fit_signal_count(jnp.asarray(scores), jnp.asarray(mask), null, template, B)
+    s_hat, q0, converged = at.fit_signal_count(
+        jnp.asarray(scores), jnp.asarray(mask), null, template, B
+    )
+    assert bool(converged)
     f0 = np.exp(np.asarray(at.log_density_at(null, jnp.asarray(scores)), np.float64))
     fs = np.exp(np.asarray(at.log_density_at(template, jnp.asarray(scores)), np.float64))
     nll = lambda s: (B + s) - np.sum(np.log(B * f0 + s * fs))
@@ -91,10 +94,15 @@ def test_signal_fit_matches_scipy_maximisation():
     # Masked events do not count.
     padded = np.concatenate([scores, np.full(50, 2.0, "f4")])
     padded_mask = np.concatenate([mask, np.zeros(50, bool)])
-    _, q0_padded = at.fit_signal_count(
+    _, q0_padded, _ = at.fit_signal_count(
         jnp.asarray(padded), jnp.asarray(padded_mask), null, template, B
     )
     np.testing.assert_allclose(float(q0_padded), float(q0), rtol=1e-5)
+    # The step limit before the tolerance: flagged, never passed off as the maximum.
+    *_, stopped = at.fit_signal_count(
+        jnp.asarray(scores), jnp.asarray(mask), null, template, B, max_steps=1
+    )
+    assert not bool(stopped)
 
 
 @pytest.mark.statistical

@@ -330,7 +330,7 @@ def test_permutation_null_agrees_with_chi2_under_the_null():
         toys.capacity(500),
         toys.capacity(500),
     )
-    t = nplm_method.permutation_null(
+    t, n_not_converged = nplm_method.permutation_null(
         jax.random.key(15),
         np.asarray(toy.events),
         np.asarray(toy.in_a),
@@ -338,7 +338,24 @@ def test_permutation_null_agrees_with_chi2_under_the_null():
         settings,
         200,
     )
+    assert 0 <= n_not_converged <= 200  # counted; kept (the statistic's fixed length)
     _assert_chi2_12(t)
+
+
+def test_permutations_short_of_their_minimum_are_kept_counted_and_reported(capsys):
+    """Two Newton steps cannot reach the minimum: every permutation is kept (the statistic is
+    defined at its training length), counted in the result and noted on the console."""
+    from jaxws.methods.nplm.observed import _permutation_significance
+
+    settings = _settings(test="symmetrized", clip=None, epochs=2, checkpoints=(), n_permutations=6)
+    toy = toys.sample_flavour_toy(
+        jax.random.key(16), 100.0, 100.0, 0.0, toys.SignalShape(), 160, 160
+    )
+    events, in_a, valid = (np.asarray(a) for a in (toy.events, toy.in_a, toy.valid))
+    result = _permutation_significance(jax.random.key(17), events, in_a, valid, settings, 1.0, 12.0)
+    assert "permutations: 6 of 6 fits had not reached their minimum" in capsys.readouterr().err
+    assert result["permutation/n_permutations"] == 6
+    assert result["permutation/n_not_converged"] == 6
 
 
 def test_permutation_labels_keep_sample_sizes():
