@@ -853,8 +853,9 @@ def test_memory_estimates_of_toys_samples_and_hunts_refuse_at_their_size():
 
     data, settings = ExponentialToyConfig(n_reference=1000, n_expected=100.0), NPLMConfig()
     need, keys = toy_chunk_bytes(data, settings)
-    # 16 toys x (1000 + buffer of Poisson(100 x 1.02)) events x (1 + 3 + 6 x 4 + 13) floats.
-    assert need == 4 * 16 * (1000 + 199) * 41
+    # 16 toys x (1000 + buffer of Poisson(100 x 1.02)) events x (1 + 3) floats, and at this
+    # size the 16 toys train vmapped: 4 floats per hidden unit (4) each.
+    assert need == 4 * (1000 + 199) * (16 * 4 + 16 * 4 * 4)
     assert "data.n_reference=1000" in keys
     assert "method.chunk_size=16" in keys
     assert "GiB" in check_toy_memory(data, settings, available=int(2 * need))

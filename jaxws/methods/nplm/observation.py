@@ -136,10 +136,12 @@ def toy_chunk_bytes(
     """Estimated bytes of the toys one compiled call fits, and the keys that set them.
 
     Every toy of a chunk holds its events (reference plus data: N_R + the data's buffer, or the
-    pooled A and B of the symmetrized test, each member fitting twice) with their weights and,
-    per event, the network's activations and their gradients (about 6 floats per hidden unit,
-    plus one per parameter for Newton's Jacobian), or for kernel NPLM two rows of the M
-    centres' kernel matrix. An estimate of the large arrays (float32), not an exact count.
+    pooled A and B of the symmetrized test, each member fitting twice) with their weights; the
+    toys that train at once (all of the chunk when vmapped, one when the schedule is
+    sequential, `jaxws.stats.nplm.fit.resolve_schedule`) add per event the network's
+    activations and their gradients (4 floats per hidden unit, plus one per parameter for
+    Newton's Jacobian), or for kernel NPLM two rows of the M centres' kernel matrix. An
+    estimate of the large arrays (float32), not an exact count.
 
     Args:
         data: the data section.
@@ -162,12 +164,18 @@ def toy_chunk_bytes(
         events = n_ref + capacity(data.n_expected * (1 + largest_signal))
         fits = settings.chunk_size
         keys = f"data.n_reference={n_ref}, data.n_expected={data.n_expected:g}"
+    from jaxws.stats.nplm.fit import resolve_schedule
+
     if settings.model == "kernel":
-        per_event = n_features + 3 + 2 * settings.kernel_centres
+        at_once, per_event = fits, 2 * settings.kernel_centres
     else:
-        spec = settings.network(n_features)
-        per_event = n_features + 3 + 6 * sum(settings.hidden) + nplm.n_parameters(spec)
-    return 4.0 * fits * events * per_event, f"{keys} x method.chunk_size={settings.chunk_size}"
+        sequential = resolve_schedule(settings.schedule, events) == "sequential"
+        at_once = 1 if sequential else fits
+        per_event = 4 * sum(settings.hidden)
+        if settings.optimizer == "newton":
+            per_event += nplm.n_parameters(settings.network(n_features))
+    n_bytes = 4.0 * events * (fits * (n_features + 3) + at_once * per_event)
+    return n_bytes, f"{keys} x method.chunk_size={settings.chunk_size}"
 
 
 def check_toy_memory(
