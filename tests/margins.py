@@ -128,10 +128,15 @@ def auc_se(auc: float, n_signal: int, n_background: int) -> float:
     return math.sqrt(variance)
 
 
-def member_auc_se(member_scores, labels) -> float:
-    """A trained ensemble's AUC error: the spread of its members' AUCs over their training
-    seeds (standard deviation; conservative for the ensemble mean, whose spread is smaller)
-    combined with the evaluation sample's error of the first member."""
+def member_auc_se(member_scores, labels, same_events: bool = False) -> float:
+    """Standard error of a trained ensemble's AUC over training seeds.
+
+    The spread (standard deviation) of the members' AUCs, each member trained from its own
+    seed, divided by sqrt(members) for the ensemble's mean score (an approximation: averaging
+    scores is not averaging AUCs). Unless `same_events` (the AUC is compared with another
+    score's on the same evaluation events, whose sampling error then largely cancels), the
+    evaluation sample's error is added in quadrature.
+    """
     labels = [bool(label) for label in labels]
     n_signal = sum(labels)
     n_background = len(labels) - n_signal
@@ -142,4 +147,5 @@ def member_auc_se(member_scores, labels) -> float:
         aucs.append((signal_rank_sum - n_signal * (n_signal + 1) / 2) / (n_signal * n_background))
     mean = sum(aucs) / len(aucs)
     spread = math.sqrt(sum((a - mean) ** 2 for a in aucs) / (len(aucs) - 1))
-    return math.hypot(spread, auc_se(aucs[0], n_signal, n_background))
+    seeds = spread / math.sqrt(len(aucs))
+    return seeds if same_events else math.hypot(seeds, auc_se(mean, n_signal, n_background))

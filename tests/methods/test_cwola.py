@@ -45,7 +45,8 @@ def test_cwola_approaches_the_optimal_classifier():
     optimal = test @ SIGNAL_MEAN
     optimal_auc = area_under_curve(roc_curve(optimal, labels))
     cwola_auc = area_under_curve(roc_curve(scorer(test), labels))
-    se, seeds = member_auc_se(scorer.member_scores(test), labels), "3 member seeds + test sample"
+    se = member_auc_se(scorer.member_scores(test), labels, same_events=True)
+    seeds = "3 member seeds, / sqrt(3)"
     low, high = optimal_auc - 0.015, optimal_auc + 0.005
     record("CWoLa AUC > optimal - 0.015", cwola_auc, low, se, TRAINED, se_from=seeds)
     record("CWoLa AUC <= optimal + 0.005", cwola_auc, high, se, TRAINED, False, seeds)
