@@ -8,7 +8,7 @@ CHECKSUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
 BASE := $(VENV)/.installed-base-$(CHECKSUM)
 FULL := $(VENV)/.installed-full-$(CHECKSUM)
 
-.PHONY: venv demo test test-isa lint docs-check bench notebooks clean-venv
+.PHONY: venv demo test test-isa margins lint docs-check bench notebooks clean-venv
 
 $(BASE): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: $(FULL)
 ISA_ENV := XLA_FLAGS=--xla_cpu_max_isa=AVX2 OPENBLAS_CORETYPE=Haswell
 test-isa: $(FULL)
 	$(ISA_ENV) $(PY) -m pytest -q -n 2 --dist loadfile -m numerical --durations=5
+
+# The margin of every statistical assertion in standard errors, natively and in test-isa's mode,
+# as the table of docs/testing.md (tests/margins_table.py; slow: runs the statistical tests twice).
+margins: $(FULL)
+	$(PY) tests/margins_table.py run --out .margins
 
 lint: $(FULL)
 	$(PY) -m ruff check jaxws tests bench experiments

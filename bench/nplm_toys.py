@@ -18,6 +18,11 @@ call over toys x epochs).
 
 Usage: python bench/nplm_toys.py [--epochs 100] [--repetitions 3] [--chunks 4 8]
        [--tf-python /path/to/python --nplm-package /path/to/NPLM_package/src]
+       python bench/nplm_toys.py --kernel-only [--repetitions 3]   # kernel NPLM alone
+
+Kernel NPLM (``--kernel-only`` or after the table): one toy per call, the whitened Newton fit
+run to its tolerance (at most ``--kernel-iterations`` steps), with the steps it took and
+whether it converged.
 """
 
 from __future__ import annotations
@@ -119,6 +124,33 @@ def _package_ms(args) -> float:
     return float(out.split()[out.split().index("ms_per_epoch") + 1])
 
 
+def _kernel_only(inputs, args) -> None:
+    """Time kernel NPLM alone: seconds per toy over the rounds, steps taken, convergence."""
+    spec = kernel_nplm.KernelSpec(args.kernel_centres, args.kernel_iterations)
+    call, _ = _kernel_case(inputs, spec)
+    fit = call()  # compile
+    seconds, loads = [], []
+    for _ in range(args.repetitions):
+        loads.append(os.getloadavg()[0])
+        start = time.perf_counter()
+        fit = jax.block_until_ready(call())
+        seconds.append(time.perf_counter() - start)
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"jax {jax.__version__} ({jax.default_backend()}); load average (1 min) at each round: "
+        f"{', '.join(f'{x:.1f}' for x in loads)}"
+    )
+    median = statistics.median(seconds)
+    print(
+        f"Kernel NPLM, N_R = {args.n_reference}, N(R) = {args.n_expected:g}, M = "
+        f"{args.kernel_centres}, whitened Newton to tolerance {spec.tolerance:g} (at most "
+        f"{spec.iterations} steps): {median:.2f} s per toy (median; rounds "
+        f"{', '.join(f'{s:.2f}' for s in seconds)} s), {60 / median:.1f} toys per minute; "
+        f"{int(np.asarray(fit.iterations)[0])} Newton steps, converged "
+        f"{bool(np.asarray(fit.converged)[0])}."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100)
@@ -127,11 +159,16 @@ def main() -> None:
     parser.add_argument("--n-reference", type=int, default=200_000)
     parser.add_argument("--n-expected", type=float, default=2000.0)
     parser.add_argument("--kernel-centres", type=int, default=50)
+    parser.add_argument("--kernel-iterations", type=int, default=30)
+    parser.add_argument("--kernel-only", action="store_true", help="time kernel NPLM alone")
     parser.add_argument("--tf-python", default="", help="interpreter with TensorFlow, tf_keras")
     parser.add_argument("--nplm-package", default="", help="NPLM_package's src folder")
     args = parser.parse_args()
 
     inputs = _inputs(max(args.chunks), args.n_reference, args.n_expected)
+    if args.kernel_only:
+        _kernel_only(inputs, args)
+        return
     cases = {"jaxws, 1 toy": _jaxws_case(inputs, 1, "vmap", args.epochs)}
     for chunk in args.chunks:
         cases[f"jaxws, {chunk} toys vmapped"] = _jaxws_case(inputs, chunk, "vmap", args.epochs)

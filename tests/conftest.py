@@ -37,3 +37,8 @@ def pytest_configure(config):
         "numerical: a numerical or statistical margin; `make test-isa` reruns these tests with "
         "other code generation (docs/testing.md)",
     )
+    config.addinivalue_line(
+        "markers",
+        "statistical: a statistical assertion whose margin is recorded (tests/margins.py); "
+        "`make margins` measures them in two code generations (docs/testing.md)",
+    )

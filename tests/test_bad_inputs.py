@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shrunk import TINY_CWOLA
+from margins import TRAINED, member_auc_se, record
+from shrunk import TINY_ANOMALY, TINY_CWOLA, TINY_NPLM
 
 from jaxws.config import ConfigError
 from jaxws.data.shards import ShardError, load_events, read_shard, write_shard
@@ -657,6 +658,7 @@ def test_study_means_leave_diverged_members_out_and_count_them(capsys):
 # ------------------------------------------------------------------ reproducibility
 
 
+@pytest.mark.statistical
 def test_last_bit_changes_move_numbers_only_within_tolerance():
     """What another machine's rounding does, on this machine: every input moved by one float32
     ulp. The scores no longer agree bit for bit (so neither can two machines be expected to),
@@ -683,6 +685,27 @@ def test_last_bit_changes_move_numbers_only_within_tolerance():
     scores = [s(test.astype(np.float32)) for s in (first, nudged)]
     assert not np.array_equal(scores[0], scores[1])
     auc = [roc.area_under_curve(roc.roc_curve(s, truth)) for s in scores]
+    # The ensembles' seed spread (members' spread / sqrt(3)): with the test sample's error for
+    # the AUC itself, without it for the difference of two AUCs on the same events.
+    members = [s.member_scores(test.astype(np.float32)) for s in (first, nudged)]
+    record(
+        "AUC > 0.65",
+        auc[0],
+        0.65,
+        member_auc_se(members[0], truth),
+        TRAINED,
+        se_from="3 member seeds / sqrt(3) + test sample",
+    )
+    se_difference = np.hypot(*(member_auc_se(m, truth, same_events=True) for m in members))
+    record(
+        "|AUC - nudged AUC| < 0.02",
+        abs(auc[0] - auc[1]),
+        0.02,
+        se_difference,
+        TRAINED,
+        False,
+        "3 member seeds / sqrt(3), both runs",
+    )
     assert auc[0] > 0.65
     assert abs(auc[0] - auc[1]) < 0.02, auc
 
@@ -797,6 +820,72 @@ def test_cli_refuses_jet_images_larger_than_memory_before_anything_runs(tmp_path
     result = _run("jaxws", [*TINY, "data.resolution=4000", f"hydra.run.dir={run_dir}"], tmp_path)
     _assert_refused(result, "data.resolution=4000", "GiB")
     assert not (run_dir / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["experiment=nplm", *TINY_NPLM, "data.n_reference=2000000000"], ["data.n_reference"]),
+        (
+            ["experiment=anomaly", *TINY_ANOMALY, "data.n_background_bank=20000000000"],
+            ["data.n_background_bank"],
+        ),
+        (["experiment=hunt", "tracking=none", "method.n_toys=100000000000"], ["method.n_toys"]),
+    ],
+    ids=["nplm", "anomaly", "hunt"],
+)
+def test_cli_refuses_toys_and_samples_larger_than_memory_before_anything_runs(
+    tmp_path, args, names
+):
+    run_dir = tmp_path / "run"
+    result = _run("jaxws", [*args, f"hydra.run.dir={run_dir}"], tmp_path)
+    _assert_refused(result, *names, "GiB")
+    assert not (run_dir / "results.json").exists()
+
+
+def test_memory_estimates_of_toys_samples_and_hunts_refuse_at_their_size():
+    """NPLM's estimate passes with twice its bytes free and is refused with one byte less; the
+    anomaly method's and the hunt's name the size that does not fit."""
+    import dataclasses
+
+    from jaxws.methods.anomaly.settings import AnomalyTestConfig
+    from jaxws.methods.anomaly.settings import check_memory as anomaly_memory
+    from jaxws.methods.hunt.experiment import HuntConfig
+    from jaxws.methods.hunt.experiment import check_memory as hunt_memory
+    from jaxws.methods.nplm import ExponentialToyConfig, NPLMConfig
+    from jaxws.methods.nplm.observation import check_toy_memory, toy_chunk_bytes
+    from jaxws.simulate.tpc import TPCConfig
+
+    data, settings = ExponentialToyConfig(n_reference=1000, n_expected=100.0), NPLMConfig()
+    need, keys = toy_chunk_bytes(data, settings)
+    # 16 toys x (1000 + buffer of Poisson(100 x 1.02)) events x (1 + 3) floats, and at this
+    # size the 16 toys train vmapped: 4 floats per hidden unit (4) each.
+    assert need == 4 * (1000 + 199) * (16 * 4 + 16 * 4 * 4)
+    assert "data.n_reference=1000" in keys
+    assert "method.chunk_size=16" in keys
+    assert "GiB" in check_toy_memory(data, settings, available=int(2 * need))
+    with pytest.raises(ConfigError, match=r"data\.n_reference=1000"):
+        check_toy_memory(data, settings, available=int(2 * need) - 1)
+    symmetrized = NPLMConfig(test="symmetrized")
+    with pytest.raises(ConfigError, match=r"data\.n_a=2000"):
+        check_toy_memory(data, symmetrized, available=1)
+
+    tpc_data, test = TPCConfig(n_background_bank=10_000), AnomalyTestConfig()
+    # The samples are checked first, then the toys (B = 2000 by default).
+    assert len(anomaly_memory(tpc_data, test, available=10**15)) == 2
+    with pytest.raises(ConfigError, match=r"data\.n_background_bank=10000"):
+        anomaly_memory(tpc_data, test, available=1)
+    huge_b = AnomalyTestConfig(expected_background=1e9)
+    with pytest.raises(ConfigError, match=r"method\.test\.n_signal_toys=200"):
+        anomaly_memory(tpc_data, huge_b, available=10**12)
+    from_exposure = AnomalyTestConfig(expected_background=None)
+    assert len(anomaly_memory(tpc_data, from_exposure, available=10**15)) == 1
+    hunt = HuntConfig()
+    assert len(hunt_memory(hunt, available=10**15)) == 2
+    with pytest.raises(ConfigError, match=r"method\.n_background=20000"):
+        hunt_memory(hunt, available=1)
+    with pytest.raises(ConfigError, match=r"method\.n_toys=10000000000"):
+        hunt_memory(dataclasses.replace(hunt, n_toys=10**10), available=10**12)
 
 
 def test_image_memory_estimate_counts_every_pool_event():

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxws.config import ConfigError
 from jaxws.data.members import MemberData
 from jaxws.train.state import Hparams, Pool
 from jaxws.train.trainer import Trainer
@@ -225,3 +226,35 @@ def chunk_rows(trainer: Trainer, pool: Pool, member: MemberData, n_members: int)
     if key not in trainer.memory_estimates:
         trainer.memory_estimates[key] = epoch_memory(trainer, pool, member)
     return choose_chunk_size(n_members, trainer.memory_estimates[key], budget)
+
+
+def check_memory(
+    n_bytes: float, what: str, settings: str, available: int | None = None, peak: float = 2.0
+) -> str:
+    """Refuse, before anything runs, arrays that cannot fit in the memory free now.
+
+    The estimates passed here count the large arrays a run allocates (events, toys per compiled
+    call, activations); `peak` allows for the copies made while they are built and moved
+    (concatenation, host to device), as `check_image_memory` does for jet images.
+
+    Args:
+      n_bytes: estimated bytes of the arrays.
+      what: what they are, for the message ("the toy bank ...").
+      settings: the config keys that set their size, named in the refusal.
+      available: bytes free (default: measured now, `available_bytes`).
+      peak: how many times `n_bytes` must be free at the peak.
+
+    Returns:
+      A report line (for `dry_run=true`).
+
+    Raises:
+      ConfigError: one line naming `settings`, when `peak * n_bytes` exceeds the memory free.
+    """
+    free = available_bytes() if available is None else available
+    gib = n_bytes / 2**30
+    if peak * n_bytes > free:
+        raise ConfigError(
+            f"{settings}: {what} take about {gib:.1f} GiB ({peak:g}x that at the peak), more "
+            f"than the {free / 2**30:.1f} GiB of memory free; lower these sizes"
+        )
+    return f"{what}: about {gib:.2f} GiB ({free / 2**30:.1f} free)"

@@ -12,6 +12,7 @@ with power > 0.9 (the former setup's 26% of p below 0.05 is D > 0.2); the fracti
 
 import jax
 import pytest
+from margins import TRAINED, record, record_p
 
 from jaxws.methods import anomaly
 from jaxws.simulate import tpc
@@ -60,11 +61,18 @@ def calibration():
     )
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("r", [0.0, 10.0, 100.0])
 def test_fresh_background_gives_uniform_p_values(calibration, r):
     for statistic in ("gof", "q0"):
         summary = calibration[r][statistic]
         assert summary["n"] == 150
+        record_p(f"KS {statistic} p-values vs uniform", summary["ks_pvalue"], 0.01, TRAINED)
+        for level, name in ((0.05, "05"), (0.01, "01")):
+            error = summary[f"error_{name}"]
+            deviation = abs(summary[f"fraction_below_{name}"] - level)
+            quantity = f"|{statistic} fraction p < {level} - {level}| < 3 SE"
+            record(quantity, deviation, 3 * error, error, TRAINED, above=False)
         assert summary["ks_pvalue"] > 0.01, (statistic, summary)
         assert abs(summary["fraction_below_05"] - 0.05) < 3 * summary["error_05"], (
             statistic,
@@ -74,3 +82,14 @@ def test_fresh_background_gives_uniform_p_values(calibration, r):
             statistic,
             summary,
         )
+
+
+def test_signal_count_fits_at_their_step_limit_are_reported(capsys):
+    from jaxws.methods.anomaly.pipeline import warn_not_converged
+
+    warn_not_converged({"toy_fits_not_converged": 0.0})
+    assert capsys.readouterr().err == ""
+    warn_not_converged({"toy_fits_not_converged": 3.0})
+    err = capsys.readouterr().err
+    assert "anomaly test: 3 signal-count fits stopped at their step limit" in err
+    assert "toy_fits_not_converged" in err

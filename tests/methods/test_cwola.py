@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from margins import TRAINED, member_auc_se, record
 from scipy import stats
 
 from jaxws.methods.cwola import weak_supervision
@@ -18,6 +19,7 @@ def mixture(rng, n, signal_fraction):
     return x.astype(np.float32)
 
 
+@pytest.mark.statistical
 def test_cwola_approaches_the_optimal_classifier():
     """Two mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1).
 
@@ -43,8 +45,24 @@ def test_cwola_approaches_the_optimal_classifier():
     optimal = test @ SIGNAL_MEAN
     optimal_auc = area_under_curve(roc_curve(optimal, labels))
     cwola_auc = area_under_curve(roc_curve(scorer(test), labels))
-    assert optimal_auc - 0.015 < cwola_auc <= optimal_auc + 0.005
-    assert stats.spearmanr(scorer(test), optimal).statistic > 0.95
+    se = member_auc_se(scorer.member_scores(test), labels, same_events=True)
+    seeds = "3 member seeds, / sqrt(3)"
+    low, high = optimal_auc - 0.015, optimal_auc + 0.005
+    record("CWoLa AUC > optimal - 0.015", cwola_auc, low, se, TRAINED, se_from=seeds)
+    record("CWoLa AUC <= optimal + 0.005", cwola_auc, high, se, TRAINED, False, seeds)
+    assert low < cwola_auc <= high
+    rho = stats.spearmanr(scorer(test), optimal).statistic
+    # Fisher's z = atanh(rho) has standard error 1 / sqrt(n - 3).
+    se_z = 1 / np.sqrt(len(test) - 3)
+    record(
+        "atanh Spearman > atanh 0.95",
+        np.arctanh(rho),
+        np.arctanh(0.95),
+        se_z,
+        TRAINED,
+        se_from="test sample",
+    )
+    assert rho > 0.95
 
 
 def test_weak_supervision_refuses_bad_input():

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from margins import SAMPLING, record
 
 from jaxws.methods.hunt import (
     HuntLayout,
@@ -74,6 +75,7 @@ def test_every_event_is_scored_by_models_that_never_saw_it():
     np.testing.assert_array_equal(times_scored, np.where(regions >= 0, 2, 0))
 
 
+@pytest.mark.statistical
 def test_toys_are_nested_and_follow_the_fit():
     mean = np.array([[[100.0, 80.0], [10.0, 8.0], [1.0, 0.4]]])  # 1 window, 3 eff, 2 bins
     toys = draw_toys(mean, (1.0, 0.1, 0.01), 4000, seed=0)
@@ -81,6 +83,8 @@ def test_toys_are_nested_and_follow_the_fit():
     assert np.all(toys[:, :, 2] <= toys[:, :, 1])
     # mean within 4 standard errors (Poisson variance) of the fitted expectation
     se = np.sqrt(mean / 4000)
+    worst = np.max(np.abs(toys.mean(0) - mean) / se)
+    record("|toy mean - fit| < 4 SE, worst of 6", worst, 4.0, 1.0, SAMPLING, above=False)
     assert np.all(np.abs(toys.mean(0) - mean) < 4 * se)
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from margins import TRAINED, auc_se, record
 
 from jaxws.data import lhco
 
@@ -64,6 +65,7 @@ def test_standardizer_matches_numpy(data):
         lhco.Standardizer.fit(np.ones((10, 2)))
 
 
+@pytest.mark.statistical
 def test_lhco_method_end_to_end(tmp_path):
     """Shrunk run of method=lhco: both ensembles train and the supervised one beats random."""
     import jax
@@ -85,6 +87,12 @@ def test_lhco_method_end_to_end(tmp_path):
     metrics = method.run(cfg, jax.random.key(0), tmp_path, Tracker(tmp_path))
     assert metrics["n_test_background"] == 1500
     # truth-labelled signal vs background on 4 substructure features: far from random (0.5)
+    # Test-sample error with as many signal as background test events (approximate; one
+    # member, so no seed spread).
+    se = auc_se(metrics["supervised/auc"], 1500, 1500)
+    record(
+        "supervised AUC > 0.85", metrics["supervised/auc"], 0.85, se, TRAINED, se_from="test sample"
+    )
     assert metrics["supervised/auc"] > 0.85
     assert metrics["supervised/max_sic"] > 2.0
     assert 0.0 <= metrics["idealised/auc"] <= 1.0

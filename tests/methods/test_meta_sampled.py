@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import TRAINED, record
 
 from jaxws.methods import meta
 from jaxws.methods.meta.tasks import split_sizes
@@ -163,6 +164,7 @@ def test_one_full_batch_inner_step_is_one_gradient_step():
     np.testing.assert_allclose(adapted["head"]["w"], theta - 0.1 * grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.statistical
 def test_maml_adapts_and_meta_sgd_beats_maml_on_sinusoids():
     model = SinusoidMLP()
     config = meta.MetaConfig(
@@ -196,13 +198,23 @@ def test_maml_adapts_and_meta_sgd_beats_maml_on_sinusoids():
 
         losses[name] = [np.asarray(v, np.float64) for v in jax.jit(jax.vmap(before_after))(test)]
 
-    def z(difference):
-        return difference.mean() / (difference.std(ddof=1) / np.sqrt(len(difference)))
+    def se(difference):
+        return difference.std(ddof=1) / np.sqrt(len(difference))
 
+    def z(difference):
+        return difference.mean() / se(difference)
+
+    tasks = "300 held-out tasks (paired)"
     before, after = losses["maml"]
+    ratio = after - 0.5 * before
+    record("mean(MAML after - 0.5 before) < 0", ratio.mean(), 0.0, se(ratio), TRAINED, False, tasks)
+    record("paired z(before - after) > 5", z(before - after), 5.0, 1.0, TRAINED, se_from=tasks)
     assert after.mean() < 0.5 * before.mean(), (before.mean(), after.mean())
     assert z(before - after) > 5
     meta_sgd = losses["meta_sgd"][1]
+    ratio = meta_sgd - 0.7 * after
+    record("mean(Meta-SGD - 0.7 MAML) < 0", ratio.mean(), 0.0, se(ratio), TRAINED, False, tasks)
+    record("paired z(MAML - Meta-SGD) > 5", z(after - meta_sgd), 5.0, 1.0, TRAINED, se_from=tasks)
     assert meta_sgd.mean() < 0.7 * after.mean(), (after.mean(), meta_sgd.mean())
     assert z(after - meta_sgd) > 5
 

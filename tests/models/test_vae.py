@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from margins import SAMPLING, TRAINED, record
 from scipy import stats
 
 from jaxws.models.vae import BetaVAE, gaussian_log_density, kl_to_standard_normal
@@ -75,6 +76,7 @@ def test_gaussian_terms_match_scipy():
     np.testing.assert_allclose(closed, numeric, rtol=1e-4)
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_negative_elbo_bounds_negative_log_likelihood_for_any_parameters(seed):
     x, _ = linear_toy(200, seed)
@@ -106,6 +108,10 @@ def test_negative_elbo_bounds_negative_log_likelihood_for_any_parameters(seed):
         variables, x, method=BetaVAE.negative_elbo, rngs={"sample": jax.random.fold_in(key, 3)}
     )
     error = np.std(np.asarray(single) - exact_nelbo) / np.sqrt(2000 * x.shape[0])
+    bias = abs(np.mean(np.asarray(mc) - exact_nelbo))
+    record(
+        "|Monte Carlo - closed-form -ELBO| < 5 SE", bias, 5 * error + 1e-4, error, SAMPLING, False
+    )
     assert abs(np.mean(np.asarray(mc) - exact_nelbo)) < 5 * error + 1e-4
 
 
@@ -141,6 +147,7 @@ def train_linear_vae(x, steps=2500, learning_rate=2e-2, n_samples=2):
     return {"params": run(params)}
 
 
+@pytest.mark.statistical
 def test_trained_linear_vae_is_tight():
     x, true_nll = linear_toy(3000)
     variables = train_linear_vae(x[1000:])
@@ -149,9 +156,17 @@ def test_trained_linear_vae_is_tight():
     assert np.all(gap >= -1e-6)
     # Tight: the amortised posterior is exact in this family, so the mean gap
     # KL(q || p_theta(z | x)) must vanish (tolerance 0.01 nats per event; measured ~1e-3).
+    events = "1000 held-out events"
+    se_gap = np.std(gap) / np.sqrt(gap.size)
+    record("mean gap KL < 0.01", np.mean(gap), 0.01, se_gap, TRAINED, False, events)
     assert np.mean(gap) < 0.01, np.mean(gap)
     # The learned marginal matches the true one up to the finite-sample fit (0.05 nats).
-    assert abs(np.mean(nll - true_nll[:1000])) < 0.05
+    difference = nll - true_nll[:1000]
+    se = np.std(difference) / np.sqrt(difference.size)
+    record(
+        "|mean NLL - true NLL| < 0.05", abs(np.mean(difference)), 0.05, se, TRAINED, False, events
+    )
+    assert abs(np.mean(difference)) < 0.05
 
 
 def test_beta_weights_the_kl_term_and_outputs_are_per_event():

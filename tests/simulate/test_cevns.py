@@ -11,6 +11,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from margins import SAMPLING, record, record_p
 from scipy import integrate, stats
 
 from jaxws.simulate import cevns, tpc, wimp
@@ -96,6 +97,7 @@ def test_point_nucleus_rate_is_flux_times_mean_cross_section():
     assert rate == pytest.approx(expected, rel=2e-3)
 
 
+@pytest.mark.statistical
 def test_sampled_cevns_energies_follow_the_rate():
     data = tpc.TPCConfig(energy_min=0.5, cevns=True)
     spectrum = tpc.cevns_spectrum(data.params())
@@ -113,9 +115,12 @@ def test_sampled_cevns_energies_follow_the_rate():
         return np.interp(e, table, partial / partial[-1])
 
     # n = 4000: KS rejects a CDF error of 0.03 at the 1% level with power > 0.95.
-    assert stats.kstest(energies, cdf).pvalue > 0.01
+    p_value = stats.kstest(energies, cdf).pvalue
+    record_p("KS CEvNS energies vs rate", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01
 
 
+@pytest.mark.statistical
 def test_background_counts_scale_with_exposure_and_set_the_nr_fraction():
     data = tpc.TPCConfig(cevns=True, neutron_rate_per_tonne_year=0.1)
     one, three = tpc.background_recoils(data, 1.0), tpc.background_recoils(data, 3.0)
@@ -131,12 +136,22 @@ def test_background_counts_scale_with_exposure_and_set_the_nr_fraction():
     share = np.mean(energies <= ENDPOINT_KEV * 1.001)
     neutron_below = -math.expm1(-(ENDPOINT_KEV - 1.0) / 30.0) / -math.expm1(-99.0 / 30.0)
     expected = (one["cevns"] + one["neutron"] * neutron_below) / nr
-    assert abs(share - expected) < 4 * math.sqrt(expected * (1 - expected) / energies.size)
+    se = math.sqrt(expected * (1 - expected) / energies.size)
+    record(
+        "|CEvNS share below endpoint - expected| < 4 SE",
+        abs(share - expected),
+        4 * se,
+        se,
+        SAMPLING,
+        False,
+    )
+    assert abs(share - expected) < 4 * se
     off = tpc.TPCConfig()
     assert tpc.background_recoils(off, 5.0)["cevns"] == 0.0
     assert tpc.background_nr_law(off)[0] == 0.0
 
 
+@pytest.mark.statistical
 def test_background_nr_share_in_simulated_events():
     data = tpc.TPCConfig(cevns=True, neutron_rate_per_tonne_year=50.0)
     fraction, spectrum = tpc.background_nr_law(data)
@@ -145,4 +160,6 @@ def test_background_nr_share_in_simulated_events():
         jax.random.key(2), 2000, params, tpc.sensor_grid_for(params, 1), fraction, spectrum
     )
     n_nr = int(np.sum(np.asarray(events["recoil_type"]) == tpc.NUCLEAR_RECOIL))
-    assert stats.binomtest(n_nr, 2000, fraction).pvalue > 0.001
+    p_value = stats.binomtest(n_nr, 2000, fraction).pvalue
+    record_p("binomial NR share in events", p_value, 0.001, SAMPLING)
+    assert p_value > 0.001

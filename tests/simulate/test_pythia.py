@@ -20,6 +20,7 @@ import pytest
 # The physics extra is part of `make test`'s environment: a missing pythia8mc is a failure here,
 # not a skip.
 import pythia8mc  # noqa: F401
+from margins import SAMPLING, record, record_p
 from scipy import stats
 
 from jaxws.data.samples import model_id_of
@@ -195,6 +196,7 @@ MEASURED = {
 }
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("model", list(MEASURED))
 def test_pass_fractions_match_measured_ranges(samples, model):
     """Binomial fractions within 4 standard errors of the measured range (false alarm ~1e-4)."""
@@ -208,9 +210,12 @@ def test_pass_fractions_match_measured_ranges(samples, model):
     for key, (lo, hi) in MEASURED[model].items():
         frac = observed[key] / generated
         err = math.sqrt(max(lo * (1 - lo), hi * (1 - hi)) / generated)
+        record("fraction >= measured low - 4 SE", frac, lo - 4 * err, err, SAMPLING)
+        record("fraction <= measured high + 4 SE", frac, hi + 4 * err, err, SAMPLING, False)
         assert lo - 4 * err <= frac <= hi + 4 * err, (model, key, frac, lo, hi, err)
 
 
+@pytest.mark.statistical
 def test_dark_jets_have_more_constituents_than_qcd(samples):
     """Dark showers (~156 per leading jet in hv-reference) vs QCD (~70): one-sided MWU."""
     qcd = load_events(samples, models=["qcd"]).n_constituents
@@ -218,9 +223,11 @@ def test_dark_jets_have_more_constituents_than_qcd(samples):
         signal = load_events(samples, models=[model]).n_constituents
         for jet in (0, 1):
             p = stats.mannwhitneyu(signal[:, jet], qcd[:, jet], alternative="greater").pvalue
+            record_p("power: MWU dark > QCD constituents", p, 1e-10, SAMPLING, power=True)
             assert p < 1e-10, (model, jet, p)
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("model", ["qcd", "id_lambda10", "dd_lambda10"])
 def test_distributions_agree_with_hv_reference(samples, model):
     """Two-sample KS against the independent generator; p > 1e-3 (300 vs 5000+ events)."""
@@ -234,6 +241,7 @@ def test_distributions_agree_with_hv_reference(samples, model):
         lambda e: e.jets[:, 0, 3],
     ):
         p = stats.ks_2samp(values(ours), values(reference)).pvalue
+        record_p("2-sample KS vs hv-reference (4)", p, 1e-3, SAMPLING)
         assert p > 1e-3, (model, p)
 
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import SAMPLING, record_p
 from scipy import stats
 
 from jaxws.data.samples import benchmark_names
@@ -112,6 +113,7 @@ def _truncated_cdf(cdf):
     return lambda x: (cdf(x) - cdf(low)) / (cdf(high) - cdf(low))
 
 
+@pytest.mark.statistical
 def test_background_mjj_follows_the_dijet_function(background):
     # Independent reference: the dijet density integrated numerically in float64.
     p = BackgroundParams()
@@ -120,6 +122,7 @@ def test_background_mjj_follows_the_dijet_function(background):
     density = (1 - x) ** p.dijet_p1 / x ** (p.dijet_p2 + p.dijet_p3 * np.log(x))
     cdf = np.concatenate([[0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
     result = stats.kstest(background.mjj, lambda m: np.interp(m, grid, cdf / cdf[-1]))
+    record_p("KS mjj vs dijet function", result.pvalue, 0.01, SAMPLING)
     assert result.pvalue > 0.01
     counts, _ = np.histogram(background.mjj, bins=7, range=MJJ_WINDOW)
     assert np.all(np.diff(counts) < 0)  # falling
@@ -127,6 +130,7 @@ def test_background_mjj_follows_the_dijet_function(background):
     assert background.mjj.max() < MJJ_WINDOW[1]
 
 
+@pytest.mark.statistical
 def test_wide_mjj_range_gives_the_full_dijet_spectrum():
     """mjj_range (the bump hunt's spectrum): the dijet density over 3.5-7 TeV, float64 KS."""
     wide = (3500.0, 7000.0)
@@ -138,18 +142,23 @@ def test_wide_mjj_range_gives_the_full_dijet_spectrum():
     x = grid / 13000.0
     density = (1 - x) ** p.dijet_p1 / x ** (p.dijet_p2 + p.dijet_p3 * np.log(x))
     cdf = np.concatenate([[0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
-    assert stats.kstest(mjj, lambda m: np.interp(m, grid, cdf / cdf[-1])).pvalue > 0.01
+    p_value = stats.kstest(mjj, lambda m: np.interp(m, grid, cdf / cdf[-1])).pvalue
+    record_p("KS wide mjj vs dijet function", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01
     assert mjj.min() >= wide[0]
     assert mjj.max() < wide[1]
     assert np.sum(mjj > MJJ_WINDOW[1]) > 20  # 38 +- 6 expected beyond the benchmark window
 
 
+@pytest.mark.statistical
 def test_signal_mjj_is_a_crystal_ball_peaking_in_the_signal_region(signal):
     p = benchmark("id_lambda10")
     reference = stats.crystalball(
         beta=p.tail_start, m=p.tail_power, loc=p.peak_mass, scale=p.peak_width
     )
-    assert stats.kstest(signal["mjj"], _truncated_cdf(reference.cdf)).pvalue > 0.01
+    p_value = stats.kstest(signal["mjj"], _truncated_cdf(reference.cdf)).pvalue
+    record_p("KS signal mjj vs crystal ball", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01
     counts, edges = np.histogram(signal["mjj"], bins=14, range=MJJ_WINDOW)
     peak = 0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1])
     assert 4700 <= peak < 5500
@@ -243,6 +252,7 @@ def _jet_features(constituents, jets, mjj):
     }
 
 
+@pytest.mark.statistical
 def test_without_signal_sr_and_sb_jets_are_indistinguishable(background, signal):
     """KS tests of SR vs SB background jet-shape features at a fixed seed (2 x 5 at p > 0.001).
 
@@ -257,12 +267,16 @@ def test_without_signal_sr_and_sb_jets_are_indistinguishable(background, signal)
     assert min(sr.sum(), sb.sum()) > 0.4 * N
     for name, values in feats.items():
         for jet in (0, 1):
-            assert stats.ks_2samp(values[sr, jet], values[sb, jet]).pvalue > 1e-3, (name, jet)
+            p_value = stats.ks_2samp(values[sr, jet], values[sb, jet]).pvalue
+            record_p("KS SR vs SB jet shapes (10)", p_value, 1e-3, SAMPLING)
+            assert p_value > 1e-3, (name, jet)
     sig = _jet_features(signal["constituents"], signal["jets"], signal["mjj"])
     n_sig = int(0.35 * sr.sum())
     for name in ("multiplicity", "width"):
         contaminated = np.concatenate([feats[name][sr, 0][n_sig:], sig[name][:n_sig, 0]])
-        assert stats.ks_2samp(contaminated, feats[name][sb, 0]).pvalue < 1e-3, name
+        p_value = stats.ks_2samp(contaminated, feats[name][sb, 0]).pvalue
+        record_p("KS power, 35% signal in SR (2)", p_value, 1e-3, SAMPLING, power=True)
+        assert p_value < 1e-3, name
 
 
 def test_pt_over_mjj_differs_as_in_pythia(background):

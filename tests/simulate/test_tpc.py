@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import SAMPLING, record, record_p
 from scipy import stats
 
 from jaxws.config import ConfigError, from_section
@@ -48,16 +49,22 @@ def test_nr_slope_is_the_standard_halo_value():
     assert 4 < float(tpc.nr_spectrum_slope(30.0)) < float(tpc.nr_spectrum_slope(100.0)) < 30
 
 
+@pytest.mark.statistical
 def test_recoil_spectra_follow_their_laws():
     key = jax.random.key(2)
     flat = np.asarray(tpc.sample_recoil_energy(key, 5000, jnp.inf, PARAMS))
-    assert stats.kstest(flat, stats.uniform(1.0, 99.0).cdf).pvalue > 0.01
+    p_value = stats.kstest(flat, stats.uniform(1.0, 99.0).cdf).pvalue
+    record_p("KS flat recoil spectrum", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01
     slope = 11.0
     falling = np.asarray(tpc.sample_recoil_energy(key, 5000, slope, PARAMS))
     law = stats.truncexpon(b=99.0 / slope, loc=1.0, scale=slope)
-    assert stats.kstest(falling, law.cdf).pvalue > 0.01
+    p_value = stats.kstest(falling, law.cdf).pvalue
+    record_p("KS falling recoil spectrum", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize(("trials", "probability"), [(40.0, 0.12), (30.0, 0.9), (5000.0, 0.3)])
 def test_binomial_counts_moments(trials, probability):
     keys = jax.random.split(jax.random.key(3), 1)
@@ -67,7 +74,14 @@ def test_binomial_counts_moments(trials, probability):
     assert counts.min() >= 0
     assert counts.max() <= trials
     mean, var = trials * probability, trials * probability * (1 - probability)
-    assert abs(counts.mean() - mean) < 5 * math.sqrt(var / counts.size)
+    se = math.sqrt(var / counts.size)
+    record("|mean - n p| < 5 SE", abs(counts.mean() - mean), 5 * se, se, SAMPLING, above=False)
+    assert abs(counts.mean() - mean) < 5 * se
+    # The sample variance's standard error: sqrt((mu4 - var^2 (n-3)/(n-1)) / n), mu4 of the
+    # binomial.
+    mu4 = var * (1 + 3 * (trials - 2) * probability * (1 - probability))
+    se_var = math.sqrt((mu4 - var**2 * (counts.size - 3) / (counts.size - 1)) / counts.size)
+    record("|var / n p q - 1| < 0.05", abs(counts.var() - var), 0.05 * var, se_var, SAMPLING, False)
     np.testing.assert_allclose(counts.var(), var, rtol=0.05)
     if trials * min(probability, 1 - probability) < tpc.SMALL_MEAN:  # exact regime: the pmf
         values = np.arange(int(trials) + 1)
@@ -75,13 +89,24 @@ def test_binomial_counts_moments(trials, probability):
         observed = np.bincount(counts.astype(int), minlength=values.size)
         keep = expected > 5
         chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+        record_p("chi2 of the pmf", stats.chi2.sf(chi2, keep.sum() - 1), 0.01, SAMPLING)
         assert stats.chi2.sf(chi2, keep.sum() - 1) > 0.01
 
 
+@pytest.mark.statistical
 def test_poisson_counts_moments():
     for mean in (3.0, 200.0):
         counts = np.asarray(tpc.poisson_counts(jax.random.key(4), jnp.full(20000, mean)))
-        assert abs(counts.mean() - mean) < 5 * math.sqrt(mean / counts.size)
+        se = math.sqrt(mean / counts.size)
+        record("|mean - mu| < 5 SE", abs(counts.mean() - mean), 5 * se, se, SAMPLING, False)
+        assert abs(counts.mean() - mean) < 5 * se
+        # Poisson: fourth central moment mu (1 + 3 mu).
+        se_var = math.sqrt(
+            (mean * (1 + 3 * mean) - mean**2 * (counts.size - 3) / (counts.size - 1)) / counts.size
+        )
+        record(
+            "|var / mu - 1| < 0.05", abs(counts.var() - mean), 0.05 * mean, se_var, SAMPLING, False
+        )
         np.testing.assert_allclose(counts.var(), mean, rtol=0.05)
 
 

@@ -4,6 +4,8 @@ import math
 
 import jax
 import numpy as np
+import pytest
+from margins import SAMPLING, record, record_p
 from scipy import stats
 
 from jaxws.simulate import tpc, wimp
@@ -34,10 +36,14 @@ def test_helm_form_factor_is_one_at_zero_and_vanishes_at_the_bessel_zero():
     )
 
 
+@pytest.mark.statistical
 def test_eta_matches_monte_carlo_of_the_standard_halo():
     speeds = halo_velocities(2_000_000)
     for v_min in (0.0, 200.0, 400.0, 600.0):
-        mc = np.mean(np.where(speeds > v_min, 1.0 / speeds, 0.0))
+        inverse = np.where(speeds > v_min, 1.0 / speeds, 0.0)
+        mc, se = np.mean(inverse), np.std(inverse) / np.sqrt(inverse.size)
+        eta = float(wimp.halo_eta(v_min))
+        record("|eta - Monte Carlo| < 1% (4)", abs(eta - mc), 0.01 * abs(mc), se, SAMPLING, False)
         np.testing.assert_allclose(float(wimp.halo_eta(v_min)), mc, rtol=0.01)
     assert float(wimp.halo_eta(wimp.ESCAPE_SPEED_KM_S + wimp.EARTH_SPEED_KM_S + 1)) == 0.0
 
@@ -70,6 +76,7 @@ def test_seed_benchmark_counts_are_hundreds_of_recoils():
     assert 100 < counts[2] < counts[1] < counts[0] < 1000
 
 
+@pytest.mark.statistical
 def test_tabulated_wimp_spectrum_samples_the_rate():
     params = tpc.TPCParams()
     spectrum = tpc.wimp_spectrum(50.0, params)
@@ -78,4 +85,6 @@ def test_tabulated_wimp_spectrum_samples_the_rate():
     rate = wimp.differential_rate(grid, 50.0, 1e-45)
     cdf = np.concatenate([[0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(grid))])
     cdf /= cdf[-1]
-    assert stats.kstest(energies, lambda e: np.interp(e, grid, cdf)).pvalue > 0.01
+    p_value = stats.kstest(energies, lambda e: np.interp(e, grid, cdf)).pvalue
+    record_p("KS WIMP energies vs rate", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01

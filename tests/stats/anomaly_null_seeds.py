@@ -27,7 +27,7 @@ def main(first: int, last: int) -> None:
             for name in ("gof", "q0"):
                 s = summaries[name]
                 try:
-                    checks.assert_uniform(s)
+                    checks._assert_uniform(s)
                     verdict = "ok"
                 except AssertionError:
                     verdict = "FAIL"

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import FIT, SAMPLING, record, record_p
 from scipy import optimize, stats
 
 from jaxws.stats import anomaly as at
@@ -30,12 +31,15 @@ def test_score_is_negative_elbo_at_zero_weight_and_adds_the_cross_entropy():
     np.testing.assert_allclose(scan[1], expected, rtol=1e-5)
 
 
+@pytest.mark.statistical
 def test_large_weight_ranks_like_the_classifier():
     rng = np.random.default_rng(1)
     nelbo, logit = rng.normal(10, 3, 500), rng.normal(0, 3, 500)
     ts = at.checked_anomaly_score(nelbo, logit, 1e4)
     assert stats.spearmanr(ts, logit).statistic > 0.999
-    assert stats.spearmanr(at.checked_anomaly_score(nelbo, logit, 0.0), logit).statistic < 0.2
+    rho = stats.spearmanr(at.checked_anomaly_score(nelbo, logit, 0.0), logit).statistic
+    record("Spearman(score at R = 0, logit) < 0.2", rho, 0.2, 1 / np.sqrt(499), SAMPLING, False)
+    assert rho < 0.2
 
 
 def test_bad_inputs_are_named():
@@ -78,7 +82,10 @@ def test_signal_fit_matches_scipy_maximisation():
     template = at.score_density(rng.normal(2.0, 0.7, size=2000))
     scores = np.concatenate([rng.normal(size=300), rng.normal(2.0, 0.7, size=20)]).astype("f4")
     mask = np.ones(scores.size, bool)
-    s_hat, q0 = at.fit_signal_count(jnp.asarray(scores), jnp.asarray(mask), null, template, B)
+    s_hat, q0, converged = at.fit_signal_count(
+        jnp.asarray(scores), jnp.asarray(mask), null, template, B
+    )
+    assert bool(converged)
     f0 = np.exp(np.asarray(at.log_density_at(null, jnp.asarray(scores)), np.float64))
     fs = np.exp(np.asarray(at.log_density_at(template, jnp.asarray(scores)), np.float64))
     nll = lambda s: (B + s) - np.sum(np.log(B * f0 + s * fs))
@@ -88,12 +95,18 @@ def test_signal_fit_matches_scipy_maximisation():
     # Masked events do not count.
     padded = np.concatenate([scores, np.full(50, 2.0, "f4")])
     padded_mask = np.concatenate([mask, np.zeros(50, bool)])
-    _, q0_padded = at.fit_signal_count(
+    _, q0_padded, _ = at.fit_signal_count(
         jnp.asarray(padded), jnp.asarray(padded_mask), null, template, B
     )
     np.testing.assert_allclose(float(q0_padded), float(q0), rtol=1e-5)
+    # The step limit before the tolerance: flagged, never passed off as the maximum.
+    *_, stopped = at.fit_signal_count(
+        jnp.asarray(scores), jnp.asarray(mask), null, template, B, max_steps=1
+    )
+    assert not bool(stopped)
 
 
+@pytest.mark.statistical
 def test_poisson_by_inversion_matches_the_pmf():
     keys = jax.random.split(jax.random.key(4), 20000)
     counts = np.asarray(jax.vmap(lambda k: at.poisson_by_inversion(k, 7.5, 60))(keys))
@@ -101,7 +114,19 @@ def test_poisson_by_inversion_matches_the_pmf():
     expected = stats.poisson.pmf(np.arange(31), 7.5) * counts.size
     keep = expected > 5
     chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    record_p("chi2 of the Poisson pmf", stats.chi2.sf(chi2, keep.sum() - 1), 0.01, SAMPLING)
     assert stats.chi2.sf(chi2, keep.sum() - 1) > 0.01
+
+
+def _assert_uniform(summary):
+    """KS at 1% and the fractions below 0.05 and 0.01 within 3 standard errors of nominal."""
+    record_p("KS p-values vs uniform", summary["ks_pvalue"], 0.01, FIT)
+    for level, name in ((0.05, "05"), (0.01, "01")):
+        error, deviation = summary[f"error_{name}"], abs(summary[f"fraction_below_{name}"] - level)
+        record(f"|fraction p < {level} - {level}| < 3 SE", deviation, 3 * error, error, FIT, False)
+    assert summary["ks_pvalue"] > 0.01
+    assert abs(summary["fraction_below_05"] - 0.05) < 3 * summary["error_05"]
+    assert abs(summary["fraction_below_01"] - 0.01) < 3 * summary["error_01"]
 
 
 def heavy_tailed_scores(rng, n):
@@ -169,13 +194,7 @@ def fresh_null_summaries(
 NULL_SEED = 11
 
 
-def assert_uniform(summary):
-    """KS at 1%, the fractions below 0.05 and 0.01 within 3 standard errors of nominal."""
-    assert summary["ks_pvalue"] > 0.01
-    assert abs(summary["fraction_below_05"] - 0.05) < 3 * summary["error_05"]
-    assert abs(summary["fraction_below_01"] - 0.01) < 3 * summary["error_01"]
-
-
+@pytest.mark.statistical
 @pytest.mark.parametrize("statistic", ["gof", "q0"])
 def test_null_is_uniform_on_fresh_heavy_tailed_background(statistic):
     """Exponential-tail f_0 and a bank of 1000 data sets: valid p-values on fresh data.
@@ -189,14 +208,23 @@ def test_null_is_uniform_on_fresh_heavy_tailed_background(statistic):
     seeds to fail by a 3-standard-error draw of the bank, as seed 10 did with the TS cut).
     """
     summaries = fresh_null_summaries(tail_fraction=0.01, bank_size=int(1000 * B), seed=NULL_SEED)
-    assert_uniform(summaries[statistic])
+    _assert_uniform(summaries[statistic])
 
 
+@pytest.mark.statistical
 def test_gaussian_kde_and_a_small_pool_give_too_small_p_values():
     """The check has power: the former setup (Gaussian KDE tails, toys resampled from a pool
     of 5 data sets) rejects fresh background far too often (measured 16% below 0.05 for q0)."""
     summary = fresh_null_summaries(tail_fraction=0.0, bank_size=1500)["q0"]
-    assert summary["fraction_below_05"] > 0.05 + 4 * summary["error_05"]
+    error = summary["error_05"]
+    record(
+        "power: fraction p < 0.05 > 0.05 + 4 SE",
+        summary["fraction_below_05"],
+        0.05 + 4 * error,
+        error,
+        FIT,
+    )
+    assert summary["fraction_below_05"] > 0.05 + 4 * error
 
 
 def test_pareto_tail_shape_of_a_power_law():
@@ -303,6 +331,7 @@ def observed_q0(null, template, data_sets):
     return np.asarray(fit(jnp.asarray(scores), jnp.asarray(mask)))
 
 
+@pytest.mark.statistical
 def test_null_p_values_are_uniform(calibrated_test):
     null, template, _, result = calibrated_test
     # Observed data sets from the true background law (not from f_0 or the toys' pool).
@@ -310,12 +339,14 @@ def test_null_p_values_are_uniform(calibrated_test):
     data_sets = [rng.normal(size=rng.poisson(B)) for _ in range(300)]
     q0 = observed_q0(null, template, data_sets)
     p = np.asarray(at.toy_p_values(q0, result["null_q0"], jax.random.key(8)))
+    record_p("KS p-values vs uniform", stats.kstest(p, "uniform").pvalue, 0.01, FIT)
     assert stats.kstest(p, "uniform").pvalue > 0.01
     # Without randomised ties the atom at q0 = 0 makes p conservative (p >= uniform).
     conservative = np.asarray(at.toy_p_values(q0, result["null_q0"]))
     assert np.all(conservative >= p)
 
 
+@pytest.mark.statistical
 def test_injected_signal_lowers_the_median_p_value(calibrated_test):
     null, template, signal_pool, result = calibrated_test
     rng = np.random.default_rng(9)
@@ -324,6 +355,8 @@ def test_injected_signal_lowers_the_median_p_value(calibrated_test):
         for _ in range(100)
     ]
     p = np.asarray(at.toy_p_values(observed_q0(null, template, data_sets), result["null_q0"]))
+    # median(p) < 0.05 means more than half of the 100 p-values below 0.05 (binomial SE 5).
+    record("power: count p < 0.05 of 100 > 50", np.sum(p < 0.05), 50, 5.0, FIT)
     assert np.median(p) < 0.05
     assert float(result["q0"]["median_p"][0]) < 0.05
     assert float(result["median_s_hat"][0]) == pytest.approx(15.0, abs=3.0)
@@ -456,6 +489,7 @@ def test_newton_fit_matches_scipy_with_an_extreme_ratio():
 
 
 @pytest.mark.parametrize("statistic", ["gof", "q0"])
+@pytest.mark.statistical
 def test_null_with_a_ts_cut_is_uniform_on_fresh_background(statistic):
     """With the TS cut at the 90% quantile of f_0's sample (toys: a thinned Poisson process of
     the bank's events above the cut) fresh background sets give uniform p-values.
@@ -468,9 +502,10 @@ def test_null_with_a_ts_cut_is_uniform_on_fresh_background(statistic):
     summaries = fresh_null_summaries(
         tail_fraction=0.01, bank_size=int(1000 * B), seed=NULL_SEED, cut_quantile=0.9
     )
-    assert_uniform(summaries[statistic])
+    _assert_uniform(summaries[statistic])
 
 
+@pytest.mark.statistical
 def test_poisson_window_matches_the_pmf_at_a_large_mean():
     """B = 2.4e5: the windowed inversion (O(sqrt(B)) per draw) follows the Poisson law.
 
@@ -483,4 +518,5 @@ def test_poisson_window_matches_the_pmf_at_a_large_mean():
     cdf = np.concatenate([[0.0], stats.poisson.cdf(edges, mean), [1.0]])
     expected = np.diff(cdf) * counts.size
     chi2 = np.sum((observed - expected) ** 2 / expected)
+    record_p("chi2 of the Poisson law, 12 bins", stats.chi2.sf(chi2, 11), 0.01, SAMPLING)
     assert stats.chi2.sf(chi2, 11) > 0.01

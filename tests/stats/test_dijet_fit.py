@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from margins import FIT, record, record_p
 from scipy import integrate, optimize, stats
 
 from jaxws.stats.dijet_fit import (
@@ -121,6 +122,7 @@ def test_fit_recovers_truth_and_flags_non_convergence():
         signal_region_test(mu, BINNING, np.arange(35) % 2 == 0)
 
 
+@pytest.mark.statistical
 def test_f_test_picks_the_fourth_parameter_only_when_needed():
     rng = np.random.default_rng(2)
     needs_p3 = rng.poisson(expected_counts(1e6, p3=3.0), (20, 35))  # power ~1 (50/50 seen)
@@ -129,7 +131,9 @@ def test_f_test_picks_the_fourth_parameter_only_when_needed():
     chosen_3, _ = f_test(three_enough, BINNING)
     assert np.all(chosen_p3 == 4)
     # Under the 3-parameter truth the F-test p-value is ~U(0, 1): 4 is chosen ~5 % of the time.
-    assert np.sum(chosen_3 == 4) <= 4  # binomial(20, 0.05): P(>= 5) = 0.003
+    n_four, se = np.sum(chosen_3 == 4), np.sqrt(20 * 0.05 * 0.95)
+    record("4 parameters chosen under 3 (of 20) <= 4", n_four, 4, se, FIT, above=False)
+    assert n_four <= 4  # binomial(20, 0.05): P(>= 5) = 0.003
 
 
 @pytest.mark.parametrize("small_signal", [0.5, 1.0])
@@ -148,6 +152,7 @@ def test_signal_region_z_includes_the_fit_uncertainty(small_signal):
         np.testing.assert_allclose(test.z, closed_form, rtol=5e-3)
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("n_params", [3, 4])
 def test_local_p_values_uniform_under_background_only(n_params):
     """500 background-only pseudo-experiments (1e4 events, ~460 in the SR): p ~ U(0, 1).
@@ -159,9 +164,16 @@ def test_local_p_values_uniform_under_background_only(n_params):
     test = signal_region_test(counts, BINNING, SIGNAL_REGION, n_params=n_params)
     assert test.converged.all()
     p = test.p_value
-    assert abs(np.sum(p < 0.05) - 25) < 3 * np.sqrt(500 * 0.05 * 0.95)
-    assert abs(np.sum(p < 0.01) - 5) < 3 * np.sqrt(500 * 0.01 * 0.99)
-    assert stats.kstest(p, "uniform").pvalue > 0.01
+    se_05, se_01 = np.sqrt(500 * 0.05 * 0.95), np.sqrt(500 * 0.01 * 0.99)
+    record("|count p < 0.05 - 25| < 3 SE", abs(np.sum(p < 0.05) - 25), 3 * se_05, se_05, FIT, False)
+    record("|count p < 0.01 - 5| < 3 SE", abs(np.sum(p < 0.01) - 5), 3 * se_01, se_01, FIT, False)
+    assert abs(np.sum(p < 0.05) - 25) < 3 * se_05
+    assert abs(np.sum(p < 0.01) - 5) < 3 * se_01
+    p_value = stats.kstest(p, "uniform").pvalue
+    record_p("KS local p-values vs uniform", p_value, 0.01, FIT)
+    assert p_value > 0.01
     # The goodness of fit is calibrated in its tail (its deviance is only asymptotically chi2:
     # the last bins hold ~7 events, so no KS test here).
-    assert np.sum(test.sideband_fit.gof_pvalue < 0.01) < 5 + 3 * np.sqrt(500 * 0.01 * 0.99)
+    n_gof = np.sum(test.sideband_fit.gof_pvalue < 0.01)
+    record("count gof p < 0.01 < 5 + 3 SE", n_gof, 5 + 3 * se_01, se_01, FIT, above=False)
+    assert n_gof < 5 + 3 * se_01

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from margins import FIT, record_p
 from scipy import optimize
 
 from jaxws.methods import nplm as nplm_method
@@ -88,6 +89,7 @@ def test_kernel_fit_reaches_the_scipy_minimum():
         jax.config.update("jax_enable_x64", False)
 
 
+@pytest.mark.statistical
 def test_kernel_null_follows_chi2_at_fitted_dof_in_bulk_and_tail():
     # 200 null toys, N_R = 2000, N(R) = 100, M = 50, lambda = 1, sigma the 0.9 quantile.
     x, d, r = _toys(jax.random.key(2), 200)
@@ -105,6 +107,9 @@ def test_kernel_null_follows_chi2_at_fitted_dof_in_bulk_and_tail():
     comparison = nplm.compare_with_chi2(t, dof)
     # KS against chi2(fitted dof) (optimistic since fitted) and the tail counts beyond its 95%
     # and 99% points (binomial, 200 toys: expected 10 and 2).
+    record_p("KS vs chi2(fitted dof)", comparison["ks_pvalue"], 0.01, FIT)
+    record_p("binomial count beyond q95", comparison["binomial_pvalue_q95"], 0.01, FIT)
+    record_p("binomial count beyond q99", comparison["binomial_pvalue_q99"], 0.01, FIT)
     assert comparison["ks_pvalue"] > 0.01, comparison
     assert comparison["binomial_pvalue_q95"] > 0.01, comparison
     assert comparison["binomial_pvalue_q99"] > 0.01, comparison

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
+from margins import SAMPLING, TRAINED, chi2_dof_se, median_se, quantile_se, record, record_p
 from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 
@@ -213,6 +214,7 @@ def test_newton_ends_at_a_stationary_point_of_the_clipped_loss():
     assert not one.converged.any()
 
 
+@pytest.mark.statistical
 def test_p_values_and_z_conventions():
     null = np.arange(1.0, 100.0)  # 99 toys
     assert nplm.empirical_p_value(1000.0, null) == pytest.approx(1 / 100)
@@ -222,7 +224,10 @@ def test_p_values_and_z_conventions():
     assert z_from_p(scipy_stats.norm.sf(3.0)) == pytest.approx(3.0)
     assert nplm.chi2_p_value(13.0, 13) == pytest.approx(scipy_stats.chi2.sf(13.0, 13))
     t = scipy_stats.chi2(7.0).rvs(size=4000, random_state=1)
-    assert nplm.fit_chi2_dof(t) == pytest.approx(7.0, rel=0.03)
+    fitted = nplm.fit_chi2_dof(t)
+    se = chi2_dof_se(7.0, t.size)
+    record("|fitted dof of chi2(7) draws - 7| < 3%", abs(fitted - 7.0), 0.21, se, SAMPLING, False)
+    assert fitted == pytest.approx(7.0, rel=0.03)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +259,7 @@ def nplm_null():
     return row
 
 
+@pytest.mark.statistical
 def test_default_nplm_null_tail_is_not_anti_conservative(nplm_null):
     # The default statistic at CI size, 200 toys. The tail against chi2(13): counts beyond its
     # 95% and 99% points are not in excess (one-sided binomial at 1%; power 0.99 against the
@@ -263,19 +269,31 @@ def test_default_nplm_null_tail_is_not_anti_conservative(nplm_null):
     # conservative here; clip 30 makes the tail anti-conservative (the calibration table).
     row = nplm_null
     assert row["dof"] == 13
+    record_p("excess beyond chi2(13) q95", row["excess_pvalue_q95"], 0.01, TRAINED)
+    record_p("excess beyond chi2(13) q99", row["excess_pvalue_q99"], 0.01, TRAINED)
     assert row["excess_pvalue_q95"] > 0.01, row
     assert row["excess_pvalue_q99"] > 0.01, row
-    assert row["q95_empirical"] <= row["q95_chi2"], row
-    assert row["q99_empirical"] <= row["q99_chi2"], row
+    chi2 = scipy_stats.chi2(13)
+    for q, name in ((0.95, "q95"), (0.99, "q99")):
+        se = quantile_se(q, CI_TOYS, chi2.pdf(row[f"{name}_chi2"]))
+        value, bound = row[f"{name}_empirical"], row[f"{name}_chi2"]
+        record(f"empirical {name} <= chi2(13) {name}", value, bound, se, TRAINED, above=False)
+        assert value <= bound, row
 
 
+@pytest.mark.statistical
 def test_injected_signal_raises_median_t(nplm_null):
     settings = _ci_settings()
     t_signal = nplm_method.nplm_toy_statistics(jax.random.key(12), _ci_data(), settings, 20, 0.2).t
     # 20 bump events at x = 4 over ~2 background events within 2 widths: a strong signal.
+    se = median_se(t_signal)
+    record(
+        "median t with signal > chi2 q99", np.median(t_signal), nplm_null["q99_chi2"], se, TRAINED
+    )
     assert np.median(t_signal) > nplm_null["q99_chi2"]
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("n_b", [500.0, 2500.0])
 def test_symmetrized_null_is_chi2(n_b):
     # Observed counts fix the normalisation: dof = 13 - 1 = 12; N_B / N_A in {1, 5}.
@@ -285,11 +303,20 @@ def test_symmetrized_null_is_chi2(n_b):
     t, _, _ = nplm_method.symmetrized_toy_statistics(
         jax.random.key(13), _data(n_a=500.0, n_b=n_b), settings, 200
     )
+    _assert_chi2_12(t)
+
+
+def _assert_chi2_12(t):
+    """KS against chi2(12) at 1% and the fitted dof within 25% of 12, margins recorded."""
     comparison = nplm.compare_with_chi2(t, 12)
+    record_p("KS vs chi2(12)", comparison["ks_pvalue"], 0.01, TRAINED)
+    se = chi2_dof_se(12, len(t))
+    record("|fitted dof - 12| < 3", abs(comparison["fitted_dof"] - 12), 3.0, se, TRAINED, False)
     assert comparison["ks_pvalue"] > 0.01, comparison
     assert abs(comparison["fitted_dof"] - 12) < 0.25 * 12, comparison
 
 
+@pytest.mark.statistical
 def test_permutation_null_agrees_with_chi2_under_the_null():
     settings = _settings(
         test="symmetrized", clip=None, epochs=SYMMETRIZED_ITERATIONS, checkpoints=()
@@ -303,7 +330,7 @@ def test_permutation_null_agrees_with_chi2_under_the_null():
         toys.capacity(500),
         toys.capacity(500),
     )
-    t = nplm_method.permutation_null(
+    t, n_not_converged = nplm_method.permutation_null(
         jax.random.key(15),
         np.asarray(toy.events),
         np.asarray(toy.in_a),
@@ -311,9 +338,24 @@ def test_permutation_null_agrees_with_chi2_under_the_null():
         settings,
         200,
     )
-    comparison = nplm.compare_with_chi2(t, 12)
-    assert comparison["ks_pvalue"] > 0.01, comparison
-    assert abs(comparison["fitted_dof"] - 12) < 0.25 * 12, comparison
+    assert 0 <= n_not_converged <= 200  # counted; kept (the statistic's fixed length)
+    _assert_chi2_12(t)
+
+
+def test_permutations_short_of_their_minimum_are_kept_counted_and_reported(capsys):
+    """Two Newton steps cannot reach the minimum: every permutation is kept (the statistic is
+    defined at its training length), counted in the result and noted on the console."""
+    from jaxws.methods.nplm.observed import _permutation_significance
+
+    settings = _settings(test="symmetrized", clip=None, epochs=2, checkpoints=(), n_permutations=6)
+    toy = toys.sample_flavour_toy(
+        jax.random.key(16), 100.0, 100.0, 0.0, toys.SignalShape(), 160, 160
+    )
+    events, in_a, valid = (np.asarray(a) for a in (toy.events, toy.in_a, toy.valid))
+    result = _permutation_significance(jax.random.key(17), events, in_a, valid, settings, 1.0, 12.0)
+    assert "permutations: 6 of 6 fits had not reached their minimum" in capsys.readouterr().err
+    assert result["permutation/n_permutations"] == 6
+    assert result["permutation/n_not_converged"] == 6
 
 
 def test_permutation_labels_keep_sample_sizes():

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from margins import FIT, SAMPLING, TRAINED, median_se, quantile_se, record, record_p
 from scipy import integrate, optimize, special
 from scipy import stats as scipy_stats
 
@@ -64,6 +65,7 @@ def test_log_ratio_reweights_reference_to_the_shifted_density():
         assert mean / rate == pytest.approx(np.exp(sigma[1] * nu[1]), rel=1e-5)
 
 
+@pytest.mark.statistical
 def test_toys_at_true_nuisances_follow_the_shifted_exponential():
     # 2000 toys at nu* = (1, 2), sigma = (0.2, 0.1): the count is Poisson with mean
     # 50 e^0.2 (z-test of the mean count at 4 sigma), the events are exponential of scale e^0.2
@@ -76,13 +78,19 @@ def test_toys_at_true_nuisances_follow_the_shifted_exponential():
     )(keys)
     counts = np.asarray(samples.mask.sum(1))
     mean = 50.0 * np.exp(0.2)
-    assert abs(counts.mean() - mean) < 4 * np.sqrt(mean / len(counts))
+    se = np.sqrt(mean / len(counts))
+    record("|mean count - 50 e^0.2| < 4 SE", abs(counts.mean() - mean), 4 * se, se, SAMPLING, False)
+    assert abs(counts.mean() - mean) < 4 * se
     assert not np.any(np.asarray(samples.overflow))
     events = np.asarray(samples.events[:200, :, 0])[np.asarray(samples.mask[:200]) > 0]
-    assert scipy_stats.kstest(events, scipy_stats.expon(scale=np.exp(0.2)).cdf).pvalue > 0.01
+    p_value = scipy_stats.kstest(events, scipy_stats.expon(scale=np.exp(0.2)).cdf).pvalue
+    record_p("KS events vs shifted exponential", p_value, 0.01, SAMPLING)
+    assert p_value > 0.01
     auxiliary = np.asarray(jax.vmap(lambda k: nuisance_toys.sample_auxiliary(k, truth))(keys))
     for i in range(2):
-        assert scipy_stats.kstest(auxiliary[:, i] - float(truth[i]), "norm").pvalue > 0.01
+        p_value = scipy_stats.kstest(auxiliary[:, i] - float(truth[i]), "norm").pvalue
+        record_p("KS auxiliary A - nu* vs normal (2)", p_value, 0.01, SAMPLING)
+        assert p_value > 0.01
 
 
 @pytest.mark.numerical
@@ -230,16 +238,23 @@ def shifted_normalisation():
     return result, nplm.n_parameters(SPEC)
 
 
+@pytest.mark.statistical
 def test_shifted_normalisation_biases_plain_nplm(shifted_normalisation):
     # Without the nuisance the +2 sigma normalisation is new physics to NPLM: far more than
     # 5% of the toys pass chi2(13)'s 95% point (one-sided binomial, p < 1e-10) and the median
     # t moves up by more than 5 against the test with the nuisance on the same toys.
     result, dof = shifted_normalisation
     without = nplm.tail_comparison(result["t_without_nuisances"], dof)
-    assert without["excess_pvalue_q95"] < 1e-10, without
-    assert np.median(result["t_without_nuisances"]) > np.median(result["t"]) + 5.0
+    p_value = without["excess_pvalue_q95"]
+    record_p("power: plain NPLM excess beyond q95", p_value, 1e-10, TRAINED, power=True)
+    assert p_value < 1e-10, without
+    shift = np.median(result["t_without_nuisances"]) - np.median(result["t"])
+    se = np.hypot(median_se(result["t_without_nuisances"]), median_se(result["t"]))
+    record("median t shift without nuisance > 5", shift, 5.0, se, TRAINED)
+    assert shift > 5.0
 
 
+@pytest.mark.statistical
 def test_null_with_the_nuisance_follows_chi2_whatever_the_true_normalisation(
     shifted_normalisation,
 ):
@@ -255,16 +270,29 @@ def test_null_with_the_nuisance_follows_chi2_whatever_the_true_normalisation(
     result, dof = shifted_normalisation
     t = result["t"]
     comparison = nplm.compare_with_chi2(t, dof)
+    record_p("excess beyond chi2 q95", comparison["excess_pvalue_q95"], 0.01, TRAINED)
+    record_p("binomial count beyond chi2 q95", comparison["binomial_pvalue_q95"], 0.01, TRAINED)
     assert comparison["excess_pvalue_q95"] > 0.01, comparison
     assert comparison["binomial_pvalue_q95"] > 0.01, comparison
-    assert comparison["q95_empirical"] < 1.15 * comparison["q95_chi2"], comparison
-    median_chi2 = scipy_stats.chi2(dof).median()
+    chi2 = scipy_stats.chi2(dof)
+    se = quantile_se(0.95, len(t), chi2.pdf(comparison["q95_chi2"]))
+    bound = 1.15 * comparison["q95_chi2"]
+    record("q95 < 1.15 chi2 q95", comparison["q95_empirical"], bound, se, TRAINED, above=False)
+    assert comparison["q95_empirical"] < bound, comparison
+    median_chi2, se = chi2.median(), median_se(t)
+    record("median t < chi2 median + 1.5", np.median(t), median_chi2 + 1.5, se, TRAINED, False)
+    record("median t > chi2 median - 3", np.median(t), median_chi2 - 3.0, se, TRAINED)
     assert median_chi2 - 3.0 < np.median(t) < median_chi2 + 1.5
     # tau >= Delta up to Adam's last steps, and the nuisance fit finds the shift: nu-hat
     # combines A (sd 1) with the data count (sd about 0.6): its mean over 100 toys has a
     # standard error near 0.05.
     assert np.min(t) > -0.05
-    assert abs(np.mean(result["nu_delta"][:, 0]) - SHIFTED_TRUTH) < 0.25
+    nu_hat = result["nu_delta"][:, 0]
+    se = np.std(nu_hat, ddof=1) / np.sqrt(len(nu_hat))
+    record(
+        "|mean nu-hat - truth| < 0.25", abs(np.mean(nu_hat) - SHIFTED_TRUTH), 0.25, se, FIT, False
+    )
+    assert abs(np.mean(nu_hat) - SHIFTED_TRUTH) < 0.25
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from margins import SAMPLING, record
 
 from jaxws.methods.injection_study import StudyResult, threshold_table
 from jaxws.stats.thresholds import bootstrap_thresholds, learning_threshold
@@ -29,17 +30,32 @@ def test_bootstrap_of_identical_pseudo_experiments_has_no_spread():
     assert out["signal_for_5sigma_std"] == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.statistical
 def test_bootstrap_spread_matches_the_standard_error_of_a_linear_crossing():
     # final Z = 2 * initial - 3 + noise at two points around the crossing (initial 3);
     # the crossing of the mean moves by about sigma_mean / slope(excess) = sigma / sqrt(n).
+    # 400 runs (was 40): the spread's own relative standard error is then 0.03, so the 15%
+    # tolerance is 5 standard errors (at 40 runs it was 0.08 and the seed sat 0.3 SE inside).
     rng = np.random.default_rng(0)
-    n_runs, sigma = 40, 0.4
+    n_runs, sigma = 400, 0.4
     initial = np.array([2.0, 4.0])
     final = (2.0 * initial - 3.0)[:, None] + sigma * rng.standard_normal((2, n_runs))
     out = bootstrap_thresholds(np.array([10.0, 20.0]), initial, final, n_bootstrap=2000, seed=1)
     # Excess slope 1; each end point's mean moves by sigma/sqrt(n); the crossing is their
     # average shift (weights 1/2): std = sigma / sqrt(2 n).
     expected = sigma / np.sqrt(2 * n_runs)
+    # The bootstrap's spread estimates sigma from 2 x n runs (relative standard error about
+    # 1 / sqrt(2 (2 n - 2))) and from 2000 resamples (1 / sqrt(2 x 2000)).
+    relative_se = np.sqrt(1 / (2 * (2 * n_runs - 2)) + 1 / (2 * 2000))
+    deviation = abs(out["threshold_z_std"] / expected - 1)
+    record(
+        "|bootstrap sd / (sigma / sqrt(2 n)) - 1| < 0.15",
+        deviation,
+        0.15,
+        relative_se,
+        SAMPLING,
+        False,
+    )
     assert out["threshold_z_std"] == pytest.approx(expected, rel=0.15)
 
 

@@ -30,6 +30,7 @@ from jaxws.methods.anomaly.settings import (
     ClassifierConfig,
     VAEConfig,
     settings_from_config,
+    validate,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "train_classifier",
     "train_scorer",
     "train_vae",
+    "validate",
 ]

@@ -109,7 +109,9 @@ def null_calibration(
             stats = _observed_in_chunks(
                 observed_ts, index, mask, null, signal_template, test, cut, fractions
             )
-            entry = {"cut": cut, "not_converged": int(np.sum(~stats["converged"]))}
+            # Fits of the observed sets and of the toys they are compared with.
+            not_converged = int(np.sum(~stats["converged"])) + int(toys["not_converged"])
+            entry = {"cut": cut, "not_converged": not_converged}
             for j, name in enumerate(("gof", "q0")):
                 p = np.asarray(
                     anomaly_stats.toy_p_values(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,29 @@ def run(
 
     save_figures(tracker, views, curves, scan, calibration, test)
     metrics = collect_metrics(fit_metrics, scored, benchmarks, curves, scan, calibration, test)
+    warn_not_converged(metrics)
     tracker.log_metrics(metrics)
     tracker.save_json(
         "anomaly_results",
         results_record(metrics, fit_metrics, views["encoding"], curves, scan, calibration, test),
     )
     return {k: v for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+def warn_not_converged(metrics: Mapping[str, Any]) -> None:
+    """One console line when signal-count fits hit their step limit (toys and observed sets).
+
+    Their count is the run's `toy_fits_not_converged`; their q0 is the last Newton iterate's,
+    below the maximum, so the p-values they enter are flagged rather than trusted silently.
+    """
+    n = int(metrics.get("toy_fits_not_converged", 0))
+    if n:
+        print(
+            f"jaxws: warning: anomaly test: {n} signal-count fits stopped at their step limit "
+            "before the tolerance (toy_fits_not_converged in the results); the p-values that "
+            "use them are not exact",
+            file=sys.stderr,
+        )
 
 
 def save_figures(

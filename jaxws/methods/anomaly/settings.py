@@ -209,3 +209,61 @@ def settings_from_config(
         from_section(ClassifierConfig, method.get("classifier"), "method.classifier"),
         from_section(AnomalyTestConfig, method.get("test"), "method.test"),
     )
+
+
+def check_memory(
+    data: tpc.TPCConfig, test: AnomalyTestConfig, available: int | None = None
+) -> list[str]:
+    """Refuse samples or toys that cannot fit in memory, before anything is simulated.
+
+    Estimates (float32) of the two large allocations: every simulated sample (training,
+    reference, the toy bank `data.n_background_bank`, signal; per event the sensors' light
+    pattern plus 8 numbers) and the toys of one compiled call (4 blocks of
+    `method.test.n_signal_toys` toys of `max_toy_events(B)` event slots, about 8 numbers per
+    slot for the drawn indices, the likelihood terms and the signal-count fit). The toys are
+    not checked when B comes from the exposure (known only once the samples are simulated).
+
+    Args:
+      data: the data section.
+      test: the `method.test` section.
+      available: bytes free (default: measured now).
+
+    Returns:
+      Report lines.
+
+    Raises:
+      ConfigError: one line naming the sizes, when either estimate does not fit.
+    """
+    from jaxws.stats.anomaly.toys import max_toy_events
+    from jaxws.train.memory import check_memory as check_bytes
+
+    n_sensors = len(tpc.sensor_grid_for(data.params(), data.sensor_rings))
+    names = ("n_background_train", "n_background_null", "n_background_bank", "n_signal_train")
+    n_events = sum(getattr(data, name) for name in names)
+    n_events += data.n_signal_benchmark * len(test.wimp_masses)
+    sample_bytes = 4.0 * n_events * (n_sensors + 8)
+    keys = f"data.n_background_bank={data.n_background_bank} (with the other data.n_* sizes)"
+    lines = [check_bytes(sample_bytes, f"the {n_events} simulated events", keys, available)]
+    if test.expected_background is not None:
+        largest = max((*test.signal_rates, test.scan_signal_rate or 0.0))
+        slots = max_toy_events(test.expected_background, largest)
+        toy_bytes = 4.0 * 4 * test.n_signal_toys * slots * 8
+        keys = (
+            f"method.test.expected_background={test.expected_background:g} x "
+            f"method.test.n_signal_toys={test.n_signal_toys}"
+        )
+        lines.append(check_bytes(toy_bytes, "the toys of one compiled call", keys, available))
+    return lines
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """`jaxws.methods.validate`'s hook, before anything is simulated.
+
+    Args:
+      cfg: the resolved config.
+
+    Raises:
+      ConfigError: a bad section or a memory estimate that does not fit (one line).
+    """
+    data, _, _, test = settings_from_config(cfg)
+    check_memory(data, test)

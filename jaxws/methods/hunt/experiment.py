@@ -184,6 +184,43 @@ def _check_classifier(cfg: Mapping[str, Any], settings: HuntConfig) -> None:
         raise ConfigError(str(error).replace("'method'", "'method.pretrained'")) from None
 
 
+def check_memory(settings: HuntConfig, available: int | None = None) -> list[str]:
+    """Refuse a hunt whose large arrays cannot fit in memory, before anything is simulated.
+
+    Estimates (float32): the events (about 32 numbers each: jets, mjj, labels, features), the
+    members' per-event weights and labels (n_windows x k_folds x n_seeds members, about 4
+    numbers per event each) with the scores (n_windows per event), and the toys
+    (n_toys x n_windows x efficiencies x bins, float64).
+
+    Args:
+      settings: the `method` section.
+      available: bytes free (default: measured now).
+
+    Returns:
+      Report lines.
+
+    Raises:
+      ConfigError: one line naming the sizes, when an estimate does not fit.
+    """
+    from jaxws.train.memory import check_memory as check_bytes
+
+    layout = settings.layout()
+    n_events = settings.n_background + settings.n_signal
+    members = layout.n_windows * settings.k_folds * settings.n_seeds
+    event_bytes = 4.0 * n_events * (32 + 4 * members + layout.n_windows)
+    keys = (
+        f"method.n_background={settings.n_background} x "
+        f"method.k_folds={settings.k_folds} x method.n_seeds={settings.n_seeds}"
+    )
+    lines = [check_bytes(event_bytes, "the events and the members' data", keys, available)]
+    toy_bytes = (
+        8.0 * settings.n_toys * layout.n_windows * len(settings.efficiencies) * layout.n_bins
+    )
+    keys = f"method.n_toys={settings.n_toys}"
+    lines.append(check_bytes(toy_bytes, "the toys", keys, available))
+    return lines
+
+
 def background_mjj(data_config: Any) -> np.ndarray:
     """The mjj of every background event of a file source, read without the constituents."""
     if data_config.source == "events":
@@ -256,7 +293,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
             benchmark(settings.signal_model)
         except ValueError as error:
             raise ConfigError(f"method.signal_model: {error}") from None
+        check_memory(settings)
         return
+    if settings.n_background is not None:
+        check_memory(settings)
     data.check_inputs()
     mjj = background_mjj(data)
     if settings.n_background is not None:

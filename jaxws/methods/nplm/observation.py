@@ -124,6 +124,85 @@ def check_inputs(cfg: Any) -> None:
                 f"outside the reference support (first at index {outside[0]}); the NPLM "
                 "loss is unbounded there"
             )
+    check_toy_memory(data, settings, observation)
+
+
+def toy_chunk_bytes(
+    data: ExponentialToyConfig,
+    settings: NPLMConfig,
+    n_features: int = 1,
+    n_reference: int | None = None,
+) -> tuple[float, str]:
+    """Estimated bytes of the toys one compiled call fits, and the keys that set them.
+
+    Every toy of a chunk holds its events (reference plus data: N_R + the data's buffer, or the
+    pooled A and B of the symmetrized test, each member fitting twice) with their weights; the
+    toys that train at once (all of the chunk when vmapped, one when the schedule is
+    sequential, `jaxws.stats.nplm.fit.resolve_schedule`) add per event the network's
+    activations and their gradients (4 floats per hidden unit, plus one per parameter for
+    Newton's Jacobian), or for kernel NPLM two rows of the M centres' kernel matrix. An
+    estimate of the large arrays (float32), not an exact count.
+
+    Args:
+        data: the data section.
+        settings: the method section.
+        n_features: features per event (1 for the exponential toy).
+        n_reference: reference events (default `data.n_reference`).
+
+    Returns:
+        (bytes, the config keys and values that set them).
+    """
+    from jaxws.simulate.nplm_toys import capacity
+
+    n_ref = data.n_reference if n_reference is None else n_reference
+    largest_signal = max((*settings.signal_fractions, data.observed_signal_fraction, 0.0))
+    if settings.test == "symmetrized":
+        events = capacity(data.n_a * (1 + largest_signal)) + capacity(data.n_b)
+        fits = 2 * settings.chunk_size
+        keys = f"data.n_a={data.n_a:g}, data.n_b={data.n_b:g}"
+    else:
+        events = n_ref + capacity(data.n_expected * (1 + largest_signal))
+        fits = settings.chunk_size
+        keys = f"data.n_reference={n_ref}, data.n_expected={data.n_expected:g}"
+    from jaxws.stats.nplm.fit import resolve_schedule
+
+    if settings.model == "kernel":
+        at_once, per_event = fits, 2 * settings.kernel_centres
+    else:
+        sequential = resolve_schedule(settings.schedule, events) == "sequential"
+        at_once = 1 if sequential else fits
+        per_event = 4 * sum(settings.hidden)
+        if settings.optimizer == "newton":
+            per_event += nplm.n_parameters(settings.network(n_features))
+    n_bytes = 4.0 * events * (fits * (n_features + 3) + at_once * per_event)
+    return n_bytes, f"{keys} x method.chunk_size={settings.chunk_size}"
+
+
+def check_toy_memory(
+    data: ExponentialToyConfig,
+    settings: NPLMConfig,
+    observation: Any = None,
+    available: int | None = None,
+) -> str:
+    """Refuse toys whose chunk cannot fit in memory (`jaxws.train.memory.check_memory`).
+
+    Args:
+        data: the data section.
+        settings: the method section.
+        observation: the user's observed arrays, if any (their features and reference size).
+        available: bytes free (default: measured now).
+
+    Returns:
+        A report line.
+    """
+    from jaxws.train.memory import check_memory
+
+    n_features, n_reference = 1, None
+    if observation is not None:
+        n_features = int(np.shape(observation.first)[-1]) if np.ndim(observation.first) > 1 else 1
+        n_reference = len(observation.second)
+    n_bytes, keys = toy_chunk_bytes(data, settings, n_features, n_reference)
+    return check_memory(n_bytes, "the NPLM toys of one chunk", keys, available)
 
 
 def validate(cfg: Any) -> None:

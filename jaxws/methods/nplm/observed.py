@@ -174,7 +174,8 @@ def _permutation_significance(
     dof: float,
 ) -> dict[str, Any]:
     """The p and Z of the observed pair against its permutation null, and that null's fitted dof."""
-    t_permutation = permutation_null(key, events, in_a, valid, settings, settings.n_permutations)
+    null = permutation_null(key, events, in_a, valid, settings, settings.n_permutations)
+    t_permutation = null.t
     permutation = nplm.significance(t_observed, t_permutation, dof)
     positive = t_permutation[t_permutation > 0]
     return {
@@ -182,4 +183,6 @@ def _permutation_significance(
         "observed/z_permutation": permutation["z_toys"],
         "observed/z_permutation_is_bound": permutation["z_toys_is_bound"],
         "permutation/fitted_dof": nplm.fit_chi2_dof(positive) if positive.size >= 2 else math.nan,
+        "permutation/n_permutations": len(t_permutation),
+        "permutation/n_not_converged": null.n_not_converged,
     }

@@ -9,7 +9,7 @@ method's default p-value.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -113,6 +113,19 @@ def symmetrized_toy_statistics(
     )
 
 
+class PermutationNull(NamedTuple):
+    """The permutation null of an observed pair.
+
+    Attributes:
+        t: (n_permutations,) symmetrized t of the relabelled pairs, every one kept.
+        n_not_converged: how many of their fits had not reached their minimum at the fixed
+            training length that defines the statistic (reported in the run's results).
+    """
+
+    t: np.ndarray
+    n_not_converged: int
+
+
 def permutation_null(
     key: jax.Array,
     events: np.ndarray,
@@ -120,7 +133,7 @@ def permutation_null(
     valid: np.ndarray,
     settings: NPLMConfig,
     n_permutations: int,
-) -> np.ndarray:
+) -> PermutationNull:
     """Symmetrized t of random relabellings of one observed pair (same N_A, N_B).
 
     Args:
@@ -132,9 +145,10 @@ def permutation_null(
         n_permutations: number of permutations.
 
     Returns:
-        (n_permutations,) t values; the events are shared, only the labels change.
-        The symmetrized statistic is defined at a fixed training length: permutations whose
-        fits had not reached their minimum there are kept and counted in a note.
+        `PermutationNull`: (n_permutations,) t values (the events are shared, only the labels
+        change) and the number of fits that had not reached their minimum. The symmetrized
+        statistic is defined at a fixed training length: those permutations are kept, counted
+        and noted on the console, never left out silently.
     """
     k_labels, fit_key = jax.random.split(key)
     n_a = jnp.sum(jnp.asarray(in_a) * jnp.asarray(valid))
@@ -154,4 +168,5 @@ def permutation_null(
             bar.update(stop - start)
     t = np.concatenate(t)
     statistics = ToyStatistics(t, t[:, None], np.concatenate(converged))
-    return converged_only(statistics, "permutations", fixed_length=True)[0]
+    t, _, n_not_converged = converged_only(statistics, "permutations", fixed_length=True)
+    return PermutationNull(t, n_not_converged)

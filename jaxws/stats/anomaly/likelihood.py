@@ -56,26 +56,35 @@ def fit_signal_count(
     null: ScoreDensity,
     template: ScoreDensity,
     expected_background: float | jax.Array,
-) -> tuple[jax.Array, jax.Array]:
+    max_steps: int = _NEWTON_STEPS,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Maximum-likelihood signal count s_hat >= 0 and q0 = -2 log [L(0) / L(s_hat)].
 
     With r_i = f_s(TS_i) / (B f_0(TS_i)), log L(s) - log L(0) = -s + sum_i log(1 + s r_i), a
     concave function; see `fit_signal_from_ratios` for the fit.
 
+    Args:
+      scores: (n,) the events' anomaly scores TS.
+      mask: (n,) True for events that enter the fit.
+      null: f_0, the background density of TS.
+      template: f_s, the signal density of TS.
+      expected_background: B, the expected background count of the data set.
+      max_steps: Newton steps at most (static).
+
     Returns:
-      (s_hat, q0), scalars; q0 is one-sided (0 when the fit prefers no signal).
+      (s_hat, q0, converged), scalars; q0 is one-sided (0 when the fit prefers no signal);
+      converged is False when the step limit came before the tolerance.
     """
     log_ratio = (
         log_density_at(template, scores)
         - jnp.log(expected_background)
         - log_density_at(null, scores)
     )
-    s_hat, q0, _ = fit_signal_from_ratios(log_ratio, mask)
-    return s_hat, q0
+    return fit_signal_from_ratios(log_ratio, mask, max_steps)
 
 
 def fit_signal_from_ratios(
-    log_ratio: jax.Array, mask: jax.Array
+    log_ratio: jax.Array, mask: jax.Array, max_steps: int = _NEWTON_STEPS
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """s_hat >= 0, q0 and convergence of max_s [-s + sum_i log(1 + s r_i)], from log r_i.
 
@@ -91,6 +100,7 @@ def fit_signal_from_ratios(
     Args:
       log_ratio: (n,) log r_i (padded entries arbitrary).
       mask: (n,) True for events that enter the fit.
+      max_steps: Newton steps at most (static; `_NEWTON_STEPS` unless a test lowers it).
 
     Returns:
       (s_hat, q0, converged): converged is False when the step limit was reached before the
@@ -107,7 +117,7 @@ def fit_signal_from_ratios(
 
     def running(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
         s, step, count = state
-        return (step > _NEWTON_TOLERANCE * (1.0 + s)) & (count < _NEWTON_STEPS)
+        return (step > _NEWTON_TOLERANCE * (1.0 + s)) & (count < max_steps)
 
     positive = jnp.sum(1.0 / w) > 1.0
     s_hat, last_step, _ = jax.lax.while_loop(

@@ -12,9 +12,10 @@ Conventions:
 * ``sigma`` is a quantile (0.9 by default, as the paper) of the pairwise distances between
   reference events (:func:`kernel_width`).
 * The fit minimises the weighted NPLM loss of :mod:`jaxws.stats.nplm.loss` plus an L2 (RKHS norm)
-  penalty, ``L(alpha) + (lambda / 2) alpha^T K_MM alpha``. Both terms are convex in alpha, so
-  a damped Newton method (M x M Hessian ``K_nM^T diag(r e^f) K_nM + lambda K_MM``) converges
-  in a few tens of iterations; a step is kept only if it lowers the penalised loss.
+  penalty, ``L(alpha) + (lambda / 2) alpha^T K_MM alpha`` (K_MM with a jitter ridge, see
+  `KernelSpec`). Both terms are convex in alpha; Newton's method runs in coordinates whitened
+  by the jittered K_MM, with a line search, until its decrement meets the tolerance (a few
+  steps) or the cap, and reports which (`KernelFit.converged`).
 * ``t = -2 L(alpha*)``: the unpenalised NPLM loss at the penalised optimum. Its null is
   compared with chi2 at a dof fitted on null toys (the paper's practice): the effective number
   of parameters of a penalised kernel model is not M.
