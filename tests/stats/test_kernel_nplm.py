@@ -90,6 +90,7 @@ def test_kernel_fit_reaches_the_scipy_minimum():
 
 
 @pytest.mark.statistical
+@pytest.mark.numerical
 def test_kernel_null_follows_chi2_at_fitted_dof_in_bulk_and_tail():
     # 200 null toys, N_R = 2000, N(R) = 100, M = 50, lambda = 1, sigma the 0.9 quantile.
     x, d, r = _toys(jax.random.key(2), 200)

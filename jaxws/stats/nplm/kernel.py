@@ -42,7 +42,9 @@ class KernelSpec:
         iterations: the most Newton iterations; the fit stops earlier once converged.
         tolerance: converged when half the squared Newton decrement, the quadratic model's
             estimate of the penalised loss still to gain, is at most
-            ``tolerance * max(1, |penalised loss|)`` (relative to the loss, absolute below 1).
+            ``tolerance * max(1, |penalised loss|)`` (relative to the loss, absolute below 1);
+            never below 16 machine epsilons of the data's dtype (float32: 1.9e-6), the level
+            at which rounding, which differs between CPUs, decides the last Newton steps.
         jitter: the ridge ``jitter * M`` added to K_MM's diagonal (Falkon's ``epsilon M``); it
             makes the penalty positive definite, so the fit is well posed in floating point.
     """
@@ -186,8 +188,13 @@ def fit_kernel_nplm(
         # half the squared Newton decrement: g^T H^-1 g / 2
         return step, -0.5 * gradient @ step, jnp.max(jnp.abs(gradient))
 
+    # A float32 loss cannot resolve a gain much below its rounding: the tolerance never goes
+    # below 16 machine epsilons of the fit's dtype (1.9e-6 in float32, 3.6e-15 in float64).
+    floor = 16.0 * float(jnp.finfo(features.dtype).eps)
+    tolerance = max(spec.tolerance, floor)
+
     def small(decrement: jax.Array, value: jax.Array) -> jax.Array:
-        return decrement <= spec.tolerance * jnp.maximum(1.0, jnp.abs(value))
+        return decrement <= tolerance * jnp.maximum(1.0, jnp.abs(value))
 
     def line_search(beta: jax.Array, value: jax.Array, step: jax.Array, decrement: jax.Array):
         # Armijo with c = 1e-4 on halvings of the Newton step (the slope along it is -2 dec).
