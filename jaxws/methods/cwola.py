@@ -14,6 +14,7 @@ Two entry points:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from typing import TYPE_CHECKING
@@ -21,13 +22,21 @@ from typing import TYPE_CHECKING
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxws.config import ConfigError
 from jaxws.methods import injection_study
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
 from jaxws.track.curves import log_learning_curves
-from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble, predict_ensemble
+from jaxws.train import (
+    Hparams,
+    MemberData,
+    TrainConfig,
+    fit_ensemble,
+    predict_ensemble,
+    trainer_for,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,6 +144,33 @@ def _integer(value: object, name: str, minimum: int, allow_none: bool = False) -
         raise ConfigError(f"{name} must be {allowed}, got {value!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class DecayingAdam:
+    """Adam (Keras' constants, as `jaxws.train.keras_adam`) whose learning rate decays per epoch.
+
+    The rate at optimizer step t is `hparams.learning_rate * decay ** (t / steps_per_epoch)`:
+    multiplied by `decay` every epoch, smoothly. A frozen dataclass, so equal settings share
+    the engine's compiled programs.
+
+    Attributes:
+      steps_per_epoch: minibatches per epoch.
+      decay: factor per epoch, in (0, 1] (1: constant rate).
+    """
+
+    steps_per_epoch: int
+    decay: float
+
+    def __call__(self, hparams: Hparams) -> optax.GradientTransformation:
+        """The member's optimizer (its `hparams.learning_rate` is a traced leaf)."""
+
+        def rate(count: jax.Array) -> jax.Array:
+            return -hparams.learning_rate * self.decay ** (count / self.steps_per_epoch)
+
+        return optax.chain(
+            optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7), optax.scale_by_schedule(rate)
+        )
+
+
 def _check_arguments(
     learning_rate: object,
     seed: object,
@@ -178,6 +214,7 @@ def weak_supervision(
     checkpoint_dir: str | Path | None = None,
     classifier: str = "neural",
     tree_options: dict | None = None,
+    learning_rate_decay: float | None = None,
 ) -> Scorer | TreeScorer:
     """CWoLa on user data: train an ensemble to tell `mixed_a` (label 1) from `mixed_b` (0).
 
@@ -192,7 +229,7 @@ def weak_supervision(
       model: a flax module (`__call__(x, train)` -> logits) to use instead of the default.
       n_members: ensemble size.
       seed: random seed (same seed and inputs give the same scorer).
-      learning_rate: Adam learning rate.
+      learning_rate: Adam learning rate (of the first epoch).
       config: `TrainConfig` (default: batch 256, up to 100 epochs, patience 10).
       validation_fraction: held out per member for early stopping.
       chunk_size: members trained at once (None: as many as fit the memory budget).
@@ -211,6 +248,9 @@ def weak_supervision(
         max_iter, max_leaf_nodes, max_depth, min_samples_leaf, l2_regularization,
         max_bins, n_iter_no_change, tol).
 
+      learning_rate_decay: the neural learning rate is multiplied by this every epoch
+        (`DecayingAdam`); None or 1: constant.
+
     Returns:
       A `Scorer`; members that diverged are named in `Scorer.diverged` (and a warning) and
       left out of its ensemble score. With "trees": a `TreeScorer` (same interface); members
@@ -222,6 +262,14 @@ def weak_supervision(
     """
     if classifier not in ("neural", "trees"):
         raise ConfigError(f"classifier must be 'neural' or 'trees', got {classifier!r}")
+    if learning_rate_decay is not None and (
+        isinstance(learning_rate_decay, bool)
+        or not isinstance(learning_rate_decay, int | float | np.floating)
+        or not 0 < learning_rate_decay <= 1
+    ):
+        raise ConfigError(
+            f"learning_rate_decay must be in (0, 1] or None, got {learning_rate_decay!r}"
+        )
     _check_arguments(learning_rate, seed, n_members, validation_fraction, chunk_size, min_events)
     if classifier == "trees":
         given = {
@@ -229,6 +277,7 @@ def weak_supervision(
             "config": config,
             "chunk_size": chunk_size,
             "checkpoint_dir": checkpoint_dir,
+            "learning_rate_decay": learning_rate_decay,
         }
         unused = [name for name, value in given.items() if value is not None]
         if unused:
@@ -275,6 +324,12 @@ def weak_supervision(
         rows.append(MemberData.from_arrays(train, labels[train], val, labels[val]))
     members = jax.tree.map(lambda *a: np.stack(a), *rows)
     keys = jax.random.split(jax.random.key(seed), n_members)
+    trainer = None
+    if learning_rate_decay is not None and learning_rate_decay != 1:
+        n_train = len(pool) - n_val
+        steps_per_epoch = math.ceil(n_train / min(config.batch_size, n_train))
+        optimizer = DecayingAdam(steps_per_epoch, float(learning_rate_decay))
+        trainer = trainer_for(model, config, optimizer=optimizer)
     result = fit_ensemble(
         keys,
         model,
@@ -285,6 +340,7 @@ def weak_supervision(
         chunk_size=chunk_size,
         progress="weak supervision" if progress else False,
         checkpoint_dir=checkpoint_dir,
+        trainer=trainer,
     )
     diverged = injection_study.diverged_members(result)
     flagged = [f"member {m}: {reason}" for m, reason in enumerate(diverged) if reason]

@@ -88,3 +88,35 @@ def test_weak_supervision_resumes_from_saved_chunks_and_shows_progress(tmp_path,
     (tmp_path / "chunk_00001.npz").unlink()  # as if killed while training the second chunk
     resumed = weak_supervision(a, b, **kwargs)
     np.testing.assert_array_equal(first.member_scores(a[:20]), resumed.member_scores(a[:20]))
+
+
+def test_decaying_adam_is_keras_adam_times_decay_per_epoch():
+    """Fed the same gradients, its update at step t is keras_adam's times decay ** (t / steps)."""
+    import jax.numpy as jnp
+
+    from jaxws.methods.cwola import DecayingAdam
+    from jaxws.train import Hparams, keras_adam
+
+    hparams = Hparams(learning_rate=jnp.float32(2e-3))
+    decaying, constant = DecayingAdam(steps_per_epoch=4, decay=0.5)(hparams), keras_adam(hparams)
+    params = {"w": jnp.zeros(3)}
+    state_d, state_c = decaying.init(params), constant.init(params)
+    rng = np.random.default_rng(0)
+    for step in range(9):
+        grads = {"w": jnp.asarray(rng.normal(size=3), jnp.float32)}
+        update_d, state_d = decaying.update(grads, state_d)
+        update_c, state_c = constant.update(grads, state_c)
+        np.testing.assert_allclose(
+            update_d["w"], update_c["w"] * 0.5 ** (step / 4), rtol=1e-5, atol=1e-12
+        )
+    assert DecayingAdam(4, 0.5) == DecayingAdam(4, 0.5)  # equal settings share compiled code
+
+
+def test_weak_supervision_refuses_a_bad_learning_rate_decay():
+    rng = np.random.default_rng(1)
+    good = rng.normal(size=(100, 3)).astype(np.float32)
+    for bad in (0.0, 1.5, -0.1, True, "0.9"):
+        with pytest.raises(ValueError, match="learning_rate_decay must be in"):
+            weak_supervision(good, good, learning_rate_decay=bad)
+    with pytest.raises(ValueError, match="learning_rate_decay: not used"):
+        weak_supervision(good, good, classifier="trees", learning_rate_decay=0.9)
