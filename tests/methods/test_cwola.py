@@ -1,5 +1,6 @@
 """CWoLa on a toy with a known likelihood ratio, and the public weak-supervision function."""
 
+import jax
 import numpy as np
 import pytest
 from scipy import stats
@@ -19,7 +20,8 @@ def mixture(rng, n, signal_fraction):
 
 
 def test_cwola_approaches_the_optimal_classifier():
-    """Two mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1).
+    """Two mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1); the
+    default feature-vector network (`VECTOR_DEFAULTS["widths"]`).
 
     The Neyman-Pearson optimal S/B classifier ranks by mu . x. CWoLa never sees truth labels;
     its S/B AUC on a pure test set must come within 0.015 of the optimal ranking's AUC on the
@@ -122,34 +124,37 @@ def test_weak_supervision_refuses_a_bad_learning_rate_decay():
         weak_supervision(good, good, classifier="trees", learning_rate_decay=0.9)
 
 
-def test_weak_supervision_defaults_approach_the_optimal_classifier():
-    """The feature-vector defaults (`VECTOR_DEFAULTS`: 128-128-128 MLP, patience 30), two
-    members to stay fast, on the Gaussian mixtures of the first test (fractions
-    0.35 and 0.1, 4000 events each).
-
-    Same criteria as there: S/B AUC within 0.015 of the optimal ranking's on a pure test set
-    of 5000 + 5000 (the optimum's own sampling error ~0.003) and Spearman > 0.95 against mu . x;
-    every member stopped early (patience) before `max_epochs`, so the fit converged.
+def test_weak_supervision_feature_vector_defaults():
+    """Without `n_members`, `model` and `config`, feature vectors get `VECTOR_DEFAULTS`: ten
+    members (shown with the cheap trees; the neural path reads the same default), the
+    128-128-128 MLP (its parameter count), and early stopping with patience 30 (a member that
+    stopped ran exactly best epoch + 1 + patience epochs) within 100 epochs.
+    How well that network learns is `test_cwola_approaches_the_optimal_classifier` (the
+    default model) and the LHCO validation study of docs/cwola.md.
     """
     from jaxws.methods.cwola import VECTOR_DEFAULTS
 
-    rng = np.random.default_rng(0)
-    mixed_a, mixed_b = mixture(rng, 4_000, 0.35), mixture(rng, 4_000, 0.10)
-    scorer = weak_supervision(mixed_a, mixed_b, n_members=2, seed=1)
+    rng = np.random.default_rng(3)
+    mixed_a, mixed_b = mixture(rng, 300, 0.5), mixture(rng, 300, 0.0)
+    with pytest.warns(UserWarning, match="did not converge"):  # 3 iterations: cheap, flagged
+        trees = weak_supervision(mixed_a, mixed_b, classifier="trees", tree_options={"max_iter": 3})
+    assert len(trees.members) == VECTOR_DEFAULTS["n_members"] == 10
+    scorer = weak_supervision(mixed_a, mixed_b, seed=0, n_members=2)
     widths = [
         layer["kernel"].shape[-1]
         for part in ("features", "head")
         for name, layer in sorted(scorer.variables["params"][part].items())
         if name.startswith("dense")
     ]
-    assert tuple(widths) == VECTOR_DEFAULTS["widths"]
-    assert np.all(np.asarray(scorer.history.epochs) < VECTOR_DEFAULTS["max_epochs"])
-    test_signal = rng.normal(size=(5000, 4)) + SIGNAL_MEAN
-    test_background = rng.normal(size=(5000, 4))
-    test = np.concatenate([test_signal, test_background]).astype(np.float32)
-    labels = np.concatenate([np.ones(5000), np.zeros(5000)])
-    optimal = test @ SIGNAL_MEAN
-    optimal_auc = area_under_curve(roc_curve(optimal, labels))
-    cwola_auc = area_under_curve(roc_curve(scorer(test), labels))
-    assert optimal_auc - 0.015 < cwola_auc <= optimal_auc + 0.005
-    assert stats.spearmanr(scorer(test), optimal).statistic > 0.95
+    assert tuple(widths) == VECTOR_DEFAULTS["widths"] == (128, 128, 128)
+    n_parameters = sum(
+        np.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(scorer.variables["params"])
+    )
+    # input norm (scale, bias: 2 x 4), 4->128, 128->128, 128->128, 128->1 (weights + biases)
+    assert n_parameters == 2 * 4 + (4 * 128 + 128) + 2 * (128 * 128 + 128) + (128 + 1)
+    epochs = np.asarray(scorer.history.epochs)
+    best = np.asarray(scorer.history.best_epoch)
+    stopped = epochs < VECTOR_DEFAULTS["max_epochs"]
+    assert stopped.any()
+    np.testing.assert_array_equal(epochs[stopped], best[stopped] + 1 + 30)
+    assert np.all(epochs <= 100)
