@@ -14,6 +14,7 @@ Two entry points:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from typing import TYPE_CHECKING
@@ -21,13 +22,21 @@ from typing import TYPE_CHECKING
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxws.config import ConfigError
 from jaxws.methods import injection_study
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
 from jaxws.track.curves import log_learning_curves
-from jaxws.train import Hparams, MemberData, TrainConfig, fit_ensemble, predict_ensemble
+from jaxws.train import (
+    Hparams,
+    MemberData,
+    TrainConfig,
+    fit_ensemble,
+    predict_ensemble,
+    trainer_for,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,6 +144,55 @@ def _integer(value: object, name: str, minimum: int, allow_none: bool = False) -
         raise ConfigError(f"{name} must be {allowed}, got {value!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class DecayingAdam:
+    """Adam (Keras' constants, as `jaxws.train.keras_adam`) whose learning rate decays per epoch.
+
+    The rate at optimizer step t is `hparams.learning_rate * decay ** (t / steps_per_epoch)`:
+    multiplied by `decay` every epoch, smoothly. A frozen dataclass, so equal settings share
+    the engine's compiled programs.
+
+    Attributes:
+      steps_per_epoch: minibatches per epoch.
+      decay: factor per epoch, in (0, 1] (1: constant rate).
+    """
+
+    steps_per_epoch: int
+    decay: float
+
+    def __call__(self, hparams: Hparams) -> optax.GradientTransformation:
+        """The member's optimizer (its `hparams.learning_rate` is a traced leaf)."""
+
+        def rate(count: jax.Array) -> jax.Array:
+            return -hparams.learning_rate * self.decay ** (count / self.steps_per_epoch)
+
+        return optax.chain(
+            optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7), optax.scale_by_schedule(rate)
+        )
+
+
+#: The neural defaults for feature vectors (N, D): an MLP with hidden `widths` (the last one
+#: the head's) and input standardisation, `n_members` members averaged in probability, Adam
+#: at a constant `learning_rate` (the argument, 1e-3), early stopping on each member's
+#: validation loss after `patience` epochs without improvement (the best epoch's weights
+#: kept). Chosen on LHCO validation data that never includes sr_test
+#: (experiments/lhco_neural_tuning.py; docs/cwola.md). `n_members` is also the trees' default.
+VECTOR_DEFAULTS = {
+    "widths": (128, 128, 128),
+    "n_members": 10,
+    "batch_size": 256,
+    "max_epochs": 100,
+    "patience": 30,
+}
+#: The defaults for two-jet images (the slim CNN), as before the LHCO tuning.
+IMAGE_DEFAULTS = {
+    "n_members": 5,
+    "batch_size": 256,
+    "max_epochs": 100,
+    "patience": 10,
+}
+
+
 def _check_arguments(
     learning_rate: object,
     seed: object,
@@ -151,7 +209,7 @@ def _check_arguments(
     ):
         raise ConfigError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
     _integer(seed, "seed", 0)
-    _integer(n_members, "n_members", 1)
+    _integer(n_members, "n_members", 1, allow_none=True)
     _integer(chunk_size, "chunk_size", 1, allow_none=True)
     _integer(min_events, "min_events", 1)
     if (
@@ -167,7 +225,7 @@ def weak_supervision(
     mixed_b: np.ndarray,
     *,
     model: nn.Module | None = None,
-    n_members: int = 5,
+    n_members: int | None = None,
     seed: int = 0,
     learning_rate: float = 1e-3,
     config: TrainConfig | None = None,
@@ -178,6 +236,7 @@ def weak_supervision(
     checkpoint_dir: str | Path | None = None,
     classifier: str = "neural",
     tree_options: dict | None = None,
+    learning_rate_decay: float = 1.0,
 ) -> Scorer | TreeScorer:
     """CWoLa on user data: train an ensemble to tell `mixed_a` (label 1) from `mixed_b` (0).
 
@@ -189,11 +248,14 @@ def weak_supervision(
       mixed_a: (N_a, ...) events of the first mixed sample: feature vectors (an MLP is used)
         or two-jet images (N, 2, R, R) (the slim CNN).
       mixed_b: (N_b, ...) events of the second mixed sample, the same per-event shape.
-      model: a flax module (`__call__(x, train)` -> logits) to use instead of the default.
-      n_members: ensemble size.
+      model: a flax module (`__call__(x, train)` -> logits) to use instead of the default
+        (feature vectors: an MLP with `VECTOR_DEFAULTS["widths"]` and input standardisation;
+        images: the slim CNN).
+      n_members: ensemble size (None: 10 for feature vectors, neural or trees; 5 for images).
       seed: random seed (same seed and inputs give the same scorer).
-      learning_rate: Adam learning rate.
-      config: `TrainConfig` (default: batch 256, up to 100 epochs, patience 10).
+      learning_rate: Adam learning rate (of the first epoch).
+      config: `TrainConfig` (default for feature vectors: batch 256, up to 100 epochs,
+        patience 30, `VECTOR_DEFAULTS`; for images: batch 256, up to 100 epochs, patience 10).
       validation_fraction: held out per member for early stopping.
       chunk_size: members trained at once (None: as many as fit the memory budget).
       min_events: refuse samples smaller than this.
@@ -211,6 +273,10 @@ def weak_supervision(
         max_iter, max_leaf_nodes, max_depth, min_samples_leaf, l2_regularization,
         max_bins, n_iter_no_change, tol).
 
+      learning_rate_decay: the neural learning rate is multiplied by this every epoch
+        (`DecayingAdam`; 1: constant, the default: on the LHCO validation data a decay
+        of 0.97 did not help, docs/cwola.md).
+
     Returns:
       A `Scorer`; members that diverged are named in `Scorer.diverged` (and a warning) and
       left out of its ensemble score. With "trees": a `TreeScorer` (same interface); members
@@ -222,6 +288,12 @@ def weak_supervision(
     """
     if classifier not in ("neural", "trees"):
         raise ConfigError(f"classifier must be 'neural' or 'trees', got {classifier!r}")
+    if (
+        isinstance(learning_rate_decay, bool)
+        or not isinstance(learning_rate_decay, int | float | np.floating)
+        or not 0 < learning_rate_decay <= 1
+    ):
+        raise ConfigError(f"learning_rate_decay must be in (0, 1], got {learning_rate_decay!r}")
     _check_arguments(learning_rate, seed, n_members, validation_fraction, chunk_size, min_events)
     if classifier == "trees":
         given = {
@@ -229,6 +301,7 @@ def weak_supervision(
             "config": config,
             "chunk_size": chunk_size,
             "checkpoint_dir": checkpoint_dir,
+            "learning_rate_decay": None if learning_rate_decay == 1 else learning_rate_decay,
         }
         unused = [name for name, value in given.items() if value is not None]
         if unused:
@@ -246,8 +319,12 @@ def weak_supervision(
         if len(sample) < min_events:
             raise ConfigError(f"{name} has {len(sample)} events; need at least {min_events}")
     feature_shape = mixed_a.shape[1:]
+    vectors = len(feature_shape) == 1
+    defaults = VECTOR_DEFAULTS if vectors else IMAGE_DEFAULTS
+    if n_members is None:
+        n_members = defaults["n_members"]
     if classifier == "trees":
-        if len(feature_shape) != 1:
+        if not vectors:
             raise ConfigError(
                 f"classifier='trees' needs feature vectors (N, D), got feature shape "
                 f"{feature_shape}"
@@ -256,14 +333,19 @@ def weak_supervision(
     if model is None:
         if len(feature_shape) == 3 and feature_shape[0] == 2:
             model = JetCNN(**SLIM_CNN)
-        elif len(feature_shape) == 1:
-            model = MLP()
+        elif vectors:
+            widths = VECTOR_DEFAULTS["widths"]
+            model = MLP(feature_widths=widths[:-1], head_widths=widths[-1:])
         else:
             raise ConfigError(
                 f"no default model for feature shape {feature_shape}: pass `model=` "
                 "(vectors (N, D) and two-jet images (N, 2, R, R) have defaults)"
             )
-    config = config or TrainConfig(batch_size=256, max_epochs=100, patience=10)
+    config = config or TrainConfig(
+        batch_size=defaults["batch_size"],
+        max_epochs=defaults["max_epochs"],
+        patience=defaults["patience"],
+    )
     pool = np.concatenate([mixed_a, mixed_b])
     labels = np.concatenate([np.ones(len(mixed_a)), np.zeros(len(mixed_b))]).astype(np.float32)
     rng = np.random.default_rng(seed)
@@ -275,6 +357,12 @@ def weak_supervision(
         rows.append(MemberData.from_arrays(train, labels[train], val, labels[val]))
     members = jax.tree.map(lambda *a: np.stack(a), *rows)
     keys = jax.random.split(jax.random.key(seed), n_members)
+    trainer = None
+    if learning_rate_decay != 1:
+        n_train = len(pool) - n_val
+        steps_per_epoch = math.ceil(n_train / min(config.batch_size, n_train))
+        optimizer = DecayingAdam(steps_per_epoch, float(learning_rate_decay))
+        trainer = trainer_for(model, config, optimizer=optimizer)
     result = fit_ensemble(
         keys,
         model,
@@ -285,6 +373,7 @@ def weak_supervision(
         chunk_size=chunk_size,
         progress="weak supervision" if progress else False,
         checkpoint_dir=checkpoint_dir,
+        trainer=trainer,
     )
     diverged = injection_study.diverged_members(result)
     flagged = [f"member {m}: {reason}" for m, reason in enumerate(diverged) if reason]

@@ -1,5 +1,6 @@
 """CWoLa on a toy with a known likelihood ratio, and the public weak-supervision function."""
 
+import jax
 import numpy as np
 import pytest
 from margins import TRAINED, member_auc_se, record
@@ -21,7 +22,8 @@ def mixture(rng, n, signal_fraction):
 
 @pytest.mark.statistical
 def test_cwola_approaches_the_optimal_classifier():
-    """Two mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1).
+    """Two mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1); the
+    default feature-vector network (`VECTOR_DEFAULTS["widths"]`).
 
     The Neyman-Pearson optimal S/B classifier ranks by mu . x. CWoLa never sees truth labels;
     its S/B AUC on a pure test set must come within 0.015 of the optimal ranking's AUC on the
@@ -106,3 +108,71 @@ def test_weak_supervision_resumes_from_saved_chunks_and_shows_progress(tmp_path,
     (tmp_path / "chunk_00001.npz").unlink()  # as if killed while training the second chunk
     resumed = weak_supervision(a, b, **kwargs)
     np.testing.assert_array_equal(first.member_scores(a[:20]), resumed.member_scores(a[:20]))
+
+
+def test_decaying_adam_is_keras_adam_times_decay_per_epoch():
+    """Fed the same gradients, its update at step t is keras_adam's times decay ** (t / steps)."""
+    import jax.numpy as jnp
+
+    from jaxws.methods.cwola import DecayingAdam
+    from jaxws.train import Hparams, keras_adam
+
+    hparams = Hparams(learning_rate=jnp.float32(2e-3))
+    decaying, constant = DecayingAdam(steps_per_epoch=4, decay=0.5)(hparams), keras_adam(hparams)
+    params = {"w": jnp.zeros(3)}
+    state_d, state_c = decaying.init(params), constant.init(params)
+    rng = np.random.default_rng(0)
+    for step in range(9):
+        grads = {"w": jnp.asarray(rng.normal(size=3), jnp.float32)}
+        update_d, state_d = decaying.update(grads, state_d)
+        update_c, state_c = constant.update(grads, state_c)
+        np.testing.assert_allclose(
+            update_d["w"], update_c["w"] * 0.5 ** (step / 4), rtol=1e-5, atol=1e-12
+        )
+    assert DecayingAdam(4, 0.5) == DecayingAdam(4, 0.5)  # equal settings share compiled code
+
+
+def test_weak_supervision_refuses_a_bad_learning_rate_decay():
+    rng = np.random.default_rng(1)
+    good = rng.normal(size=(100, 3)).astype(np.float32)
+    for bad in (0.0, 1.5, -0.1, True, "0.9", None):
+        with pytest.raises(ValueError, match="learning_rate_decay must be in"):
+            weak_supervision(good, good, learning_rate_decay=bad)
+    with pytest.raises(ValueError, match="learning_rate_decay: not used"):
+        weak_supervision(good, good, classifier="trees", learning_rate_decay=0.9)
+
+
+def test_weak_supervision_feature_vector_defaults():
+    """Without `n_members`, `model` and `config`, feature vectors get `VECTOR_DEFAULTS`: ten
+    members (shown with the cheap trees; the neural path reads the same default), the
+    128-128-128 MLP (its parameter count), and early stopping with patience 30 (a member that
+    stopped ran exactly best epoch + 1 + patience epochs) within 100 epochs.
+    How well that network learns is `test_cwola_approaches_the_optimal_classifier` (the
+    default model) and the LHCO validation study of docs/cwola.md.
+    """
+    from jaxws.methods.cwola import VECTOR_DEFAULTS
+
+    rng = np.random.default_rng(3)
+    mixed_a, mixed_b = mixture(rng, 300, 0.5), mixture(rng, 300, 0.0)
+    with pytest.warns(UserWarning, match="did not converge"):  # 3 iterations: cheap, flagged
+        trees = weak_supervision(mixed_a, mixed_b, classifier="trees", tree_options={"max_iter": 3})
+    assert len(trees.members) == VECTOR_DEFAULTS["n_members"] == 10
+    scorer = weak_supervision(mixed_a, mixed_b, seed=0, n_members=2)
+    widths = [
+        layer["kernel"].shape[-1]
+        for part in ("features", "head")
+        for name, layer in sorted(scorer.variables["params"][part].items())
+        if name.startswith("dense")
+    ]
+    assert tuple(widths) == VECTOR_DEFAULTS["widths"] == (128, 128, 128)
+    n_parameters = sum(
+        np.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(scorer.variables["params"])
+    )
+    # input norm (scale, bias: 2 x 4), 4->128, 128->128, 128->128, 128->1 (weights + biases)
+    assert n_parameters == 2 * 4 + (4 * 128 + 128) + 2 * (128 * 128 + 128) + (128 + 1)
+    epochs = np.asarray(scorer.history.epochs)
+    best = np.asarray(scorer.history.best_epoch)
+    stopped = epochs < VECTOR_DEFAULTS["max_epochs"]
+    assert stopped.any()
+    np.testing.assert_array_equal(epochs[stopped], best[stopped] + 1 + 30)
+    assert np.all(epochs <= 100)
