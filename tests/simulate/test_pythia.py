@@ -147,7 +147,7 @@ def test_missing_pythia_gives_install_hint(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "pythia8mc", None)
-    with pytest.raises(ImportError, match=r"jaxws\[physics\]"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[physics\]'"):
         pythia.import_pythia()
 
 
