@@ -120,7 +120,9 @@ def simulate_events(
     Args:
         seed_or_key: integer seed or typed key. The background uses fold_in(key, 0), signal
             model m uses fold_in(key, 1 + model_id), so a model's events do not depend on
-            which other models are drawn, and event i does not depend on the chunking.
+            which other models are drawn, and event i draws the same random numbers whatever
+            the chunking (its float32 values agree to the last bits: XLA may vectorise another
+            chunk size differently).
         n_background: number of QCD events (all in the mjj window, about 49 % in the SR).
         signals: model name -> number of events. Names are benchmarks (`benchmark_names()`)
             or keys of `signal_params`.
@@ -130,7 +132,8 @@ def simulate_events(
             names in `signal_params` (so a benchmark's model_id is its position in
             `benchmark_names()`).
         max_constituents: C, constituents kept per jet.
-        chunk_size: events per compiled call (bounds memory; does not change the events).
+        chunk_size: events per compiled call (bounds memory; changes the events only in their
+            last bits).
         mjj_range: (low, high) GeV where mjj is drawn (see `simulate_background`).
 
     Returns:
