@@ -22,8 +22,11 @@ from pathlib import Path
 import jax
 
 CACHE_ENV = "JAXWS_JAX_CACHE"
-# Programs that compile faster than this are not worth a disk round trip.
+# Programs that compile faster than this are not worth a disk round trip (unless the user set
+# JAX's own `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`, which is then kept: the test suite
+# caches every program, since its many processes compile the same small programs again).
 MIN_COMPILE_SECONDS = 0.5
+MIN_COMPILE_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 
 
 def default_directory() -> Path | None:
@@ -60,5 +63,6 @@ def enable(directory: str | os.PathLike | None = None) -> Path | None:
     except OSError:
         return None  # read-only home, for example: run without the cache
     jax.config.update("jax_compilation_cache_dir", str(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    if MIN_COMPILE_ENV not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return directory

@@ -31,24 +31,35 @@ def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
 CHILD = """
 import jax
 import jaxws.train  # switches the cache on
+print(jax.config.jax_persistent_cache_min_compile_time_secs)
 print(jax.config.jax_compilation_cache_dir)
 """
 
 
 def test_importing_the_engine_switches_the_cache_on_in_the_configured_directory(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    unset = ("JAX_COMPILATION_CACHE_DIR", compile_cache.MIN_COMPILE_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         JAXWS_JAX_CACHE=str(tmp_path / "cache"),
     )
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
-    assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "cache")
+
+    def child(**extra):
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        )
+        return out.stdout.strip().splitlines()[-2:]
+
+    min_seconds, directory = child()
+    assert directory == str(tmp_path / "cache")
     assert (tmp_path / "cache").is_dir()
+    assert float(min_seconds) == compile_cache.MIN_COMPILE_SECONDS
+    # A threshold the user gave JAX through its environment variable is kept.
+    min_seconds, _ = child(**{compile_cache.MIN_COMPILE_ENV: "0"})
+    assert float(min_seconds) == 0.0
