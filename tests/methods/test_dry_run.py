@@ -260,3 +260,20 @@ def test_source_models_with_too_few_signal_region_events_are_refused_before_trai
     assert "1 found" in check_source_models(source, 4267)  # hv-reference: 4,267 DD SR events
     with pytest.raises(ConfigError, match=r"'dd_lambda10': 4267"):
         check_source_models(source, 4268)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "expected"),
+    [
+        ("nplm", ["the NPLM toys of one chunk"]),
+        ("anomaly", ["simulated events", "the toys of one compiled call"]),
+        ("hunt", ["the events and the members' data", "the toys"]),
+    ],
+)
+def test_dry_run_reports_the_memory_estimates_it_checked(experiment, expected):
+    """The memory estimates that refuse an oversized run are also what the dry run reports."""
+    lines = validate(config([f"experiment={experiment}", "tracking=none"]))
+    assert len(lines) == len(expected), lines
+    for line, what in zip(lines, expected, strict=True):
+        assert what in line, line
+        assert re.search(r"about \d+\.\d\d GiB \(\d+\.\d free\)", line), line

@@ -256,14 +256,17 @@ def check_memory(
     return lines
 
 
-def validate(cfg: Mapping[str, Any]) -> None:
+def validate(cfg: Mapping[str, Any]) -> list[str]:
     """`jaxws.methods.validate`'s hook, before anything is simulated.
 
     Args:
       cfg: the resolved config.
 
+    Returns:
+      Report lines for `dry_run=true` (the memory estimates).
+
     Raises:
       ConfigError: a bad section or a memory estimate that does not fit (one line).
     """
     data, _, _, test = settings_from_config(cfg)
-    check_memory(data, test)
+    return check_memory(data, test)

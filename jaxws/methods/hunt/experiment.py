@@ -272,8 +272,12 @@ def check_coverage(layout: HuntLayout, mjj: np.ndarray) -> None:
         )
 
 
-def validate(cfg: Mapping[str, Any]) -> None:
-    """Check the `method` and `data` sections and the events' mjj coverage (ConfigError)."""
+def validate(cfg: Mapping[str, Any]) -> list[str]:
+    """Check the `method` and `data` sections and the events' mjj coverage (ConfigError).
+
+    Returns the memory estimates' report lines (for `dry_run=true`); with
+    `method.n_background=null` they count every background event of the files.
+    """
     from jaxws.models.registry import build_model
     from jaxws.simulate.sources import make_source
 
@@ -293,10 +297,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
             benchmark(settings.signal_model)
         except ValueError as error:
             raise ConfigError(f"method.signal_model: {error}") from None
-        check_memory(settings)
-        return
-    if settings.n_background is not None:
-        check_memory(settings)
+        return check_memory(settings)
+    lines = check_memory(settings) if settings.n_background is not None else []
     data.check_inputs()
     mjj = background_mjj(data)
     if settings.n_background is not None:
@@ -307,6 +309,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
         )
         mjj = mjj[: settings.n_background]
     check_coverage(settings.layout(), mjj)
+    if settings.n_background is None:  # every event of the files: counted only now
+        lines = check_memory(dataclasses.replace(settings, n_background=int(mjj.size)))
+    return lines
 
 
 def simulate(settings: HuntConfig, seed: int, data_config: Any = None) -> dict[str, np.ndarray]:

@@ -94,11 +94,14 @@ def load_observation(data: ExponentialToyConfig, settings: NPLMConfig) -> Observ
         raise ValueError(message) from None
 
 
-def check_inputs(cfg: Any) -> None:
+def check_inputs(cfg: Any) -> list[str]:
     """Check the config sections and any user file (the CLI calls this before writing).
 
     Args:
         cfg: the resolved config.
+
+    Returns:
+        Report lines for `dry_run=true` (the memory estimate of one chunk of toys).
 
     Raises:
         ConfigError, ValueError: one line naming what is wrong.
@@ -124,7 +127,7 @@ def check_inputs(cfg: Any) -> None:
                 f"outside the reference support (first at index {outside[0]}); the NPLM "
                 "loss is unbounded there"
             )
-    check_toy_memory(data, settings, observation)
+    return [check_toy_memory(data, settings, observation)]
 
 
 def toy_chunk_bytes(
@@ -205,13 +208,16 @@ def check_toy_memory(
     return check_memory(n_bytes, "the NPLM toys of one chunk", keys, available)
 
 
-def validate(cfg: Any) -> None:
+def validate(cfg: Any) -> list[str]:
     """`jaxws.methods.validate`'s hook: the sections and the observed file, before any toy.
 
     Args:
         cfg: the resolved config.
 
+    Returns:
+        Report lines for `dry_run=true`.
+
     Raises:
         ConfigError: one line naming what is wrong.
     """
-    check_inputs(cfg)
+    return check_inputs(cfg)
