@@ -17,6 +17,13 @@ member-epoch, and the training FLOPs of an epoch (`learner.step_flops` x steps; 
 counts 2) per CPU second. On this shared machine, compare CPU seconds, not wall-clock.
 
     OMP_NUM_THREADS=1 nice -n 19 python bench/lhco_epoch.py [--members 10] [--rounds 3]
+
+`--compare-maps N`: instead, fit 4 members of the default network with `weak_supervision` on the
+first N rows of each training file (up to 12 epochs, patience 3) once with `member_map="vmap"`
+and once with "map", and print whether the member logits on 2000 events are equal bit for bit
+and their largest difference.
+
+    OMP_NUM_THREADS=1 nice -n 19 python bench/lhco_epoch.py --compare-maps 6000
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import timing
 
 from jaxws.data import lhco
 from jaxws.data.members import MemberData
-from jaxws.methods.cwola import VECTOR_DEFAULTS
+from jaxws.methods.cwola import VECTOR_DEFAULTS, weak_supervision
 from jaxws.models.mlp import MLP
 from jaxws.train import Hparams, TrainConfig, Trainer, learner
 
@@ -62,13 +69,50 @@ def problem(max_events: int | None, n_members: int, seed: int = 0) -> tuple:
     return pool, labels, jax.tree.map(lambda *a: np.stack(a), *rows)
 
 
+def compare_maps(n_rows: int) -> None:
+    """Fit the default network with vmap and with lax.map; print how far the results differ."""
+    splits = lhco.load_lhco()
+    train, val = splits["sr_train"], splits["sr_val"]
+    scaler = lhco.Standardizer.fit(train.features[:n_rows])
+    data = scaler.transform(train.features[:n_rows])
+    background = scaler.transform(val.features[:n_rows][val.labels[:n_rows] == 0])
+    widths = VECTOR_DEFAULTS["widths"]
+    logits, epochs = {}, {}
+    for mode in ("vmap", "map"):
+        config = TrainConfig(
+            batch_size=VECTOR_DEFAULTS["batch_size"], max_epochs=12, patience=3, member_map=mode
+        )
+        scorer = weak_supervision(
+            data,
+            background,
+            n_members=4,
+            seed=0,
+            config=config,
+            model=MLP(feature_widths=widths[:-1], head_widths=widths[-1:]),
+        )
+        logits[mode] = scorer.member_scores(data[:2000])
+        epochs[mode] = np.asarray(scorer.history.epochs).tolist()
+    print("\n".join(timing.machine_lines()))
+    print(f"- load average: {timing.load_average()}")
+    print(f"- epochs per member: vmap {epochs['vmap']}, lax.map {epochs['map']}")
+    difference = float(np.abs(logits["vmap"] - logits["map"]).max())
+    print(
+        f"- member logits equal bit for bit: {np.array_equal(logits['vmap'], logits['map'])}; "
+        f"largest difference {difference:.3g}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the cases and print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=VECTOR_DEFAULTS["n_members"])
     parser.add_argument("--max-events", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare-maps", type=int, default=None, metavar="N")
     args = parser.parse_args(argv)
+    if args.compare_maps is not None:
+        compare_maps(args.compare_maps)
+        return
 
     pool, labels, members = problem(args.max_events, args.members)
     widths = VECTOR_DEFAULTS["widths"]
