@@ -51,9 +51,13 @@ class TrainConfig:
         on one accelerator convolutional networks whose training step costs at least
         `MAP_STEP_FLOPS`; "vmap" elsewhere. Measured (bench/member_map.py, bench/compare.py
         members): 2-core CPU, slim CNN E = 8, map 1.50x vmap; 64-64 MLP E = 16, vmap 1.11x
-        map. One H200: see `MAP_STEP_FLOPS`; a 64-64 MLP E = 16, vmap 5.1x map. Results are
-        the same either way (bit for bit on a CPU; on a GPU to float32 rounding, with
-        `jaxws.precision`'s full float32).
+        map. One H200: see `MAP_STEP_FLOPS`; a 64-64 MLP E = 16, vmap 5.1x map. Results agree
+        to float32 rounding per step (on a GPU with `jaxws.precision`'s full float32), not bit
+        for bit: tests/train/test_engine.py holds each member to its solo fit within 1e-5 on
+        small networks, but over long trainings the rounding differences grow (the LHCO
+        default network: logits up to 0.03 apart after its early-stopped epochs,
+        `bench/lhco_epoch.py --compare-maps`), so a changed `member_map` changes the numbers
+        as a last-bit change of the inputs would.
       epochs_per_block: epochs compiled into one call between host checks (progress, early
         exit of the whole chunk, compaction, refill); results do not depend on it.
       queue_members: in ensembles, members queued per chunk beyond its rows: a row whose
