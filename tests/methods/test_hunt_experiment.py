@@ -223,6 +223,18 @@ def test_sideband_tilt_is_the_ratio_of_upper_to_lower_pass_fractions():
     counts[:, 1, 2:4] = 10.0
     counts[:, 1, 4:] = 15.0  # upper sidebands: 15 % pass
     tilt = sideband_tilt(layout, (1.0, 0.1), counts)
-    assert list(tilt) == ["sideband_tilt_eff0.1"]
+    assert set(tilt) == {
+        "sideband_tilt_eff0.1",
+        "sideband_tilt_z_eff0.1",
+        "sideband_tilt_z_threshold",
+        "selection_depends_on_mjj",
+    }
     assert tilt["sideband_tilt_eff0.1"] == pytest.approx(3.0, rel=1e-12)
+    # Per window 30 of the sidebands' 40 passing events are upper (hypergeometric mean 20,
+    # variance 40 x 360 / 4 / 399); every stride-th window shares no bin with the next.
+    stride = -(-layout.window_bins // layout.step_bins)
+    n_set = len(range(0, layout.n_windows, stride))
+    z = n_set * 10.0 / np.sqrt(n_set * 40 * 360 / 4 / 399)
+    assert tilt["sideband_tilt_z_eff0.1"] == pytest.approx(z, rel=1e-12)
+    assert tilt["selection_depends_on_mjj"] == 1
     assert sideband_tilt(layout, (0.5, 0.1), counts) == {}
