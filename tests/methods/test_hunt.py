@@ -29,6 +29,17 @@ def dijet_mjj(rng, n, low=3500.0, high=7000.0):
     return np.interp(rng.random(n) * cdf[-1], cdf, grid)
 
 
+def toy_hunt_events(n_b, n_s, peak):
+    """Dijet background and a 100 GeV-wide resonance at `peak`; 2-d Gaussian features, the
+    signal's shifted by 2 sigma (seed 6)."""
+    rng = np.random.default_rng(6)
+    mjj = np.r_[dijet_mjj(rng, n_b), rng.normal(peak, 100.0, n_s)]
+    labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
+    features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
+    features[labels == 1] += 2.0
+    return mjj, labels, features
+
+
 def test_layout_bins_and_windows():
     edges = LAYOUT.edges
     np.testing.assert_allclose(edges[1:-1] / edges[:-2], 1.04)
@@ -124,12 +135,8 @@ def test_sculpted_spectrum_is_flagged():
 
 def test_hunt_finds_an_injected_signal_in_the_right_window():
     """End to end on toy features: 2-d Gaussian background, signal shifted by 2 sigma."""
-    rng = np.random.default_rng(6)
     n_b, n_s, peak = 20000, 250, 5000.0
-    mjj = np.r_[dijet_mjj(rng, n_b), rng.normal(peak, 100.0, n_s)]
-    labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
-    features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
-    features[labels == 1] += 2.0
+    mjj, labels, features = toy_hunt_events(n_b, n_s, peak)
     layout = HuntLayout((3500.0, 7000.0), 0.04, 2, 2, 2)  # 7 windows, SRs side by side
     out = hunt(
         jax.random.key(0),
@@ -165,12 +172,8 @@ def test_boosted_trees_train_on_other_folds_and_find_the_signal(monkeypatch):
 
     from jaxws.methods.hunt.classifiers import tree_member_scores
 
-    rng = np.random.default_rng(6)
     n_b, n_s, peak = 20000, 250, 5000.0
-    mjj = np.r_[dijet_mjj(rng, n_b), rng.normal(peak, 100.0, n_s)]
-    labels = np.r_[np.zeros(n_b), np.ones(n_s)].astype(int)
-    features = rng.normal(size=(n_b + n_s, 2)).astype(np.float32)
-    features[labels == 1] += 2.0
+    mjj, _, features = toy_hunt_events(n_b, n_s, peak)
     row = {tuple(r): i for i, r in enumerate(features)}  # continuous features: rows are unique
     seen = []
 
