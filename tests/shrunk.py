@@ -1,7 +1,12 @@
-"""Overrides that shrink a study to seconds, shared by the end-to-end tests."""
+"""Overrides that shrink a study to seconds, shared by the end-to-end tests.
+
+Their figures are saved as PNG only (`tracking.figure_formats`): the PDF copies cost about a
+second per run and are tested once (tests/track/test_tracker.py).
+"""
 
 TINY_CWOLA = [
     "tracking=none",
+    "tracking.figure_formats=[png]",
     "data.n_background=3000",
     "data.n_signal=1500",
     "data.resolution=8",
@@ -16,6 +21,7 @@ TINY_CWOLA = [
 
 TINY_NPLM = [
     "tracking=none",
+    "tracking.figure_formats=[png]",
     "data.n_reference=2000",
     "data.n_expected=200",
     "method.epochs=10",
@@ -30,6 +36,7 @@ TINY_NPLM = [
 
 TINY_ANOMALY = [
     "tracking=none",
+    "tracking.figure_formats=[png]",
     "data.n_background_train=1500",
     "data.n_background_null=1500",
     "data.n_background_bank=3000",

@@ -52,6 +52,7 @@ SHRINK = {
         "method.n_toys=10",
         "method.efficiencies=[1.0,0.1]",
         "tracking=none",
+        "tracking.figure_formats=[png]",
     ],
     "cwola": TINY_CWOLA,
     "quickstart": [

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
 
 
+#: The figure files a run writes unless `tracking.figure_formats` says otherwise.
+FIGURE_FORMATS = ("png", "pdf")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrackingConfig:
     """The `tracking` config group: where and how a run is mirrored to W&B.
@@ -46,6 +50,8 @@ class TrackingConfig:
       project: W&B project.
       group: W&B group; empty = the Hydra sweep directory for multiruns, else the run name.
       tags: W&B tags.
+      figure_formats: the files each figure is saved as under `figures/`: "png" (always: W&B
+        and the console use it) and any of "pdf", "svg" (vector, for papers).
     """
 
     wandb: bool = True
@@ -53,11 +59,20 @@ class TrackingConfig:
     project: str = "jaxws"
     group: str = ""
     tags: tuple[str, ...] = ()
+    figure_formats: tuple[str, ...] = FIGURE_FORMATS
 
     def __post_init__(self):
         check(
             self.mode in ("offline", "online", "disabled"),
             f"tracking.mode must be offline, online or disabled, got {self.mode!r}",
+        )
+        formats = list(self.figure_formats)
+        check(
+            "png" in formats
+            and set(formats) <= {"png", "pdf", "svg"}
+            and len(set(formats)) == len(formats),
+            "tracking.figure_formats must list png and, optionally, pdf and svg, each once; got "
+            f"{formats}",
         )
 
 
@@ -103,6 +118,7 @@ class Tracker:
         self._metric_lines: list[str] = []
         self._wandb_run = None
         self.wandb_failure: str | None = None
+        self.figure_formats = tuple(tracking.figure_formats) if tracking else FIGURE_FORMATS
         if config is not None:
             atomic_write_json(self.run_dir / "config.json", config)
         if tracking is not None and tracking.wandb and tracking.mode != "disabled":
@@ -199,22 +215,25 @@ class Tracker:
         return path
 
     def save_figure(self, name: str, fig: Figure) -> Path:
-        """Save a matplotlib figure as PNG (and PDF) into `figures/`; returns the PNG path."""
-        paths = []
-        for suffix in ("png", "pdf"):
+        """Save a figure under `figures/` in each of `figure_formats`; returns the PNG path.
+
+        PNG and PDF unless `tracking.figure_formats` says otherwise.
+        """
+        paths = {}
+        for suffix in self.figure_formats:
             buffer = io.BytesIO()
             fig.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
-            paths.append(
-                atomic_write_bytes(self.run_dir / "figures" / f"{name}.{suffix}", buffer.getvalue())
+            paths[suffix] = atomic_write_bytes(
+                self.run_dir / "figures" / f"{name}.{suffix}", buffer.getvalue()
             )
 
         def log_image(run: Run) -> None:
             import wandb
 
-            run.log({name: wandb.Image(str(paths[0]))})
+            run.log({name: wandb.Image(str(paths["png"]))})
 
         self._to_wandb("log a figure", log_image)
-        return paths[0]
+        return paths["png"]
 
     def finish(self) -> None:
         """Close the W&B run (if any); a failure there is reported, not raised."""

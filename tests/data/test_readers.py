@@ -201,6 +201,7 @@ def test_data_events_runs_the_cwola_study_on_user_files(tmp_path):
         "data.signal=id_lambda10",
         "data.resolution=8",
         "tracking=none",  # the shapes of test_cli's TINY study: its compiled programs are reused
+        "tracking.figure_formats=[png]",
         "study.n_background_sr=600",
         "study.injections=[0,150]",
         "study.n_pseudo_experiments=2",

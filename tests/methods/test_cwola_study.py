@@ -11,6 +11,7 @@ from jaxws.cli import CONFIG_DIR, execute
 
 REDUCED = [
     "tracking=none",
+    "tracking.figure_formats=[png]",
     "method=cwola",
     "data.n_background=6000",
     "data.n_signal=2500",

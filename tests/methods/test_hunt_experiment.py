@@ -35,6 +35,7 @@ SHRUNK = [
     "method.n_toys=10",
     "method.efficiencies=[1.0,0.1]",
     "tracking=none",
+    "tracking.figure_formats=[png]",
 ]
 
 
