@@ -5,8 +5,9 @@ entry point: `python -m jaxws`, `python -m jaxws.simulate.generate`, the HDF5 lo
 `weak_supervision`, NPLM `.npz` files, the tracker and the chunk checkpoints. A command-line
 case must exit with code 2 (130 for Ctrl-C), print one line naming the culprit and no
 traceback, and leave earlier files byte for byte as they were; an API case must raise
-`ConfigError` naming the culprit. Command-line refusals happen before jax compiles anything,
-so each costs a process start.
+`ConfigError` naming the culprit. Command-line refusals happen before jax compiles anything;
+the config cases run `jaxws.cli.main()` in this process (one of them also as a process start),
+the others as processes.
 """
 
 from __future__ import annotations
@@ -101,14 +102,36 @@ CONFIG_CASES = {
 PYTHIA_TINY = [o for o in TINY if not o.startswith("data.")]
 
 
+def _main_in_process(args: list[str], cwd: Path, monkeypatch, capfd) -> subprocess.CompletedProcess:
+    """`python -m jaxws ARGS` as `jaxws.cli.main()` in this process: its exit code (the
+    `SystemExit` it ends with) and what it printed. The same code as a process start without
+    the 2 s of starting Python and importing jax; `_run` keeps the process-level cases."""
+    from jaxws import cli
+
+    monkeypatch.chdir(cwd)
+    # Hydra's logging setup (`logging.config.dictConfig`) would close this process's existing
+    # handlers, pytest's among them; the refusals do not depend on it.
+    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", ["jaxws", *args, *quiet])
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(args, ended.value.code, out, err)
+
+
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
-def test_cli_refuses_bad_config_before_writing(case, tmp_path):
+def test_cli_refuses_bad_config_before_writing(case, tmp_path, monkeypatch, capfd):
     overrides, names = CONFIG_CASES[case]
     run_dir = tmp_path / "run"
     base = PYTHIA_TINY if "data=pythia" in overrides else TINY
-    result = _run("jaxws", [*base, *overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+    args = [*base, *overrides, f"hydra.run.dir={run_dir}"]
+    result = _main_in_process(args, tmp_path, monkeypatch, capfd)
     _assert_refused(result, *names)
     assert not run_dir.exists()  # nothing written, not even Hydra's record or the directory
+    if case == "negative learning rate":  # one case as a real process start, too
+        _assert_refused(_run("jaxws", args, tmp_path), *names)
+        assert not run_dir.exists()
 
 
 @pytest.mark.parametrize(
