@@ -3,21 +3,13 @@
 import jax
 import numpy as np
 import pytest
+from gaussian_mixtures import labelled_test, mixture
 from margins import TRAINED, member_auc_se, record
 from scipy import stats
 
 from jaxws.methods.cwola import weak_supervision
 from jaxws.stats.roc import area_under_curve, roc_curve
 from jaxws.train import TrainConfig
-
-SIGNAL_MEAN = np.array([1.2, -0.6, 0.0, 0.0])
-
-
-def mixture(rng, n, signal_fraction):
-    is_signal = rng.random(n) < signal_fraction
-    x = rng.normal(size=(n, 4))
-    x[is_signal] += SIGNAL_MEAN
-    return x.astype(np.float32)
 
 
 @pytest.mark.statistical
@@ -45,12 +37,8 @@ def test_cwola_approaches_the_optimal_classifier():
         learning_rate=3e-3,
         config=TrainConfig(batch_size=512, max_epochs=40, patience=5),
     )
-    test_signal = rng.normal(size=(5000, 4)) + SIGNAL_MEAN
-    test_background = rng.normal(size=(5000, 4))
-    test = np.concatenate([test_signal, test_background]).astype(np.float32)
-    labels = np.concatenate([np.ones(5000), np.zeros(5000)])
-    optimal = test @ SIGNAL_MEAN
-    optimal_auc = area_under_curve(roc_curve(optimal, labels))
+    toy = labelled_test(rng)
+    test, labels, optimal, optimal_auc = toy.events, toy.labels, toy.optimal, toy.optimal_auc
     cwola_auc = area_under_curve(roc_curve(scorer(test), labels))
     se = member_auc_se(scorer.member_scores(test), labels, same_events=True)
     seeds = "5 member seeds, / sqrt(5)"

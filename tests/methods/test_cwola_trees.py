@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from gaussian_mixtures import labelled_test, mixture
 from margins import TRAINED, member_auc_se, record
 from scipy import stats
 from threadpoolctl import threadpool_limits
@@ -16,16 +17,6 @@ def one_openmp_thread():
     """scikit-learn's OpenMP threads crawl when the suite's workers oversubscribe the cores."""
     with threadpool_limits(limits=1, user_api="openmp"):
         yield
-
-
-SIGNAL_MEAN = np.array([1.2, -0.6, 0.0, 0.0])
-
-
-def mixture(rng, n, signal_fraction):
-    is_signal = rng.random(n) < signal_fraction
-    x = rng.normal(size=(n, 4))
-    x[is_signal] += SIGNAL_MEAN
-    return x.astype(np.float32)
 
 
 @pytest.mark.statistical
@@ -54,12 +45,8 @@ def test_tree_ensemble_approaches_the_optimal_classifier():
     )
     assert isinstance(scorer, TreeScorer)
     assert scorer.not_converged == ["", "", ""]  # early stopping triggered for every member
-    test_signal = rng.normal(size=(5000, 4)) + SIGNAL_MEAN
-    test_background = rng.normal(size=(5000, 4))
-    test = np.concatenate([test_signal, test_background]).astype(np.float32)
-    labels = np.concatenate([np.ones(5000), np.zeros(5000)])
-    optimal = test @ SIGNAL_MEAN
-    optimal_auc = area_under_curve(roc_curve(optimal, labels))
+    toy = labelled_test(rng)
+    test, labels, optimal, optimal_auc = toy.events, toy.labels, toy.optimal, toy.optimal_auc
     tree_auc = area_under_curve(roc_curve(scorer(test), labels))
     se = member_auc_se(scorer.member_scores(test), labels, same_events=True)
     seeds = "3 member seeds, / sqrt(3)"
