@@ -64,7 +64,8 @@ def parse_config(text: str) -> dict:
     """`weak_supervision` keyword arguments from "trees" or "key=value,..." (neural).
 
     Keys: members, batch, epochs, patience, lr, decay (per epoch), widths (hidden widths
-    joined by "-", the last one the head), e.g.
+    joined by "-", the last one the head), inputs ("raw" or "quantile"; not given: the
+    API's default), e.g.
     "members=10,batch=256,epochs=100,patience=10,lr=1e-3,decay=1,widths=64-64-32".
     """
     if text == "trees":
@@ -72,7 +73,9 @@ def parse_config(text: str) -> dict:
     given = dict(item.split("=", 1) for item in text.split(","))
     settings = {**NEURAL_OLD, **given}
     widths = tuple(int(w) for w in settings["widths"].split("-"))
+    inputs = {"inputs": settings["inputs"]} if "inputs" in settings else {}
     return {
+        **inputs,
         "n_members": int(settings["members"]),
         "learning_rate": float(settings["lr"]),
         "learning_rate_decay": float(settings["decay"]),
