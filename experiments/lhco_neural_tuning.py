@@ -20,10 +20,11 @@ signal of `sr_extrasig_val` (27,264, never trained on by any idealised row). Two
 
 Features standardised on sr_train (the same rows in every fit). Each `--config` is "trees" or
 neural settings (`parse_config`); the table gives validation max SIC (at least 10 validation
-background events kept), SIC at eps_B = 3e-4, 1e-3 and 1e-2 (blank below the floor), AUC and
-mean epochs per member. With `--logit-average`, each neural configuration gets a second row
-from the same fitted members ("[logit mean]"): the ensemble score is the mean member logit
-instead of the API's mean member probability (members that diverged left out either way), so
+background events kept), SIC at eps_B = 3e-4, 1e-3 and 1e-2 (blank below the floor), AUC,
+mean epochs per member, wall-clock and CPU seconds (all folds). With `--logit-average`, each
+neural configuration gets a second row from the same fitted members ("[logit mean]"): the
+ensemble score is the mean member logit instead of the API's mean member probability
+(members that diverged left out either way), so
 the two ways of averaging are compared without refitting.
 """
 
@@ -190,7 +191,7 @@ def main() -> None:
     )
     rows = []
     for name in args.config:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         scores: dict[str, list] = {name: []}
         epochs = []
         for fold in sets:
@@ -212,6 +213,7 @@ def main() -> None:
             if fold_epochs is not None:
                 epochs.append(np.asarray(fold_epochs))
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
         epochs = f"{np.mean(np.concatenate(epochs)):.0f}" if epochs else ""
         for label, parts in scores.items():
             score = np.concatenate(parts)
@@ -227,13 +229,14 @@ def main() -> None:
                 f"{auc:.4f}",
                 epochs,
                 f"{seconds:.0f}",
+                f"{cpu_seconds:.0f}",
             )
             rows.append(row)
             print(" | ".join(row), flush=True)
     print(f"\nseed {args.seed}; folds {args.folds}; load average at end: {load_average()}\n")
     columns = " | ".join(f"SIC(eps_B {eps_b:g})" for eps_b in SIC_AT)
-    print(f"| config | val max SIC | eps_S | {columns} | val AUC | epochs | time [s] |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in SIC_AT) + " | --- | --- | --- |")
+    print(f"| config | val max SIC | eps_S | {columns} | val AUC | epochs | time [s] | CPU [s] |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in SIC_AT) + " | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 
