@@ -16,7 +16,12 @@ signal of `sr_extrasig_val` (27,264, never trained on by any idealised row). Two
   against the other K-1 background parts and scores background part k and signal part k. Every
   validation event is scored once, by a fit that never saw it, and the ROC is pooled over all
   59,631 background events: floor 10 / 59,631 = 1.7e-4. K = 4 trains on 44.7k background rows
-  per fit (as the hold-out's 45k) and costs K fits per configuration.
+  per fit (as the hold-out's 45k) and costs K fits per configuration. Two rows per
+  configuration: the raw scores pooled, and "[fold-aligned]" (`fold_aligned`: each fold's
+  scores mapped to its own held-out background efficiency before pooling, so the ROC is the
+  folds' ROCs averaged at fixed eps_B and differences between the folds' score scales do not
+  count against a classifier; the test set is scored by one fit, so this is the row that
+  estimates it).
 
 Features standardised on sr_train (the same rows in every fit). Each `--config` is "trees" or
 neural settings (`parse_config`); the table gives validation max SIC (at least 10 validation
@@ -32,12 +37,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import time
+from pathlib import Path
 
 import numpy as np
 
 from experiments.lhco_trees import evaluate, load_average, machine
 from jaxws.data import lhco
+from jaxws.files import atomic_write_bytes
 from jaxws.methods.cwola import weak_supervision
 from jaxws.models.mlp import MLP
 from jaxws.stats.roc import roc_curve
@@ -149,6 +157,23 @@ def kfold_sets(train, val_background, extra, folds: int) -> list[Fold]:
     return sets
 
 
+def fold_aligned(parts: list[np.ndarray], labels: list[np.ndarray]) -> np.ndarray:
+    """Each fold's scores replaced by minus their background efficiency on that fold.
+
+    An event's new score is -(fraction of its fold's held-out background scoring >= it): a
+    threshold on the pooled new scores is the same background efficiency in every fold, so the
+    pooled ROC is the folds' ROCs averaged at fixed eps_B ("vertical averaging"), the mean of
+    what each fold's classifier achieves on its own. The raw pooled ROC also mixes the folds'
+    score scales: a fold whose scores run higher fills the tightest cuts with its background.
+    """
+    aligned = []
+    for score, label in zip(parts, labels, strict=True):
+        background = np.sort(score[label == 0])
+        at_or_above = len(background) - np.searchsorted(background, score, side="left")
+        aligned.append(-at_or_above / len(background))
+    return np.concatenate(aligned)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", required=True, help=parse_config.__doc__)
@@ -164,6 +189,12 @@ def main() -> None:
         "--logit-average",
         action="store_true",
         help="also score each neural configuration by its mean member logit",
+    )
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        default=None,
+        help="save each configuration's validation scores, labels and folds here (.npz)",
     )
     args = parser.parse_args()
     if args.folds < 1:
@@ -215,6 +246,21 @@ def main() -> None:
         seconds = time.perf_counter() - start
         cpu_seconds = time.process_time() - cpu_start
         epochs = f"{np.mean(np.concatenate(epochs)):.0f}" if epochs else ""
+        fold_labels = [fold.y_val for fold in sets]
+        if args.scores is not None:
+            buffer = io.BytesIO()
+            np.savez(
+                buffer,
+                **{label: np.concatenate(parts) for label, parts in scores.items()},
+                labels=y_val,
+                fold=np.concatenate([np.full(len(y), k) for k, y in enumerate(fold_labels)]),
+            )
+            safe = "".join(c if c.isalnum() or c in "=-." else "_" for c in name)
+            path = args.scores / f"{safe}_seed{args.seed}_folds{args.folds}.npz"
+            atomic_write_bytes(path, buffer.getvalue())
+        if len(sets) > 1:
+            for label in list(scores):
+                scores[f"{label} [fold-aligned]"] = [fold_aligned(scores[label], fold_labels)]
         for label, parts in scores.items():
             score = np.concatenate(parts)
             max_sic, eps_s, auc = evaluate(score, y_val)
