@@ -44,6 +44,16 @@ from jaxws.stats.roc import area_under_curve, roc_curve, significance_improvemen
 PUBLISHED = {"idealised AD": 14.0, "supervised": 17.0}
 MIN_TEST_BACKGROUND = 10
 ROWS = ("neural default", "boosted trees", "supervised trees")
+#: `VECTOR_DEFAULTS` when docs/results/lhco_side_by_side was written (commits 00f49ad and
+#: 3b5b1d6), before saved settings recorded them ("inputs" was then not an option: raw).
+SAVED_BEFORE_RECORDING = {
+    "inputs": "raw",
+    "widths": [128, 128, 128],
+    "n_members": 10,
+    "batch_size": 256,
+    "max_epochs": 100,
+    "patience": 30,
+}
 
 
 def machine() -> str:
@@ -206,6 +216,8 @@ def main() -> None:
         path = None if args.results is None else args.results / f"seed{seed}.json"
         if path is not None and path.exists():
             saved = json.loads(path.read_text())
+            # Seeds saved before the settings recorded the defaults were fitted with these.
+            saved["settings"].setdefault("neural_defaults", SAVED_BEFORE_RECORDING)
             if saved["settings"] == settings:
                 print(f"seed {seed}: loaded from {path}")
                 per_seed[seed] = saved["results"]
