@@ -701,7 +701,11 @@ def test_last_bit_changes_move_numbers_only_within_tolerance():
     config = TrainConfig(batch_size=100, max_epochs=4, patience=4)
 
     def fit(x_a, x_b):
-        return weak_supervision(x_a, x_b, n_members=3, seed=1, learning_rate=3e-3, config=config)
+        # inputs="raw" (the default today): the rank-based inputs="quantile" absorbs most of
+        # the nudge (scores then differ by at most 7e-7 here), hiding what rounding does.
+        return weak_supervision(
+            x_a, x_b, n_members=3, seed=1, learning_rate=3e-3, config=config, inputs="raw"
+        )
 
     first = fit(a, b)
     nudged = fit(np.nextafter(a, np.inf), np.nextafter(b, np.inf))

@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from jaxws.config import ConfigError
+from jaxws.data.quantile import QuantileNormal
 from jaxws.methods import injection_study
 from jaxws.models.cnn import SLIM_CNN, JetCNN
 from jaxws.models.mlp import MLP
@@ -93,6 +94,8 @@ class Scorer:
       diverged: per member, why it is unusable ('' if fine; see
         `jaxws.methods.injection_study.diverged_members`); the ensemble score leaves such
         members out.
+      input_transform: applied to every event before the members see it (`inputs="quantile"`:
+        the `QuantileNormal` fitted on the training events); None: events as given.
     """
 
     model: object
@@ -100,6 +103,7 @@ class Scorer:
     feature_shape: tuple[int, ...]
     history: object
     diverged: list[str] = dataclasses.field(default_factory=list)
+    input_transform: QuantileNormal | None = None
 
     def member_scores(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """(E, N) logits of each member."""
@@ -108,6 +112,8 @@ class Scorer:
             raise ConfigError(
                 f"x has feature shape {x.shape[1:]}, the scorer was trained on {self.feature_shape}"
             )
+        if self.input_transform is not None:
+            x = self.input_transform.transform(x).astype(np.float32)
         return np.asarray(predict_ensemble(self.model, self.variables, jnp.asarray(x), batch_size))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -177,7 +183,10 @@ class DecayingAdam:
 #: validation loss after `patience` epochs without improvement (the best epoch's weights
 #: kept). Chosen on LHCO validation data that never includes sr_test
 #: (experiments/lhco_neural_tuning.py; docs/cwola.md). `n_members` is also the trees' default.
+#: `inputs`: "raw" (the MLP's input batch norm standardises); "quantile" raised the LHCO
+#: validation AUC but lowered the SIC at the tight cuts (4-fold cross-fitting, docs/cwola.md).
 VECTOR_DEFAULTS = {
+    "inputs": "raw",
     "widths": (128, 128, 128),
     "n_members": 10,
     "batch_size": 256,
@@ -237,6 +246,7 @@ def weak_supervision(
     classifier: str = "neural",
     tree_options: dict | None = None,
     learning_rate_decay: float = 1.0,
+    inputs: str | None = None,
 ) -> Scorer | TreeScorer:
     """CWoLa on user data: train an ensemble to tell `mixed_a` (label 1) from `mixed_b` (0).
 
@@ -276,6 +286,14 @@ def weak_supervision(
       learning_rate_decay: the neural learning rate is multiplied by this every epoch
         (`DecayingAdam`; 1: constant, the default: on the LHCO validation data a decay
         of 0.97 did not help, docs/cwola.md).
+      inputs: what the neural members see of feature vectors: "raw" (the events as given;
+        the default MLP standardises them with its input batch norm) or "quantile" (each
+        feature mapped through its empirical CDF and the inverse normal CDF,
+        `jaxws.data.quantile.QuantileNormal`, fitted on all events of `mixed_a` and
+        `mixed_b` together, no labels used; the scorer applies the same map, and events
+        outside the fitted range saturate at |z| = 5.2). None: `VECTOR_DEFAULTS["inputs"]`
+        for feature vectors, "raw" for images ("quantile" is refused for images and with
+        trees, which are invariant to monotone transforms of each input anyway).
 
     Returns:
       A `Scorer`; members that diverged are named in `Scorer.diverged` (and a warning) and
@@ -295,6 +313,8 @@ def weak_supervision(
     ):
         raise ConfigError(f"learning_rate_decay must be in (0, 1], got {learning_rate_decay!r}")
     _check_arguments(learning_rate, seed, n_members, validation_fraction, chunk_size, min_events)
+    if inputs not in (None, "raw", "quantile"):
+        raise ConfigError(f"inputs must be 'raw' or 'quantile', got {inputs!r}")
     if classifier == "trees":
         given = {
             "model": model,
@@ -302,6 +322,7 @@ def weak_supervision(
             "chunk_size": chunk_size,
             "checkpoint_dir": checkpoint_dir,
             "learning_rate_decay": None if learning_rate_decay == 1 else learning_rate_decay,
+            "inputs": inputs,
         }
         unused = [name for name, value in given.items() if value is not None]
         if unused:
@@ -346,7 +367,15 @@ def weak_supervision(
         max_epochs=defaults["max_epochs"],
         patience=defaults["patience"],
     )
+    if inputs is None:
+        inputs = defaults.get("inputs", "raw")
+    if inputs == "quantile" and not vectors:
+        raise ConfigError(f"inputs='quantile' needs feature vectors (N, D), got {feature_shape}")
     pool = np.concatenate([mixed_a, mixed_b])
+    input_transform = None
+    if inputs == "quantile":
+        input_transform = QuantileNormal.fit(pool)
+        pool = input_transform.transform(pool).astype(np.float32)
     labels = np.concatenate([np.ones(len(mixed_a)), np.zeros(len(mixed_b))]).astype(np.float32)
     rng = np.random.default_rng(seed)
     n_val = max(1, round(validation_fraction * len(pool)))
@@ -383,7 +412,7 @@ def weak_supervision(
             f"of the ensemble score: {'; '.join(flagged)}",
             stacklevel=2,
         )
-    return Scorer(model, result.variables, feature_shape, result, diverged)
+    return Scorer(model, result.variables, feature_shape, result, diverged, input_transform)
 
 
 #: Defaults of the boosted-tree members (scikit-learn's, with more iterations; early stopping

@@ -169,3 +169,6 @@ def test_weak_supervision_feature_vector_defaults():
     assert stopped.any()
     np.testing.assert_array_equal(epochs[stopped], best[stopped] + 1 + 30)
     assert np.all(epochs <= 100)
+    # The default inputs: the quantile transform is fitted (and kept) only with "quantile".
+    assert VECTOR_DEFAULTS["inputs"] in ("raw", "quantile")
+    assert (scorer.input_transform is not None) == (VECTOR_DEFAULTS["inputs"] == "quantile")
