@@ -55,8 +55,7 @@ def validate(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker) -> dict:
     """Run every chosen method on the same pseudo-experiments and report them together."""
     chosen = _chosen(cfg)
-    data_key, train_key = jax.random.split(key)
-    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs, train_key = injection_study.prepare_from_key(cfg, key)
     results = {}
     for index, (label, section) in enumerate(chosen.items()):
         module = methods.load(section["name"])

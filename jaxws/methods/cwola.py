@@ -76,8 +76,7 @@ def study(
 
 def run(cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker) -> dict:
     """The CWoLa study: final-vs-initial significance over injections and pseudo-experiments."""
-    data_key, train_key = jax.random.split(key)
-    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs, train_key = injection_study.prepare_from_key(cfg, key)
     result = study(cfg, inputs, train_key, tracker)
     return injection_study.report(tracker, inputs, {"CWoLa": result})
 

@@ -208,7 +208,6 @@ def run(cfg: DictConfig, key: jax.Array, run_dir: Path, tracker: Tracker) -> dic
     """The transfer-learning study: final-vs-initial significance (paper Fig. 4)."""
     from jaxws.methods import injection_study
 
-    data_key, train_key = jax.random.split(key)
-    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs, train_key = injection_study.prepare_from_key(cfg, key)
     result = study(cfg, inputs, train_key, tracker)
     return injection_study.report(tracker, inputs, {"Transfer": result})

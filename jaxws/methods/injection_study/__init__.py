@@ -31,6 +31,7 @@ from jaxws.methods.injection_study.inputs import (
     StudyTrainingConfig,
     event_pool_images,
     prepare,
+    prepare_from_key,
     validate,
 )
 from jaxws.methods.injection_study.report import report, report_diverged, summarise, threshold_table
@@ -45,6 +46,7 @@ __all__ = [
     "evaluate",
     "event_pool_images",
     "prepare",
+    "prepare_from_key",
     "report",
     "report_diverged",
     "summarise",

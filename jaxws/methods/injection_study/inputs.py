@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -244,3 +245,14 @@ def prepare(cfg: DictConfig, seed: int) -> StudyInputs:
         background_mjj=np.asarray(background.mjj),
         background_region=np.asarray(background.region),
     )
+
+
+def prepare_from_key(cfg: DictConfig, key: jax.Array) -> tuple[StudyInputs, jax.Array]:
+    """`prepare` seeded from a run's key; returns the inputs and the key left for training.
+
+    The key is split in two: the first half draws the integer seed of the data (events and
+    pseudo-experiments), the second is returned for the method's training, so every study
+    method (and `method=compare`) sees the same events for the same `seed`.
+    """
+    data_key, train_key = jax.random.split(key)
+    return prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1))), train_key

@@ -216,8 +216,7 @@ def run(
     from jaxws.methods import injection_study
 
     name = name or str(cfg.method.name)
-    data_key, train_key = jax.random.split(key)
-    inputs = injection_study.prepare(cfg, int(jax.random.randint(data_key, (), 0, 2**31 - 1)))
+    inputs, train_key = injection_study.prepare_from_key(cfg, key)
     result = study(cfg, inputs, train_key, tracker, name)
     return injection_study.report(tracker, inputs, {name.upper(): result})
 
