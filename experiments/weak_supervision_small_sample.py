@@ -1,12 +1,14 @@
 """The neural defaults on a small sample: old (5 x 64-64-32, patience 10) vs new (VECTOR_DEFAULTS).
 
-nice -n 19 python experiments/weak_supervision_small_sample.py [--events 4000] [--members 2]
+PYTHONPATH=$PWD nice -n 19 python experiments/weak_supervision_small_sample.py [--events 4000]
+    [--members 2]
 
-The 4-D Gaussian toy of tests/methods/test_cwola.py: mixtures with signal fractions 0.35 and
-0.1 of S = N(mu, 1), B = N(0, 1), `--events` each; test AUC on 5000 + 5000 pure events against
-the Neyman-Pearson optimal ranking mu . x. "old" passes the former defaults explicitly
-(`model=MLP()`, batch 256, up to 100 epochs, patience 10); "new" passes nothing but
-`n_members`. Prints per configuration the AUC, each member's epochs and best epoch, seconds.
+The 4-D Gaussian toy of tests/methods/test_cwola.py (tests/methods/gaussian_mixtures.py):
+mixtures with signal fractions 0.35 and 0.1 of S = N(mu, 1), B = N(0, 1), `--events` each;
+test AUC on 5000 + 5000 pure events against the Neyman-Pearson optimal ranking mu . x.
+"old" passes the former defaults explicitly (`model=MLP()`, batch 256, up to 100 epochs,
+patience 10); "new" passes nothing but `n_members`. Prints per configuration the AUC, each
+member's epochs and best epoch, seconds.
 """
 
 from __future__ import annotations
@@ -20,15 +22,7 @@ from jaxws.methods.cwola import weak_supervision
 from jaxws.models.mlp import MLP
 from jaxws.stats.roc import area_under_curve, roc_curve
 from jaxws.train import TrainConfig
-
-SIGNAL_MEAN = np.array([1.2, -0.6, 0.0, 0.0])
-
-
-def mixture(rng: np.random.Generator, n: int, signal_fraction: float) -> np.ndarray:
-    is_signal = rng.random(n) < signal_fraction
-    x = rng.normal(size=(n, 4))
-    x[is_signal] += SIGNAL_MEAN
-    return x.astype(np.float32)
+from tests.methods.gaussian_mixtures import labelled_test, mixture
 
 
 def main() -> None:
@@ -43,14 +37,10 @@ def main() -> None:
         start = time.perf_counter()
         scorer = weak_supervision(mixed_a, mixed_b, n_members=args.members, seed=1, **settings)
         seconds = time.perf_counter() - start
-        test = np.concatenate(
-            [rng.normal(size=(5000, 4)) + SIGNAL_MEAN, rng.normal(size=(5000, 4))]
-        ).astype(np.float32)
-        labels = np.r_[np.ones(5000), np.zeros(5000)]
-        auc = area_under_curve(roc_curve(scorer(test), labels))
-        optimal = area_under_curve(roc_curve(test @ SIGNAL_MEAN, labels))
+        test = labelled_test(rng)
+        auc = area_under_curve(roc_curve(scorer(test.events), test.labels))
         print(
-            f"{name}: AUC {auc:.3f} (optimal {optimal:.3f}); epochs "
+            f"{name}: AUC {auc:.3f} (optimal {test.optimal_auc:.3f}); epochs "
             f"{np.asarray(scorer.history.epochs).tolist()}, best epochs "
             f"{np.asarray(scorer.history.best_epoch).tolist()}; {seconds:.0f} s",
             flush=True,
