@@ -26,6 +26,7 @@ Optionally the `hard_tasks` tasks with the highest query loss in the episode are
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -186,13 +187,11 @@ def to_result(outer: OuterState) -> MetaResult:
     )
 
 
-class MetaTrainer:
-    """The jitted episode of one learner on one inner problem (reuse it to avoid recompiling).
+class _OuterLoop:
+    """What both outer loops share: settings, jitted episodes, start and host loop.
 
-    Args:
-      learner: the learner, with `configure(learner, config)` already applied.
-      problem: the network, loss and base-learning settings.
-      config: the outer loop's settings.
+    The learner, inner problem and settings; `episodes` (jitted) over the subclass's
+    `episode`; the starting state; and the host loop over episodes (`run_episodes`).
     """
 
     def __init__(self, learner: MetaLearner, problem: InnerProblem, config: MetaConfig):
@@ -200,6 +199,49 @@ class MetaTrainer:
         self.problem = problem
         self.config = config
         self._episodes = jax.jit(self.episodes, static_argnums=6)
+
+    def episodes(
+        self,
+        outer: OuterState,
+        key: jax.Array,
+        first: Any,
+        second: Any,
+        model_state: dict,
+        hparams: MetaHparams,
+        n: int,
+    ) -> OuterState:
+        """Up to `n` more episodes, fewer once early stopping ends the loop (`loop.steps`).
+
+        `first`, `second`: the loop's task inputs as its `episode` takes them (pool and
+        tasks, or sampler and validation tasks).
+        """
+        step = lambda current: self.episode(current, key, first, second, model_state, hparams)
+        return loop.steps(step, outer, n, lambda current: current.done)
+
+    def init(self, state: MetaState) -> OuterState:
+        """The outer loop's starting carry from the learner's initial meta-state."""
+        return init_outer(self.learner, self.config, state)
+
+    def _run(
+        self,
+        state: MetaState | OuterState,
+        episodes: Callable[[OuterState, int], OuterState],
+        progress: bool | str,
+        checkpoint: StateCheckpoint | None,
+    ) -> MetaResult:
+        outer = state if isinstance(state, OuterState) else self.init(state)
+        outer = run_episodes(episodes, outer, self.config.max_episodes, progress, checkpoint)
+        return to_result(outer)
+
+
+class MetaTrainer(_OuterLoop):
+    """The jitted episode of one learner on one inner problem (reuse it to avoid recompiling).
+
+    Args:
+      learner: the learner, with `configure(learner, config)` already applied.
+      problem: the network, loss and base-learning settings.
+      config: the outer loop's settings.
+    """
 
     def evaluation_loss(
         self, state: MetaState, model_state: dict, task: Task, hparams: MetaHparams, key: jax.Array
@@ -314,24 +356,6 @@ class MetaTrainer:
             config, outer, state, opt_state, loss, config.early_stopping_on == "none"
         )
 
-    def episodes(
-        self,
-        outer: OuterState,
-        key: jax.Array,
-        pool: Any,
-        tasks: MemberData,
-        model_state: dict,
-        hparams: MetaHparams,
-        n: int,
-    ) -> OuterState:
-        """Up to `n` more episodes, fewer once early stopping ends the loop (`loop.steps`)."""
-        step = lambda current: self.episode(current, key, pool, tasks, model_state, hparams)
-        return loop.steps(step, outer, n, lambda current: current.done)
-
-    def init(self, state: MetaState) -> OuterState:
-        """The outer loop's starting carry from the learner's initial meta-state."""
-        return init_outer(self.learner, self.config, state)
-
     def run(
         self,
         key: jax.Array,
@@ -355,18 +379,15 @@ class MetaTrainer:
           progress: progress bar (a string is its label).
           checkpoint: save the state after every episode and resume from the newest one.
         """
-        outer = state if isinstance(state, OuterState) else self.init(state)
-        outer = run_episodes(
+        return self._run(
+            state,
             lambda current, n: self._episodes(current, key, pool, tasks, model_state, hparams, n),
-            outer,
-            self.config.max_episodes,
             progress,
             checkpoint,
         )
-        return to_result(outer)
 
 
-class SampledMetaTrainer:
+class SampledMetaTrainer(_OuterLoop):
     """The outer loop on a task sampler: fresh tasks every meta-step (compiled once).
 
     An episode is `config.steps_per_episode` meta-steps; meta-step s (counted over all
@@ -384,12 +405,6 @@ class SampledMetaTrainer:
       problem: the network, loss and base-learning settings.
       config: the loop's settings (`steps_per_episode`, `max_episodes`, `patience`, ...).
     """
-
-    def __init__(self, learner: MetaLearner, problem: InnerProblem, config: MetaConfig):
-        self.learner = learner
-        self.problem = problem
-        self.config = config
-        self._episodes = jax.jit(self.episodes, static_argnums=6)
 
     def meta_step(
         self,
@@ -469,24 +484,6 @@ class SampledMetaTrainer:
             loss = self.evaluation_loss(state, model_state, validation, hparams, eval_key)
         return finish_episode(config, outer, state, opt_state, loss, validation is None)
 
-    def episodes(
-        self,
-        outer: OuterState,
-        key: jax.Array,
-        sampler: TaskSampler,
-        validation: Task | None,
-        model_state: dict,
-        hparams: MetaHparams,
-        n: int,
-    ) -> OuterState:
-        """Up to `n` more episodes, fewer once early stopping ends the loop."""
-        step = lambda current: self.episode(current, key, sampler, validation, model_state, hparams)
-        return loop.steps(step, outer, n, lambda current: current.done)
-
-    def init(self, state: MetaState) -> OuterState:
-        """The starting meta-training state from the learner's initial meta-state."""
-        return init_outer(self.learner, self.config, state)
-
     def run(
         self,
         key: jax.Array,
@@ -511,14 +508,11 @@ class SampledMetaTrainer:
           progress: progress bar (a string is its label).
           checkpoint: save the state after every episode and resume from the newest one.
         """
-        outer = state if isinstance(state, OuterState) else self.init(state)
-        outer = run_episodes(
+        return self._run(
+            state,
             lambda current, n: self._episodes(
                 current, key, sampler, validation, model_state, hparams, n
             ),
-            outer,
-            self.config.max_episodes,
             progress,
             checkpoint,
         )
-        return to_result(outer)
