@@ -57,6 +57,7 @@ def update(
     min_delta: float,
     patience: int,
     max_steps: int,
+    keep_last: bool = False,
 ) -> Progress:
     """Bookkeeping after step `step` (0-based) whose validation loss is `loss`.
 
@@ -69,16 +70,19 @@ def update(
       min_delta: how much the loss must drop below the best to count as an improvement.
       patience: stop after this many steps without improvement.
       max_steps: stop after this many steps in all.
+      keep_last: no early stopping: every step with a finite loss counts as improved (its
+        variables are the ones kept), and only `max_steps` ends the run.
 
     Returns:
       The updated `Progress`.
     """
-    improved = loss < best_loss - min_delta
+    improved = jnp.isfinite(loss) if keep_last else loss < best_loss - min_delta
     bad_steps = jnp.where(improved, 0, bad_steps + 1)
+    out_of_patience = False if keep_last else bad_steps >= patience
     return Progress(
         improved=improved,
         best_loss=jnp.where(improved, loss, best_loss),
         best_step=jnp.where(improved, step, best_step),
         bad_steps=bad_steps,
-        done=(bad_steps >= patience) | (step + 1 >= max_steps),
+        done=out_of_patience | (step + 1 >= max_steps),
     )

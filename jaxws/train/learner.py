@@ -279,6 +279,7 @@ def epoch(
         min_delta=config.min_delta,
         patience=config.patience,
         max_steps=config.max_epochs,
+        keep_last=not config.early_stopping,
     )
     new = FitState(
         params=params,

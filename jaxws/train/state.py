@@ -42,6 +42,13 @@ class TrainConfig:
         CWoLa and fine-tuning, 20 for pretraining).
       eval_batch_size: events per forward pass when computing the validation loss.
       min_delta: an improvement must exceed this to reset the patience counter.
+      early_stopping: False: no early stopping: every member trains `max_epochs` epochs and
+        keeps its last epoch's variables (the last with a finite validation loss; `patience`
+        and `min_delta` unused). The validation loss is still computed and recorded, and
+        `FitResult.best_epoch` / `best_val_loss` then describe the kept epoch. On the LHCO
+        validation data, early stopping on the validation loss (dominated by the bulk of the
+        background) stopped the weakly supervised MLP before it resolved the signal's corner
+        at tight cuts (docs/cwola.md).
       compact_members: in ensembles, once at most half of a chunk's members still train,
         continue with those only (see `Trainer.run`); results are unchanged.
       member_map: how an ensemble chunk's members share one compiled epoch: "vmap" (batched:
@@ -73,6 +80,7 @@ class TrainConfig:
     patience: int = 30
     eval_batch_size: int = 2048
     min_delta: float = 0.0
+    early_stopping: bool = True
     compact_members: bool = True
     member_map: str = "auto"
     epochs_per_block: int = 1
@@ -84,6 +92,8 @@ class TrainConfig:
         for name in ("batch_size", "max_epochs", "patience", "eval_batch_size", "epochs_per_block"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not isinstance(self.early_stopping, bool):
+            raise ValueError(f"early_stopping must be true or false, got {self.early_stopping!r}")
         if self.min_delta < 0:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
         if self.queue_members < 0:

@@ -118,6 +118,43 @@ def test_early_stopping_keeps_the_best_parameters():
     np.testing.assert_allclose(recomputed, history[best], rtol=1e-5)
 
 
+def test_without_early_stopping_members_run_max_epochs_and_keep_the_last_epoch():
+    x, labels = gaussian_pool(seed=4)
+    members = ragged_members(labels, [300, 500])
+    keys = jax.random.split(jax.random.key(1), 2)
+    model = MLP(feature_widths=(32, 32), head_widths=(32,))
+    hparams = Hparams(jnp.full(2, 3e-3))
+    stopping = TrainConfig(batch_size=32, max_epochs=14, patience=2)
+    fixed = dataclasses.replace(stopping, early_stopping=False)
+    early = fit_ensemble(keys, model, x, members, hparams, stopping)
+    result = fit_ensemble(keys, model, x, members, hparams, fixed)
+    stopped = np.asarray(early.epochs)
+    assert stopped.max() < fixed.max_epochs, "patience 2 should stop these small members early"
+    np.testing.assert_array_equal(np.asarray(result.epochs), fixed.max_epochs)
+    np.testing.assert_array_equal(np.asarray(result.best_epoch), fixed.max_epochs - 1)
+    trainer = Trainer(model, fixed)
+    for i in range(2):
+        # The same trajectory as with early stopping, for as long as that one ran.
+        np.testing.assert_allclose(
+            result.val_loss[i, : stopped[i]], early.val_loss[i, : stopped[i]], atol=1e-6
+        )
+        # The kept variables are the final state's, not the lowest-loss epoch's.
+        state, _ = trainer.train_program(
+            keys[i], jnp.asarray(x), take(members, i), take(hparams, i)
+        )
+        final = {"params": state.params, **state.model_state}
+        assert_trees_close(take(result.variables, i), final, atol=1e-5)
+        assert int(np.argmin(result.val_loss[i])) != fixed.max_epochs - 1
+        member = take(members, i)
+        recomputed = trainer.evaluate_loss(
+            take(result.variables, i), jnp.asarray(x), member.val_index, member.val_label,
+            member.val_weight,
+        )  # fmt: skip
+        np.testing.assert_allclose(recomputed, result.best_val_loss[i], rtol=1e-5)
+    with pytest.raises(ValueError, match="early_stopping must be true or false"):
+        TrainConfig(early_stopping="no")
+
+
 def test_frozen_feature_extractor_is_bit_identical():
     rng = np.random.default_rng(5)
     images = rng.random((200, 2, 12, 12)).astype(np.float32)
