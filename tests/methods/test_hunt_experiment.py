@@ -239,3 +239,19 @@ def test_sideband_tilt_is_the_ratio_of_upper_to_lower_pass_fractions():
     assert tilt["sideband_tilt_z_eff0.1"] == pytest.approx(z, rel=1e-12)
     assert tilt["selection_depends_on_mjj"] == 1
     assert sideband_tilt(layout, (0.5, 0.1), counts) == {}
+
+
+def test_early_stopping_reaches_the_cwola_members_and_is_refused_where_it_means_nothing():
+    """`method.early_stopping` sets the engine's rule for the members trained from scratch
+    (`TrainConfig.early_stopping`, tested in tests/train/test_engine.py); with the trees or the
+    pretrained classifiers it would mean nothing and is refused by name."""
+    from jaxws.methods.hunt.experiment import member_training
+
+    assert member_training(HuntConfig()).early_stopping is True
+    fixed = member_training(HuntConfig(early_stopping=False, max_epochs=40, patience=7))
+    assert (fixed.early_stopping, fixed.max_epochs, fixed.patience) == (False, 40, 7)
+    for classifier in ("trees", "transfer"):
+        with pytest.raises(ConfigError, match=r"method\.early_stopping=false applies to"):
+            HuntConfig(classifier=classifier, early_stopping=False)
+    with pytest.raises(ConfigError, match=r"method\.early_stopping must be true or false"):
+        HuntConfig(early_stopping="no")

@@ -80,6 +80,7 @@ class HuntConfig:
     batch_size: int = 512
     max_epochs: int = 25
     patience: int = 5
+    early_stopping: bool = True
     chunk_size: int | None = None
     efficiencies: tuple[float, ...] = (1.0, 0.1, 0.01, 0.002)
     n_params: str = "3"
@@ -100,6 +101,15 @@ class HuntConfig:
         check(self.n_params in ("3", "4", "f_test"), "method.n_params must be 3, 4 or f_test")
         check(all(0 < e <= 1 for e in self.efficiencies), "method.efficiencies must lie in (0, 1]")
         check(self.learning_rate > 0, "method.learning_rate must be > 0")
+        check(
+            isinstance(self.early_stopping, bool),
+            f"method.early_stopping must be true or false, got {self.early_stopping!r}",
+        )
+        check(
+            self.early_stopping or self.classifier == "cwola",
+            f"method.early_stopping=false applies to method.classifier=cwola only (the "
+            f"members trained from scratch), not {self.classifier}",
+        )
         if self.classifier == "trees":
             check(
                 self.features != "images",
@@ -119,6 +129,16 @@ class HuntConfig:
             self.sideband_bins,
             self.step_bins,
         )
+
+
+def member_training(settings: HuntConfig) -> TrainConfig:
+    """The engine settings of the CWoLa members trained from scratch (`classifier=cwola`)."""
+    return TrainConfig(
+        batch_size=settings.batch_size,
+        max_epochs=settings.max_epochs,
+        patience=settings.patience,
+        early_stopping=settings.early_stopping,
+    )
 
 
 def _is_simulator(cfg: Mapping[str, Any]) -> bool:
@@ -495,11 +515,7 @@ def _member_scores(
     from jaxws.methods.hunt import classifiers, neural_member_scores
     from jaxws.models.registry import build_model
 
-    train_config = TrainConfig(
-        batch_size=settings.batch_size,
-        max_epochs=settings.max_epochs,
-        patience=settings.patience,
-    )
+    train_config = member_training(settings)
     if settings.classifier == "trees":
         return classifiers.tree_member_scores(settings.tree_options, seed)
     if settings.features == "images":
