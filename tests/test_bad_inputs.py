@@ -102,20 +102,24 @@ CONFIG_CASES = {
 PYTHIA_TINY = [o for o in TINY if not o.startswith("data.")]
 
 
-def _main_in_process(args: list[str], cwd: Path, monkeypatch, capfd) -> subprocess.CompletedProcess:
-    """`python -m jaxws ARGS` as `jaxws.cli.main()` in this process: its exit code (the
-    `SystemExit` it ends with) and what it printed. The same code as a process start without
-    the 2 s of starting Python and importing jax; `_run` keeps the process-level cases."""
-    from jaxws import cli
+def _main_in_process(
+    args: list[str], cwd: Path, monkeypatch, capfd, module: str = "jaxws.cli"
+) -> subprocess.CompletedProcess:
+    """`python -m jaxws ARGS` (or another Hydra entry point's `module.main()`) in this
+    process: its exit code (the `SystemExit` it ends with) and what it printed. The same code
+    as a process start without the 2 s of starting Python and importing jax; `_run` keeps the
+    process-level cases."""
+    import importlib
 
+    main = importlib.import_module(module).main
     monkeypatch.chdir(cwd)
     # Hydra's logging setup (`logging.config.dictConfig`) would close this process's existing
     # handlers, pytest's among them; the refusals do not depend on it.
     quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
-    monkeypatch.setattr(sys, "argv", ["jaxws", *args, *quiet])
+    monkeypatch.setattr(sys, "argv", [module, *args, *quiet])
     capfd.readouterr()
     with pytest.raises(SystemExit) as ended:
-        cli.main()
+        main()
     out, err = capfd.readouterr()
     return subprocess.CompletedProcess(args, ended.value.code, out, err)
 
@@ -141,29 +145,34 @@ def test_cli_refuses_bad_config_before_writing(case, tmp_path, monkeypatch, capf
         (["experiment=anomaly", "model=mlp"], "model"),
     ],
 )
-def test_cli_refuses_sections_the_method_does_not_read(overrides, key, tmp_path):
+def test_cli_refuses_sections_the_method_does_not_read(
+    overrides, key, tmp_path, monkeypatch, capfd
+):
     run_dir = tmp_path / "run"
-    result = _run("jaxws", [*overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+    args = [*overrides, f"hydra.run.dir={run_dir}"]
+    result = _main_in_process(args, tmp_path, monkeypatch, capfd)
     method = overrides[0].split("=")[1]
     _assert_refused(result, f"{key} does not apply to method={method}")
     assert not run_dir.exists()
 
 
-def test_cli_leaves_a_finished_run_and_its_hydra_record_untouched(tmp_path):
+def test_cli_leaves_a_finished_run_and_its_hydra_record_untouched(tmp_path, monkeypatch, capfd):
     run_dir = tmp_path / "run"
     before = _finished_run(run_dir)
     for overrides in (["seed=7"], ["training.learning_rate=-1"]):
-        result = _run("jaxws", [*TINY, *overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+        args = [*TINY, *overrides, f"hydra.run.dir={run_dir}"]
+        result = _main_in_process(args, tmp_path, monkeypatch, capfd)
         _assert_refused(result, str(run_dir))
         assert _snapshot(run_dir) == before
 
 
-def test_cli_resumes_only_with_the_interrupted_runs_config(tmp_path):
+def test_cli_resumes_only_with_the_interrupted_runs_config(tmp_path, monkeypatch, capfd):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"seed": 5}))
     before = _snapshot(run_dir)
-    result = _run("jaxws", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
+    args = [*TINY, f"hydra.run.dir={run_dir}"]
+    result = _main_in_process(args, tmp_path, monkeypatch, capfd)
     _assert_refused(result, "interrupted run with another config", "seed")
     assert _snapshot(run_dir) == before
 
@@ -370,10 +379,15 @@ GENERATE_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(GENERATE_CASES))
-def test_generate_cli_refuses_bad_config_before_generating(case, tmp_path):
+def test_generate_cli_refuses_bad_config_before_generating(case, tmp_path, monkeypatch, capfd):
     overrides, names = GENERATE_CASES[case]
     out = tmp_path / "shards"
-    result = _run("jaxws.simulate.generate", [*overrides, f"out={out}", "progress=false"], tmp_path)
+    args = [*overrides, f"out={out}", "progress=false"]
+    module = "jaxws.simulate.generate"
+    if case == "zero events":  # one case as a real process start (with Hydra's logging)
+        result = _run(module, args, tmp_path)
+    else:
+        result = _main_in_process(args, tmp_path, monkeypatch, capfd, module)
     _assert_refused(result, *names)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no Hydra outputs either
@@ -778,7 +792,7 @@ def _events_overrides(background: Path, signals: dict[str, Path], target: str) -
 
 
 @pytest.mark.parametrize("fault", ["missing background", "missing signal", "no jets dataset"])
-def test_cli_refuses_events_files_it_cannot_use(fault, tmp_path):
+def test_cli_refuses_events_files_it_cannot_use(fault, tmp_path, monkeypatch, capfd):
     background = _events_file(tmp_path / "bkg.h5", 800, 400)
     signal = _events_file(tmp_path / "sig.h5", 300, 250)
     name = "bkg.h5"
@@ -790,12 +804,15 @@ def test_cli_refuses_events_files_it_cannot_use(fault, tmp_path):
         _events_file(background, 800, 400, drop="jets")
     run_dir = tmp_path / "run"
     overrides = _events_overrides(background, {"sig": signal}, "sig")
-    result = _run("jaxws", [*overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+    args = [*overrides, f"hydra.run.dir={run_dir}"]
+    result = _main_in_process(args, tmp_path, monkeypatch, capfd)
     _assert_refused(result, name, *(["jets"] if fault == "no jets dataset" else []))
     assert not (run_dir / "results.json").exists()
 
 
-def test_events_with_too_few_source_background_are_refused_by_the_dry_run(tmp_path):
+def test_events_with_too_few_source_background_are_refused_by_the_dry_run(
+    tmp_path, monkeypatch, capfd
+):
     # 700 SR background events: the study takes 300 (test 100 + 200), transfer's source
     # sample asks for 3000 more (the issue's run trained CWoLa for minutes before failing).
     background = _events_file(tmp_path / "bkg.h5", 900, 700)
@@ -806,11 +823,8 @@ def test_events_with_too_few_source_background_are_refused_by_the_dry_run(tmp_pa
     overrides = _events_overrides(background, signals, "target")
     for extra in (["dry_run=true"], []):
         run_dir = tmp_path / f"run{len(extra)}"
-        result = _run(
-            "jaxws",
-            [*overrides, "method=transfer", *extra, f"hydra.run.dir={run_dir}"],
-            tmp_path,
-        )
+        args = [*overrides, "method=transfer", *extra, f"hydra.run.dir={run_dir}"]
+        result = _main_in_process(args, tmp_path, monkeypatch, capfd)
         _assert_refused(result, "source background", "3000")
         assert not (run_dir / "results.json").exists()
 
@@ -842,9 +856,12 @@ def test_events_source_model_with_too_few_signal_region_events_is_refused(tmp_pa
     assert check_source_signals(config, 20)
 
 
-def test_cli_refuses_jet_images_larger_than_memory_before_anything_runs(tmp_path):
+def test_cli_refuses_jet_images_larger_than_memory_before_anything_runs(
+    tmp_path, monkeypatch, capfd
+):
     run_dir = tmp_path / "run"
-    result = _run("jaxws", [*TINY, "data.resolution=4000", f"hydra.run.dir={run_dir}"], tmp_path)
+    args = [*TINY, "data.resolution=4000", f"hydra.run.dir={run_dir}"]
+    result = _main_in_process(args, tmp_path, monkeypatch, capfd)
     _assert_refused(result, "data.resolution=4000", "GiB")
     assert not (run_dir / "results.json").exists()
 
@@ -862,10 +879,10 @@ def test_cli_refuses_jet_images_larger_than_memory_before_anything_runs(tmp_path
     ids=["nplm", "anomaly", "hunt"],
 )
 def test_cli_refuses_toys_and_samples_larger_than_memory_before_anything_runs(
-    tmp_path, args, names
+    tmp_path, args, names, monkeypatch, capfd
 ):
     run_dir = tmp_path / "run"
-    result = _run("jaxws", [*args, f"hydra.run.dir={run_dir}"], tmp_path)
+    result = _main_in_process([*args, f"hydra.run.dir={run_dir}"], tmp_path, monkeypatch, capfd)
     _assert_refused(result, *names, "GiB")
     assert not (run_dir / "results.json").exists()
 
