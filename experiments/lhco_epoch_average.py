@@ -34,7 +34,7 @@ import numpy as np
 from experiments.lhco_neural_tuning import SIC_AT, fold_aligned, kfold_sets, sic_at
 from experiments.lhco_trees import evaluate, load_average, machine
 from jaxws.data import lhco
-from jaxws.data.members import MemberData
+from jaxws.methods.cwola import member_splits
 from jaxws.models.mlp import MLP
 from jaxws.train import TrainConfig
 from jaxws.train.learner import split_key
@@ -47,18 +47,6 @@ VALIDATION_FRACTION = 0.2
 LEARNING_RATE = 1e-3
 
 
-def member_rows(n_pool: int, labels: np.ndarray, seed: int) -> MemberData:
-    """The per-member train/validation splits of `weak_supervision` (same generator calls)."""
-    rng = np.random.default_rng(seed)
-    n_val = max(1, round(VALIDATION_FRACTION * n_pool))
-    rows = []
-    for _ in range(N_MEMBERS):
-        order = rng.permutation(n_pool)
-        val, train = order[:n_val], order[n_val:]
-        rows.append(MemberData.from_arrays(train, labels[train], val, labels[val]))
-    return jax.tree.map(lambda *a: np.stack(a), *rows)
-
-
 def epoch_scores(
     data: np.ndarray, background: np.ndarray, x_val: np.ndarray, seed: int, epochs: int, widths
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +56,7 @@ def epoch_scores(
     trainer = Trainer(model, config)
     pool = jnp.asarray(np.concatenate([data, background]), jnp.float32)
     labels = np.concatenate([np.ones(len(data)), np.zeros(len(background))]).astype(np.float32)
-    members = jax.tree.map(jnp.asarray, member_rows(len(pool), labels, seed))
+    members = jax.tree.map(jnp.asarray, member_splits(labels, N_MEMBERS, seed, VALIDATION_FRACTION))
     keys = jax.random.split(jax.random.key(seed), N_MEMBERS)
     hparams = Hparams(jnp.full(N_MEMBERS, LEARNING_RATE, jnp.float32))
     states = trainer.start_members(keys, pool, hparams, None)

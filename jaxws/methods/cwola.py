@@ -381,18 +381,11 @@ def weak_supervision(
         input_transform = QuantileNormal.fit(pool)
         pool = input_transform.transform(pool).astype(np.float32)
     labels = np.concatenate([np.ones(len(mixed_a)), np.zeros(len(mixed_b))]).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    n_val = max(1, round(validation_fraction * len(pool)))
-    rows = []
-    for _ in range(n_members):
-        order = rng.permutation(len(pool))
-        val, train = order[:n_val], order[n_val:]
-        rows.append(MemberData.from_arrays(train, labels[train], val, labels[val]))
-    members = jax.tree.map(lambda *a: np.stack(a), *rows)
+    members = member_splits(labels, n_members, seed, validation_fraction)
     keys = jax.random.split(jax.random.key(seed), n_members)
     trainer = None
     if learning_rate_decay != 1:
-        n_train = len(pool) - n_val
+        n_train = members.train_index.shape[1]
         steps_per_epoch = math.ceil(n_train / min(config.batch_size, n_train))
         optimizer = DecayingAdam(steps_per_epoch, float(learning_rate_decay))
         trainer = trainer_for(model, config, optimizer=optimizer)
@@ -417,6 +410,24 @@ def weak_supervision(
             stacklevel=2,
         )
     return Scorer(model, result.variables, feature_shape, result, diverged, input_transform)
+
+
+def member_splits(
+    labels: np.ndarray, n_members: int, seed: int, validation_fraction: float
+) -> MemberData:
+    """The neural members' train/validation splits of `weak_supervision` (leading member axis).
+
+    Member m holds out the first `validation_fraction` of the m-th permutation of the pool
+    drawn from `np.random.default_rng(seed)`.
+    """
+    rng = np.random.default_rng(seed)
+    n_val = max(1, round(validation_fraction * len(labels)))
+    rows = []
+    for _ in range(n_members):
+        order = rng.permutation(len(labels))
+        val, train = order[:n_val], order[n_val:]
+        rows.append(MemberData.from_arrays(train, labels[train], val, labels[val]))
+    return jax.tree.map(lambda *a: np.stack(a), *rows)
 
 
 #: Defaults of the boosted-tree members (scikit-learn's, with more iterations; early stopping
